@@ -1,0 +1,73 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "zenml-run",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "zenml-run", targets: ["zenml-run"]),
+        .library(name: "ZenMLEngine", targets: ["ZenMLEngine"]),
+        .library(name: "ZenMLTFRecord", targets: ["ZenMLTFRecord"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        /** JSON values, canonical JSON, digests and file-system helpers shared by every layer. */
+        .target(
+            name: "ZenMLCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        /** The step contract, version 1: bundle manifests, requests, responses and their validation. */
+        .target(name: "ZenMLContract", dependencies: ["ZenMLCore", "Yams"]),
+        /** Pipeline YAML files, their validation (with file:line) and the step DAG. */
+        .target(name: "ZenMLPipeline", dependencies: ["ZenMLCore", "ZenMLContract", "Yams"]),
+        /** Cache keys: bundle digests, external data digests (with a stat cache) and the step action key. */
+        .target(name: "ZenMLCache", dependencies: ["ZenMLCore", "ZenMLContract"]),
+        /** Content-addressed artifact stores (local folder). */
+        .target(name: "ZenMLArtifacts", dependencies: ["ZenMLCore"]),
+        /** The metadata store on ML Metadata's schema (SQLite). */
+        .target(
+            name: "ZenMLMetadata",
+            dependencies: ["ZenMLCore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        /** Runs one step process under the contract: clean environment, limits, process groups. */
+        .target(name: "ZenMLExecutor", dependencies: ["ZenMLCore", "ZenMLContract"]),
+        /** The engine: schedules the DAG, consults the cache, runs steps and records everything. */
+        .target(
+            name: "ZenMLEngine",
+            dependencies: [
+                "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLCache",
+                "ZenMLArtifacts", "ZenMLMetadata", "ZenMLExecutor",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        /** The `zenml-run` commands: a thin shell over the engine. */
+        .target(
+            name: "ZenMLCommands",
+            dependencies: [
+                "ZenMLEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "zenml-run", dependencies: ["ZenMLCommands"]),
+
+        /** CRC32C (SSE4.2 / ARMv8 CRC instructions with a portable fallback) and zlib access for TFRecord. */
+        .target(name: "CZenMLTFRecord", linkerSettings: [.linkedLibrary("z")]),
+        /** TFRecord files and tf.train.Example records, byte-compatible with TensorFlow. */
+        .target(name: "ZenMLTFRecord", dependencies: ["CZenMLTFRecord"]),
+
+        .testTarget(name: "ZenMLCoreTests", dependencies: ["ZenMLCore"]),
+        .testTarget(name: "ZenMLContractTests", dependencies: ["ZenMLContract"]),
+        .testTarget(name: "ZenMLPipelineTests", dependencies: ["ZenMLPipeline"]),
+        .testTarget(name: "ZenMLCacheTests", dependencies: ["ZenMLCache"]),
+        .testTarget(name: "ZenMLArtifactsTests", dependencies: ["ZenMLArtifacts"]),
+        .testTarget(name: "ZenMLMetadataTests", dependencies: ["ZenMLMetadata"]),
+        .testTarget(name: "ZenMLEndToEndTests", dependencies: ["ZenMLCore"]),
+        .testTarget(name: "ZenMLTFRecordTests", dependencies: ["ZenMLTFRecord"]),
+    ]
+)

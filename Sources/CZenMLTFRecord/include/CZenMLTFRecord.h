@@ -1,0 +1,1 @@
+int czenml_tfrecord_placeholder(void);

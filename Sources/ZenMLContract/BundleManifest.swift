@@ -1,0 +1,218 @@
+import Foundation
+import ZenMLCore
+
+/// The contract version this host speaks. Requests carry it; steps must refuse others.
+public let contractVersion = 1
+
+/// A step bundle's manifest (`step.yaml`): what the step is, how to start it, what it takes
+/// and gives, and which config it accepts. `protocol/schemas/manifest.schema.json` is its schema.
+public struct BundleManifest: Sendable, Hashable {
+    /// The manifest's file name inside a bundle.
+    public static let fileName = "step.yaml"
+
+    public var contract: Int
+    public var name: String
+    public var version: String
+    public var description: String?
+    /// The program to start: a path relative to the bundle, or a command found on the clean `PATH`.
+    public var entrypoint: String
+    /// Arguments after the entrypoint; `${BUNDLE}` is replaced by the bundle's absolute path.
+    public var args: [String]
+    public var inputs: [String: InputSpec]
+    public var outputs: [String: OutputSpec]
+    public var config: ConfigSchema
+    /// Environment variables the step may receive from the host's environment; their values enter the cache key.
+    public var env: [String]
+    /// Seconds the step may run before its process group is killed; `nil` for no limit.
+    public var timeout: Double?
+
+    public init(
+        name: String, version: String, entrypoint: String, args: [String] = [],
+        inputs: [String: InputSpec] = [:], outputs: [String: OutputSpec] = [:],
+        config: ConfigSchema = ConfigSchema(), env: [String] = [], timeout: Double? = nil,
+        description: String? = nil
+    ) {
+        self.contract = contractVersion
+        self.name = name
+        self.version = version
+        self.entrypoint = entrypoint
+        self.args = args
+        self.inputs = inputs
+        self.outputs = outputs
+        self.config = config
+        self.env = env
+        self.timeout = timeout
+        self.description = description
+    }
+}
+
+/// A declared input of a step.
+public struct InputSpec: Sendable, Hashable, Codable {
+    /// The artifact type it accepts, e.g. `Examples`.
+    public var type: String
+    /// Whether the pipeline may leave it unwired.
+    public var optional: Bool
+    /// Whether it takes a list of artifacts rather than exactly one.
+    public var multiple: Bool
+    public var description: String?
+
+    public init(type: String, optional: Bool = false, multiple: Bool = false, description: String? = nil) {
+        self.type = type
+        self.optional = optional
+        self.multiple = multiple
+        self.description = description
+    }
+}
+
+/// A declared output of a step: one artifact directory.
+public struct OutputSpec: Sendable, Hashable, Codable {
+    public var type: String
+    public var description: String?
+
+    public init(type: String, description: String? = nil) {
+        self.type = type
+        self.description = description
+    }
+}
+
+/// A manifest that cannot be used, with the place to fix.
+public struct ManifestError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var location: SourceLocation
+    public var message: String
+    public var description: String { "\(location): error: \(message)" }
+}
+
+extension BundleManifest {
+    /// Names of steps, inputs, outputs and config keys: a letter, then letters, digits, `_` or `-`.
+    public static func isValidName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, CharacterSet.letters.contains(first) else { return false }
+        return name.unicodeScalars.allSatisfy {
+            ($0.isASCII && CharacterSet.alphanumerics.contains($0)) || $0 == "_" || $0 == "-"
+        } && name.count <= 128
+    }
+
+    /// Loads `step.yaml` from a bundle directory.
+    public static func load(bundle directory: String) throws -> BundleManifest {
+        let path = directory + "/" + fileName
+        guard try FileStatus.of(path, followingLinks: true) != nil else {
+            throw ManifestError(
+                location: SourceLocation(file: path, line: 1, column: 1),
+                message: "no \(fileName) in '\(directory)'; a step bundle is a folder with a \(fileName) manifest (see protocol/SPEC.md)")
+        }
+        return try parse(YAMLDocument(contentsOf: path))
+    }
+
+    /// Reads a manifest from a parsed YAML document.
+    public static func parse(_ document: YAMLDocument) throws -> BundleManifest {
+        func fail(_ path: [String], _ message: String) -> ManifestError {
+            ManifestError(location: document.location(path), message: message)
+        }
+        guard let root = document.root.objectValue else {
+            throw fail([], "a manifest is a mapping with at least name, version, entrypoint")
+        }
+        let known: Set<String> = ["contract", "name", "version", "description", "entrypoint", "args", "inputs", "outputs", "config", "env", "timeout"]
+        for key in root.keys.sorted() where !known.contains(key) {
+            throw ManifestError(location: document.keyLocation([key]), message: "unknown manifest key '\(key)' (known: \(known.sorted().joined(separator: ", ")))")
+        }
+        func string(_ key: String, required: Bool) throws -> String? {
+            guard let value = root[key] else {
+                if required { throw fail([], "the manifest needs '\(key)'") }
+                return nil
+            }
+            switch value {
+            case .string(let text) where !text.isEmpty: return text
+            case .int, .double: return CanonicalJSON.encode(value)
+            default: throw fail([key], "'\(key)' must be a non-empty string")
+            }
+        }
+        let contract = root["contract"]?.intValue ?? Int64(contractVersion)
+        guard contract == Int64(contractVersion) else {
+            throw fail(["contract"], "this bundle is written for contract version \(CanonicalJSON.encode(root["contract"] ?? .null)); this zenml-run speaks version \(contractVersion)")
+        }
+        // `required: true` above guarantees a value.
+        let name = try string("name", required: true) ?? ""
+        guard isValidName(name) else {
+            throw fail(["name"], "bundle name '\(name)' must start with a letter and use only letters, digits, '_' and '-'")
+        }
+        var manifest = BundleManifest(
+            name: name, version: try string("version", required: true) ?? "",
+            entrypoint: try string("entrypoint", required: true) ?? "")
+        manifest.description = try string("description", required: false)
+        if let raw = root["args"] {
+            guard let args = raw.arrayValue?.compactMap({ $0.stringValue ?? ($0.doubleValue != nil ? CanonicalJSON.encode($0) : nil) }),
+                args.count == raw.arrayValue?.count
+            else { throw fail(["args"], "'args' must be a list of strings") }
+            manifest.args = args
+        }
+        func ports(_ key: String) throws -> [String: [String: JSONValue]] {
+            guard let raw = root[key] else { return [:] }
+            guard let object = raw.objectValue else {
+                throw fail([key], "'\(key)' must be a mapping of names to {type: ...}")
+            }
+            var result: [String: [String: JSONValue]] = [:]
+            for (portName, value) in object {
+                guard isValidName(portName) else {
+                    throw fail([key, portName], "'\(portName)' is not a valid \(key.dropLast()) name (a letter, then letters, digits, '_' or '-')")
+                }
+                if let type = value.stringValue {
+                    result[portName] = ["type": .string(type)]
+                } else if let fields = value.objectValue {
+                    guard fields["type"]?.stringValue?.isEmpty == false else {
+                        throw fail([key, portName], "\(key.dropLast()) '\(portName)' needs a 'type', e.g. Examples or Model")
+                    }
+                    result[portName] = fields
+                } else {
+                    throw fail([key, portName], "\(key.dropLast()) '\(portName)' must be a type name or a mapping with 'type'")
+                }
+            }
+            return result
+        }
+        for (portName, fields) in try ports("inputs") {
+            for field in fields.keys where !["type", "optional", "multiple", "description"].contains(field) {
+                throw fail(["inputs", portName, field], "unknown input field '\(field)' (known: type, optional, multiple, description)")
+            }
+            manifest.inputs[portName] = InputSpec(
+                type: fields["type"]?.stringValue ?? "", optional: fields["optional"]?.boolValue ?? false,
+                multiple: fields["multiple"]?.boolValue ?? false, description: fields["description"]?.stringValue)
+        }
+        for (portName, fields) in try ports("outputs") {
+            for field in fields.keys where !["type", "description"].contains(field) {
+                throw fail(["outputs", portName, field], "unknown output field '\(field)' (known: type, description)")
+            }
+            manifest.outputs[portName] = OutputSpec(type: fields["type"]?.stringValue ?? "", description: fields["description"]?.stringValue)
+        }
+        if let raw = root["config"] {
+            do {
+                manifest.config = try ConfigSchema(json: raw, path: ["config"])
+            } catch {
+                throw fail(error.path, error.message)
+            }
+        }
+        if let raw = root["env"] {
+            guard let names = raw.arrayValue?.compactMap(\.stringValue), names.count == raw.arrayValue?.count else {
+                throw fail(["env"], "'env' must be a list of environment variable names")
+            }
+            let reserved = StepEnvironment.reservedNames
+            for name in names where reserved.contains(name) {
+                throw fail(["env"], "'\(name)' is set by the host for every step and cannot be declared")
+            }
+            manifest.env = names.sorted()
+        }
+        if let raw = root["timeout"] {
+            guard let seconds = raw.doubleValue, seconds > 0 else {
+                throw fail(["timeout"], "'timeout' must be a positive number of seconds")
+            }
+            manifest.timeout = seconds
+        }
+        return manifest
+    }
+}
+
+/// The environment a step starts with.
+public enum StepEnvironment {
+    /// Variables the host always sets; bundles cannot declare them.
+    public static let reservedNames: Set<String> = [
+        "PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SOURCE_DATE_EPOCH", "PYTHONDONTWRITEBYTECODE",
+        "ZENML_BUNDLE_DIR", "ZENML_CONTRACT_VERSION",
+    ]
+}

@@ -1,0 +1,165 @@
+import Foundation
+import Yams
+import ZenMLCore
+
+/// A place in a source file, shown to users as `file:line:column`.
+public struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// A YAML file read as JSON values, remembering where each value came from so that errors can
+/// point at the line to change.
+///
+/// Scalars follow YAML 1.2's core schema for booleans: only `true` and `false` (any case) are
+/// booleans, so `country: no` stays the string "no".
+public struct YAMLDocument: Sendable {
+    /// The path of the file, as given.
+    public let file: String
+    /// The document as JSON.
+    public let root: JSONValue
+    private let locations: [[String]: SourceLocation]
+
+    // The pattern is a constant that compiles; a failure here is a programming error caught by every test.
+    private static let resolver: Resolver = {
+        do {
+            return try Resolver.default.replacing(.bool, with: "^(?:true|True|TRUE|false|False|FALSE)$")
+        } catch {
+            preconditionFailure("invalid boolean pattern: \(error)")
+        }
+    }()
+
+    /// Parses YAML text. `file` is only used in locations and messages.
+    public init(text: String, file: String) throws {
+        self.file = file
+        let resolver = YAMLDocument.resolver
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text, resolver)
+        } catch let error as YamlError {
+            throw YAMLDocumentError(error, file: file)
+        }
+        var locations: [[String]: SourceLocation] = [:]
+        guard let node else {
+            self.root = .null
+            self.locations = [:]
+            return
+        }
+        self.root = try YAMLDocument.convert(node, path: [], file: file, locations: &locations)
+        self.locations = locations
+    }
+
+    /// Reads and parses a YAML file.
+    public init(contentsOf path: String) throws {
+        let data = try FileTree.read(path)
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw YAMLDocumentError(file: path, line: 1, column: 1, message: "the file is not UTF-8 text")
+        }
+        try self.init(text: text, file: path)
+    }
+
+    /// Where the value at a key path was written; for a path that is not in the file, the nearest
+    /// enclosing value's place.
+    public func location(_ path: [String]) -> SourceLocation {
+        var path = path
+        while true {
+            if let location = locations[path] { return location }
+            if path.isEmpty { return SourceLocation(file: file, line: 1, column: 1) }
+            path.removeLast()
+        }
+    }
+
+    /// Where the key (not the value) of a mapping entry was written.
+    public func keyLocation(_ path: [String]) -> SourceLocation {
+        locations[path + ["<key>"]] ?? location(path)
+    }
+
+    private static func convert(
+        _ node: Node, path: [String], file: String, locations: inout [[String]: SourceLocation]
+    ) throws -> JSONValue {
+        if let mark = node.mark {
+            locations[path] = SourceLocation(file: file, line: mark.line, column: mark.column)
+        }
+        switch node {
+        case .scalar(let scalar):
+            switch node.tag.rawValue {
+            case "tag:yaml.org,2002:null": return .null
+            case "tag:yaml.org,2002:bool": return .bool(scalar.string.lowercased() == "true")
+            case "tag:yaml.org,2002:int":
+                if let value = node.int { return .int(Int64(value)) }
+                return .string(scalar.string)
+            case "tag:yaml.org,2002:float":
+                if let value = node.float { return .double(value) }
+                return .string(scalar.string)
+            default:
+                return .string(scalar.string)
+            }
+        case .sequence(let sequence):
+            var values: [JSONValue] = []
+            for (index, element) in sequence.enumerated() {
+                values.append(try convert(element, path: path + [String(index)], file: file, locations: &locations))
+            }
+            return .array(values)
+        case .mapping(let mapping):
+            var object: [String: JSONValue] = [:]
+            for (keyNode, valueNode) in mapping {
+                guard case .scalar(let keyScalar) = keyNode else {
+                    let mark = keyNode.mark
+                    throw YAMLDocumentError(
+                        file: file, line: mark?.line ?? 1, column: mark?.column ?? 1,
+                        message: "a mapping key must be a plain string")
+                }
+                let key = keyScalar.string
+                if object[key] != nil {
+                    let mark = keyNode.mark
+                    throw YAMLDocumentError(
+                        file: file, line: mark?.line ?? 1, column: mark?.column ?? 1,
+                        message: "the key '\(key)' appears twice in the same mapping; keep one")
+                }
+                if let mark = keyNode.mark {
+                    locations[path + [key, "<key>"]] = SourceLocation(file: file, line: mark.line, column: mark.column)
+                }
+                object[key] = try convert(valueNode, path: path + [key], file: file, locations: &locations)
+            }
+            return .object(object)
+        case .alias:
+            throw YAMLDocumentError(
+                file: file, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1,
+                message: "YAML aliases are not supported here; write the value out")
+        }
+    }
+}
+
+/// A YAML file that could not be parsed.
+public struct YAMLDocumentError: Error, CustomStringConvertible, Sendable {
+    public var location: SourceLocation
+    public var message: String
+
+    public init(file: String, line: Int, column: Int, message: String) {
+        self.location = SourceLocation(file: file, line: line, column: column)
+        self.message = message
+    }
+
+    init(_ error: YamlError, file: String) {
+        switch error {
+        case .scanner(let context, let problem, let mark, _),
+            .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let prefix = context.map { "\($0.text) " } ?? ""
+            self.init(file: file, line: mark.line, column: mark.column, message: "invalid YAML: \(prefix)\(problem)")
+        default:
+            self.init(file: file, line: 1, column: 1, message: "invalid YAML: \(error)")
+        }
+    }
+
+    public var description: String { "\(location): error: \(message)" }
+}

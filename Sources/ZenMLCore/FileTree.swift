@@ -1,0 +1,131 @@
+import Foundation
+
+/// Small, explicit file-system operations on paths (POSIX underneath, no `FileManager` surprises).
+public enum FileTree {
+    /// The names in a directory, without `.` and `..`.
+    public static func childNames(of path: String) throws -> [String] {
+        guard let directory = opendir(path) else {
+            throw FileSystemError.posix(path: path, operation: "list", errno: errno)
+        }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// A symbolic link's target, as written in the link.
+    public static func linkTarget(_ path: String) throws -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink(path, &buffer, buffer.count - 1)
+        guard count >= 0 else { throw FileSystemError.posix(path: path, operation: "read the link", errno: errno) }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Creates a directory and its missing parents.
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws {
+        if mkdir(path, mode) == 0 { return }
+        let code = errno
+        if code == EEXIST {
+            if let status = try FileStatus.of(path, followingLinks: true), status.kind == .directory { return }
+            throw FileSystemError.posix(path: path, operation: "create the directory", errno: code)
+        }
+        if code == ENOENT {
+            let parent = (path as NSString).deletingLastPathComponent
+            if !parent.isEmpty && parent != path {
+                try makeDirectory(parent, mode: mode)
+                if mkdir(path, mode) == 0 || errno == EEXIST { return }
+            }
+        }
+        throw FileSystemError.posix(path: path, operation: "create the directory", errno: code)
+    }
+
+    /// Removes a file or a whole tree, first making read-only directories writable again.
+    public static func remove(_ path: String) throws {
+        guard let status = try FileStatus.of(path) else { return }
+        if status.kind == .directory {
+            if status.mode & 0o700 != 0o700 { chmod(path, status.mode | 0o700) }
+            for name in try childNames(of: path) { try remove(path + "/" + name) }
+            if rmdir(path) != 0 { throw FileSystemError.posix(path: path, operation: "remove", errno: errno) }
+        } else if unlink(path) != 0 && errno != ENOENT {
+            throw FileSystemError.posix(path: path, operation: "remove", errno: errno)
+        }
+    }
+
+    /// Clears the write bits of every file and directory in a tree (links are left alone).
+    public static func makeReadOnly(_ path: String) throws {
+        guard let status = try FileStatus.of(path) else { return }
+        if status.kind == .directory {
+            for name in try childNames(of: path) { try makeReadOnly(path + "/" + name) }
+        }
+        if status.kind != .symlink && chmod(path, status.mode & ~0o222) != 0 {
+            throw FileSystemError.posix(path: path, operation: "make read-only", errno: errno)
+        }
+    }
+
+    /// Flushes a file or directory to disk.
+    public static func sync(_ path: String) throws {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw FileSystemError.posix(path: path, operation: "open", errno: errno) }
+        defer { close(descriptor) }
+        if fsync(descriptor) != 0 && errno != EINVAL {
+            throw FileSystemError.posix(path: path, operation: "sync", errno: errno)
+        }
+    }
+
+    /// Flushes every file of a tree, then the directories bottom-up, so a rename after it is durable.
+    public static func syncTree(_ path: String) throws {
+        guard let status = try FileStatus.of(path) else { return }
+        if status.kind == .directory {
+            for name in try childNames(of: path) { try syncTree(path + "/" + name) }
+        }
+        if status.kind == .file || status.kind == .directory { try sync(path) }
+    }
+
+    /// Writes bytes to a file through a temporary file and a rename, so readers never see half of it.
+    public static func writeAtomically(_ data: Data, to path: String, sync shouldSync: Bool = false) throws {
+        let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+            throw FileSystemError.posix(path: temporary, operation: "write", errno: errno)
+        }
+        if shouldSync { try sync(temporary) }
+        if rename(temporary, path) != 0 {
+            let code = errno
+            unlink(temporary)
+            throw FileSystemError.posix(path: path, operation: "replace", errno: code)
+        }
+    }
+
+    /// Reads a whole file.
+    public static func read(_ path: String) throws -> Data {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if try FileStatus.of(path) == nil { throw FileSystemError.notFound(path: path) }
+            throw FileSystemError.posix(path: path, operation: "read", errno: errno)
+        }
+        return data
+    }
+
+    /// An absolute, normalised form of a path, relative paths taken from `base`.
+    public static func absolute(_ path: String, relativeTo base: String) -> String {
+        let joined = path.hasPrefix("/") ? path : base + "/" + path
+        return normalize(joined)
+    }
+
+    /// Removes `.`, `..` and repeated separators from an absolute path, without touching the disk.
+    public static func normalize(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    /// The current working directory.
+    public static var currentDirectory: String { FileManager.default.currentDirectoryPath }
+}
