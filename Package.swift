@@ -35,8 +35,10 @@ let package = Package(
             name: "ZenMLMetadata",
             dependencies: ["ZenMLCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        /** posix_spawn with a new process group, and pidfd_open: what Foundation.Process cannot do. */
+        .target(name: "CZenMLSystem"),
         /** Runs one step process under the contract: clean environment, limits, process groups. */
-        .target(name: "ZenMLExecutor", dependencies: ["ZenMLCore", "ZenMLContract"]),
+        .target(name: "ZenMLExecutor", dependencies: ["ZenMLCore", "ZenMLContract", "CZenMLSystem"]),
         /** The engine: schedules the DAG, consults the cache, runs steps and records everything. */
         .target(
             name: "ZenMLEngine",
@@ -67,6 +69,7 @@ let package = Package(
         .testTarget(name: "ZenMLCacheTests", dependencies: ["ZenMLCache"]),
         .testTarget(name: "ZenMLArtifactsTests", dependencies: ["ZenMLArtifacts"]),
         .testTarget(name: "ZenMLMetadataTests", dependencies: ["ZenMLMetadata"]),
+        .testTarget(name: "ZenMLExecutorTests", dependencies: ["ZenMLExecutor"]),
         .testTarget(name: "ZenMLEndToEndTests", dependencies: ["ZenMLCore"]),
         .testTarget(name: "ZenMLTFRecordTests", dependencies: ["ZenMLTFRecord"]),
     ]

@@ -212,7 +212,7 @@ extension BundleManifest {
 public enum StepEnvironment {
     /// Variables the host always sets; bundles cannot declare them.
     public static let reservedNames: Set<String> = [
-        "PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SOURCE_DATE_EPOCH", "PYTHONDONTWRITEBYTECODE",
+        "PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SOURCE_DATE_EPOCH", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED",
         "ZENML_BUNDLE_DIR", "ZENML_CONTRACT_VERSION",
     ]
 }

@@ -1,0 +1,20 @@
+#ifndef CZENMLSYSTEM_H
+#define CZENMLSYSTEM_H
+
+#include <sys/types.h>
+
+/// Starts `path` in a new process group (its id is the child's pid), with `stdin_fd`, `stdout_fd`
+/// and `stderr_fd` as its standard streams, `cwd` as its working directory, every other
+/// descriptor closed, no blocked signals and every signal at its default disposition.
+/// Returns 0 and sets `*pid`, or an errno value (for example ENOENT or EACCES for the program).
+int czenml_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                 int stdin_fd, int stdout_fd, int stderr_fd, pid_t *pid);
+
+/// A descriptor that becomes readable when the process exits (pidfd_open), or -1 where the
+/// kernel lacks it.
+int czenml_pidfd_open(pid_t pid);
+
+/// pipe2(2): a pipe whose ends get `flags` (O_CLOEXEC, O_NONBLOCK) atomically. Returns 0 or -1 with errno.
+int czenml_pipe(int fds[2], int flags);
+
+#endif

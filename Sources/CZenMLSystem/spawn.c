@@ -1,0 +1,54 @@
+#define _GNU_SOURCE
+#include "CZenMLSystem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int czenml_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                 int stdin_fd, int stdout_fd, int stderr_fd, pid_t *pid) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    int result = posix_spawn_file_actions_init(&actions);
+    if (result != 0) return result;
+    result = posix_spawnattr_init(&attributes);
+    if (result != 0) {
+        posix_spawn_file_actions_destroy(&actions);
+        return result;
+    }
+    sigset_t empty, all;
+    sigemptyset(&empty);
+    sigfillset(&all);
+    short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if ((result = posix_spawnattr_setflags(&attributes, flags)) != 0) goto done;
+    if ((result = posix_spawnattr_setpgroup(&attributes, 0)) != 0) goto done;
+    if ((result = posix_spawnattr_setsigmask(&attributes, &empty)) != 0) goto done;
+    if ((result = posix_spawnattr_setsigdefault(&attributes, &all)) != 0) goto done;
+    if ((result = posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0)) != 0) goto done;
+    if ((result = posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1)) != 0) goto done;
+    if ((result = posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2)) != 0) goto done;
+    if ((result = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) != 0) goto done;
+    if (cwd != NULL && (result = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0) goto done;
+    result = posix_spawn(pid, path, &actions, &attributes, argv, envp);
+done:
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    return result;
+}
+
+int czenml_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -1 : (int)fd;
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+int czenml_pipe(int fds[2], int flags) {
+    return pipe2(fds, flags);
+}

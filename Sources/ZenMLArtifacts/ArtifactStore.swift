@@ -1,0 +1,139 @@
+import Foundation
+import ZenMLCore
+
+/// An artifact in a store: a directory addressed by the Merkle digest of its content.
+public struct StoredArtifact: Sendable, Hashable, Codable {
+    public var digest: Digest
+    /// Where the artifact lives (a local path, or a URL for remote stores).
+    public var uri: String
+    public var size: Int64
+    public var fileCount: Int64
+}
+
+/// A content-addressed artifact store.
+///
+/// Artifacts are immutable: ``publish(stagedDirectory:)`` makes a finished output directory an
+/// artifact atomically, so a crash or an interrupted run never leaves a partial artifact visible.
+public protocol ArtifactStore: Sendable {
+    /// A new, empty directory on the same file system as the store, where a step writes its outputs.
+    func makeStagingDirectory(label: String) throws -> String
+    /// Turns a finished directory into an artifact; the staged directory is consumed.
+    func publish(stagedDirectory: String) throws -> StoredArtifact
+    /// The local directory of an artifact, for steps to read; `nil` if the store does not have it.
+    func localPath(of digest: Digest) throws -> String?
+    /// Whether the artifact is present with the recorded size and file count (a cheap check, no hashing).
+    func isIntact(_ artifact: StoredArtifact) throws -> Bool
+    /// Re-hashes an artifact and reports whether its content still has its digest.
+    func verify(_ digest: Digest) throws -> Bool
+}
+
+/// Why the store refused an operation.
+public enum ArtifactStoreError: Error, CustomStringConvertible, Sendable {
+    case missing(Digest)
+    case notADirectory(String)
+
+    public var description: String {
+        switch self {
+        case .missing(let digest):
+            return "artifact \(digest) is not in the store; re-run the step that produced it (zenml-run run --no-cache --only STEP)"
+        case .notADirectory(let path):
+            return "'\(path)' is not a directory"
+        }
+    }
+}
+
+/// The default store: a folder (normally `.zenml/artifacts`) holding `sha256/<2 hex>/<64 hex>/`
+/// directories, made read-only once published. Identical content is stored once.
+public struct LocalArtifactStore: ArtifactStore {
+    /// The folder holding the artifacts.
+    public let root: String
+    /// The folder for staging; on the same file system, so publishing is a rename.
+    public let stagingRoot: String
+    /// Whether to flush files to disk before publishing (on by default; a crash then never
+    /// leaves a published artifact with missing bytes).
+    public var durable: Bool
+
+    public init(root: String, stagingRoot: String, durable: Bool = true) throws {
+        self.root = root
+        self.stagingRoot = stagingRoot
+        self.durable = durable
+        try FileTree.makeDirectory(root + "/sha256")
+        try FileTree.makeDirectory(stagingRoot)
+    }
+
+    /// The path an artifact with this digest has in the store.
+    public func path(of digest: Digest) -> String {
+        "\(root)/sha256/\(digest.hex.prefix(2))/\(digest.hex)"
+    }
+
+    public func makeStagingDirectory(label: String) throws -> String {
+        let safeLabel = label.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }
+        let path = "\(stagingRoot)/\(String(safeLabel))-\(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff)"
+        try FileTree.makeDirectory(path, mode: 0o700)
+        return path
+    }
+
+    public func publish(stagedDirectory: String) throws -> StoredArtifact {
+        guard let status = try FileStatus.of(stagedDirectory), status.kind == .directory else {
+            throw ArtifactStoreError.notADirectory(stagedDirectory)
+        }
+        let tree = try TreeDigest.compute(root: stagedDirectory)
+        let destination = path(of: tree.digest)
+        let stored = StoredArtifact(digest: tree.digest, uri: destination, size: tree.totalSize, fileCount: Int64(tree.fileCount))
+        if try FileStatus.of(destination) != nil {
+            try FileTree.remove(stagedDirectory)
+            return stored
+        }
+        if durable { try FileTree.syncTree(stagedDirectory) }
+        let parent = (destination as NSString).deletingLastPathComponent
+        try FileTree.makeDirectory(parent)
+        chmod(stagedDirectory, 0o755)
+        if rename(stagedDirectory, destination) != 0 {
+            let code = errno
+            // Another process published the same content first: keep theirs.
+            if code == EEXIST || code == ENOTEMPTY {
+                try FileTree.remove(stagedDirectory)
+                return stored
+            }
+            throw FileSystemError.posix(path: destination, operation: "publish the artifact at", errno: code)
+        }
+        try FileTree.makeReadOnly(destination)
+        if durable { try FileTree.sync(parent) }
+        return stored
+    }
+
+    public func localPath(of digest: Digest) throws -> String? {
+        let path = path(of: digest)
+        return try FileStatus.of(path)?.kind == .directory ? path : nil
+    }
+
+    public func isIntact(_ artifact: StoredArtifact) throws -> Bool {
+        let path = path(of: artifact.digest)
+        guard try FileStatus.of(path)?.kind == .directory else { return false }
+        var size: Int64 = 0
+        var files: Int64 = 0
+        try Self.tally(path, size: &size, files: &files)
+        return size == artifact.size && files == artifact.fileCount
+    }
+
+    private static func tally(_ path: String, size: inout Int64, files: inout Int64) throws {
+        for name in try FileTree.childNames(of: path) {
+            let child = path + "/" + name
+            guard let status = try FileStatus.of(child) else { continue }
+            switch status.kind {
+            case .file:
+                size += status.size
+                files += 1
+            case .directory:
+                try tally(child, size: &size, files: &files)
+            default:
+                break
+            }
+        }
+    }
+
+    public func verify(_ digest: Digest) throws -> Bool {
+        guard let path = try localPath(of: digest) else { throw ArtifactStoreError.missing(digest) }
+        return try TreeDigest.compute(root: path).digest == digest
+    }
+}

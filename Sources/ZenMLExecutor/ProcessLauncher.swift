@@ -1,0 +1,296 @@
+import CZenMLSystem
+import Foundation
+import ZenMLCore
+
+/// A process to start: a value that can be built, logged and checked before anything runs.
+public struct ProcessConfiguration: Sendable {
+    /// Absolute path of the program.
+    public var executable: String
+    /// Arguments after the program name.
+    public var arguments: [String]
+    /// The complete environment (nothing is inherited).
+    public var environment: [String: String]
+    public var workingDirectory: String
+    /// A file whose content becomes the standard input.
+    public var standardInputFile: String
+    /// Where standard error is written (bounded by `logLimit`).
+    public var logFile: String
+    /// Bytes of standard output kept; a step that prints more fails.
+    public var outputLimit: Int = 1 << 20
+    /// Bytes of standard error written to the log file before it is cut to its tail.
+    public var logLimit: Int = 8 << 20
+    /// Seconds before the process group is stopped; `nil` for no limit.
+    public var timeout: Double?
+    /// Seconds between SIGTERM and SIGKILL when stopping.
+    public var gracePeriod: Double = 2
+
+    public init(executable: String, arguments: [String], environment: [String: String], workingDirectory: String, standardInputFile: String, logFile: String, timeout: Double? = nil) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+        self.standardInputFile = standardInputFile
+        self.logFile = logFile
+        self.timeout = timeout
+    }
+}
+
+/// How a process ended. A non-zero exit is a normal result, not an error.
+public struct ProcessResult: Sendable {
+    public enum Termination: Sendable, Hashable {
+        case exited(Int32)
+        case signaled(Int32)
+    }
+
+    public var termination: Termination
+    public var standardOutput: Data
+    /// Whether standard output exceeded the limit (and was cut).
+    public var outputLimitExceeded: Bool
+    /// The last lines of standard error.
+    public var errorTail: String
+    public var timedOut: Bool
+    public var canceled: Bool
+    public var duration: TimeInterval
+
+    public var exitCode: Int32? {
+        if case .exited(let code) = termination { return code }
+        return nil
+    }
+}
+
+/// Why a process could not be started.
+public enum LaunchError: Error, CustomStringConvertible, Sendable {
+    case cannotStart(executable: String, errno: Int32)
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .cannotStart(let executable, let code):
+            let hint: String
+            switch code {
+            case ENOENT: hint = "it does not exist"
+            case EACCES: hint = "it is not executable (chmod +x it)"
+            case ENOEXEC: hint = "it is not a program; add a #! line such as #!/bin/sh"
+            default: hint = String(cString: strerror(code))
+            }
+            return "cannot start '\(executable)': \(hint)"
+        case .io(let message):
+            return message
+        }
+    }
+}
+
+/// Starts processes in their own process group and watches them on a dedicated thread, so a
+/// step that hangs, floods its output or outlives a cancellation is stopped with its children.
+public enum ProcessLauncher {
+    /// Runs a process to completion. Cancelling the task stops the process group (SIGTERM, then SIGKILL).
+    public static func run(_ configuration: ProcessConfiguration) async throws -> ProcessResult {
+        let watcher = try ProcessWatcher(configuration)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ProcessResult, Error>) in
+                let thread = Thread {
+                    continuation.resume(with: Result { try watcher.watch() })
+                }
+                thread.stackSize = 1 << 20
+                thread.start()
+            }
+        } onCancel: {
+            watcher.cancel()
+        }
+    }
+}
+
+final class ProcessWatcher: @unchecked Sendable {
+    private let configuration: ProcessConfiguration
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let cancelFlag = NSLock()
+    private var canceled = false
+
+    init(_ configuration: ProcessConfiguration) throws {
+        self.configuration = configuration
+        var fds: [Int32] = [0, 0]
+        guard czenml_pipe(&fds, O_CLOEXEC | O_NONBLOCK) == 0 else { throw LaunchError.io("cannot create a pipe: \(String(cString: strerror(errno)))") }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+    }
+
+    deinit {
+        close(wakeRead)
+        close(wakeWrite)
+    }
+
+    func cancel() {
+        cancelFlag.withLock { canceled = true }
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
+    }
+
+    private var isCanceled: Bool { cancelFlag.withLock { canceled } }
+
+    func watch() throws -> ProcessResult {
+        let started = Date()
+        let input = open(configuration.standardInputFile, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw LaunchError.io("cannot open the request file \(configuration.standardInputFile): \(String(cString: strerror(errno)))") }
+        defer { close(input) }
+        var outPipe: [Int32] = [0, 0]
+        var errPipe: [Int32] = [0, 0]
+        guard czenml_pipe(&outPipe, O_CLOEXEC) == 0 else { throw LaunchError.io("cannot create a pipe") }
+        guard czenml_pipe(&errPipe, O_CLOEXEC) == 0 else {
+            close(outPipe[0]); close(outPipe[1])
+            throw LaunchError.io("cannot create a pipe")
+        }
+        let log = open(configuration.logFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard log >= 0 else {
+            [outPipe[0], outPipe[1], errPipe[0], errPipe[1]].forEach { close($0) }
+            throw LaunchError.io("cannot create the log file \(configuration.logFile): \(String(cString: strerror(errno)))")
+        }
+        defer { close(log) }
+
+        let argv = [configuration.executable] + configuration.arguments
+        let envp = configuration.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        var pid: pid_t = 0
+        let spawnResult = withCStrings(argv) { argvPointer in
+            withCStrings(envp) { envPointer in
+                czenml_spawn(configuration.executable, argvPointer, envPointer, configuration.workingDirectory, input, outPipe[1], errPipe[1], &pid)
+            }
+        }
+        close(outPipe[1])
+        close(errPipe[1])
+        guard spawnResult == 0 else {
+            close(outPipe[0]); close(errPipe[0])
+            throw LaunchError.cannotStart(executable: configuration.executable, errno: spawnResult)
+        }
+        let pidfd = czenml_pidfd_open(pid)
+        defer { if pidfd >= 0 { close(pidfd) } }
+        _ = fcntl(outPipe[0], F_SETFL, O_NONBLOCK)
+        _ = fcntl(errPipe[0], F_SETFL, O_NONBLOCK)
+
+        var output = Data()
+        var outputExceeded = false
+        var logWritten = 0
+        var logDropped = 0
+        var tail = Data()
+        let tailLimit = 16 << 10
+        var outOpen = true
+        var errOpen = true
+        var exited = false
+        var status: Int32 = 0
+        var timedOut = false
+        var stopRequested = false
+        var killDeadline: Date?
+        var exitDrainDeadline: Date?
+        let deadline = configuration.timeout.map { started.addingTimeInterval($0) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 8)
+        defer { buffer.deallocate() }
+
+        func stop(_ signal: Int32) { _ = kill(-pid, signal) }
+        func drain(_ fd: Int32, isOutput: Bool) -> Bool {
+            while true {
+                let count = read(fd, buffer.baseAddress, buffer.count)
+                if count > 0 {
+                    let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
+                    if isOutput {
+                        if output.count + count <= configuration.outputLimit { output.append(contentsOf: chunk) } else { outputExceeded = true }
+                    } else {
+                        if logWritten < configuration.logLimit {
+                            let allowed = min(count, configuration.logLimit - logWritten)
+                            _ = Glibc.write(log, chunk.baseAddress, allowed)
+                            logWritten += allowed
+                            logDropped += count - allowed
+                        } else {
+                            logDropped += count
+                        }
+                        tail.append(contentsOf: chunk)
+                        if tail.count > tailLimit * 2 { tail.removeFirst(tail.count - tailLimit) }
+                    }
+                    continue
+                }
+                if count == 0 { return false }
+                if errno == EINTR { continue }
+                return errno == EAGAIN || errno == EWOULDBLOCK
+            }
+        }
+
+        while outOpen || errOpen || !exited {
+            if !exited {
+                var reaped: Int32 = 0
+                let result = waitpid(pid, &reaped, WNOHANG)
+                if result == pid {
+                    exited = true
+                    status = reaped
+                    // Children the step left behind keep its pipes open: give them a moment, then stop them.
+                    exitDrainDeadline = Date().addingTimeInterval(0.2)
+                }
+            }
+            if exited && !(outOpen || errOpen) { break }
+            let now = Date()
+            if let exitDrainDeadline, now >= exitDrainDeadline {
+                stop(SIGKILL)
+                _ = drain(outPipe[0], isOutput: true)
+                _ = drain(errPipe[0], isOutput: false)
+                break
+            }
+            if !stopRequested {
+                if isCanceled || (deadline.map { now >= $0 } ?? false) {
+                    timedOut = !isCanceled
+                    stopRequested = true
+                    stop(SIGTERM)
+                    killDeadline = now.addingTimeInterval(configuration.gracePeriod)
+                }
+            } else if let killDeadline, now >= killDeadline {
+                stop(SIGKILL)
+                self.killDeadlineReached = true
+            }
+            var fds: [pollfd] = []
+            if outOpen { fds.append(pollfd(fd: outPipe[0], events: Int16(POLLIN), revents: 0)) }
+            if errOpen { fds.append(pollfd(fd: errPipe[0], events: Int16(POLLIN), revents: 0)) }
+            if !exited && pidfd >= 0 { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+            fds.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
+            var waitMilliseconds: Double = (!exited && pidfd < 0) ? 10 : 60_000
+            for limit in [deadline, killDeadline, exitDrainDeadline].compactMap({ $0 }) {
+                waitMilliseconds = min(waitMilliseconds, max(0, limit.timeIntervalSince(now) * 1000))
+            }
+            if killDeadlineReached && !exited { waitMilliseconds = min(waitMilliseconds, 10) }
+            _ = poll(&fds, nfds_t(fds.count), Int32(waitMilliseconds.rounded(.up)))
+            for entry in fds where entry.revents != 0 {
+                if entry.fd == outPipe[0] { outOpen = drain(outPipe[0], isOutput: true) }
+                else if entry.fd == errPipe[0] { errOpen = drain(errPipe[0], isOutput: false) }
+                else if entry.fd == wakeRead {
+                    var sink = [UInt8](repeating: 0, count: 64)
+                    _ = read(wakeRead, &sink, sink.count)
+                }
+            }
+        }
+        close(outPipe[0])
+        close(errPipe[0])
+        if !exited {
+            var reaped: Int32 = 0
+            while waitpid(pid, &reaped, 0) < 0 && errno == EINTR {}
+            status = reaped
+        } else {
+            stop(SIGKILL)
+        }
+        if logDropped > 0 {
+            let note = "\n[zenml-run: \(logDropped) bytes of stderr over the \(configuration.logLimit)-byte log limit were dropped; the last lines follow]\n"
+            _ = note.withCString { Glibc.write(log, $0, strlen($0)) }
+            tail.suffix(tailLimit).withUnsafeBytes { _ = Glibc.write(log, $0.baseAddress, $0.count) }
+        }
+        let termination: ProcessResult.Termination =
+            (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
+        let tailText = String(decoding: tail.suffix(tailLimit), as: UTF8.self)
+        let lines = tailText.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
+        return ProcessResult(
+            termination: termination, standardOutput: output, outputLimitExceeded: outputExceeded, errorTail: lines,
+            timedOut: timedOut, canceled: isCanceled, duration: Date().timeIntervalSince(started))
+    }
+
+    private var killDeadlineReached = false
+}
+
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> R) -> R {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { pointers.forEach { free($0) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
+}

@@ -1,0 +1,236 @@
+import Foundation
+import ZenMLContract
+import ZenMLCore
+
+/// One step, ready to run under the contract: the request is final and the output directories exist.
+public struct StepLaunch: Sendable {
+    public var bundlePath: String
+    public var manifest: BundleManifest
+    public var request: StepRequest
+    /// The directory that holds `request.json`, `outputs/` (one empty folder per declared output)
+    /// and `scratch/`; only `outputs/` survives a successful run, as artifacts.
+    public var workDirectory: String
+    public var logFile: String
+    public var timeout: Double?
+    /// The host's environment, from which `PATH`, `HOME` and the bundle's declared variables are taken.
+    public var hostEnvironment: [String: String]
+
+    public init(bundlePath: String, manifest: BundleManifest, request: StepRequest, workDirectory: String, logFile: String, timeout: Double?, hostEnvironment: [String: String]) {
+        self.bundlePath = bundlePath
+        self.manifest = manifest
+        self.request = request
+        self.workDirectory = workDirectory
+        self.logFile = logFile
+        self.timeout = timeout
+        self.hostEnvironment = hostEnvironment
+    }
+
+    /// The work directory layout, shared by the engine and the executor.
+    public static func outputsDirectory(in workDirectory: String) -> String { workDirectory + "/outputs" }
+    public static func scratchDirectory(in workDirectory: String) -> String { workDirectory + "/scratch" }
+    public static func requestFile(in workDirectory: String) -> String { workDirectory + "/request.json" }
+
+    /// The fixed `SOURCE_DATE_EPOCH` steps receive: 1980-01-01T00:00:00Z, the earliest date ZIP can store.
+    public static let sourceDateEpoch = "315532800"
+
+    /// The clean environment the step starts with.
+    public var environment: [String: String] {
+        let scratch = Self.scratchDirectory(in: workDirectory)
+        var environment: [String: String] = [
+            "PATH": hostEnvironment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
+            "HOME": hostEnvironment["HOME"] ?? scratch,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "TZ": "UTC",
+            "TMPDIR": scratch + "/tmp",
+            "SOURCE_DATE_EPOCH": Self.sourceDateEpoch,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONHASHSEED": "0",
+            "ZENML_BUNDLE_DIR": bundlePath,
+            "ZENML_CONTRACT_VERSION": String(contractVersion),
+        ]
+        for name in manifest.env {
+            if let value = hostEnvironment[name] { environment[name] = value }
+        }
+        return environment
+    }
+
+    /// The program to start: a bundle file, or a command found on `PATH`.
+    public func resolveExecutable() throws(StepFailure) -> String {
+        let entrypoint = manifest.entrypoint
+        let inBundle = FileTree.absolute(entrypoint, relativeTo: bundlePath)
+        if entrypoint.contains("/") || (try? FileStatus.of(inBundle, followingLinks: true)) != nil {
+            guard let status = try? FileStatus.of(inBundle, followingLinks: true), status.kind == .file else {
+                throw .cannotStart("the entrypoint '\(entrypoint)' is not a file in the bundle \(bundlePath)")
+            }
+            guard status.isExecutable else {
+                throw .cannotStart("the entrypoint \(inBundle) is not executable; run chmod +x on it (and give it a #! line)")
+            }
+            return inBundle
+        }
+        for directory in (environment["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(directory)/\(entrypoint)"
+            if let status = try? FileStatus.of(candidate, followingLinks: true), status.kind == .file, status.isExecutable {
+                return candidate
+            }
+        }
+        throw .cannotStart("the entrypoint '\(entrypoint)' is neither a file in the bundle nor a command on PATH")
+    }
+
+    /// The arguments, with `${BUNDLE}` replaced by the bundle's path.
+    public var arguments: [String] {
+        manifest.args.map { $0.replacingOccurrences(of: "${BUNDLE}", with: bundlePath) }
+    }
+}
+
+/// Why a step did not succeed, in words a user can act on.
+public enum StepFailure: Error, CustomStringConvertible, Sendable, Equatable {
+    case cannotStart(String)
+    case exited(code: Int32, message: String?)
+    case signaled(Int32)
+    case timedOut(seconds: Double)
+    case canceled
+    case reportedError(message: String?)
+    case badResponse(String)
+    case outputLimitExceeded(limit: Int)
+    case badOutput(String)
+
+    public var description: String {
+        switch self {
+        case .cannotStart(let message):
+            return message
+        case .exited(let code, let message):
+            return "the step exited with code \(code)" + (message.map { ": \($0)" } ?? "")
+        case .signaled(let signal):
+            return "the step was killed by signal \(signal) (\(String(cString: strsignal(signal))))"
+        case .timedOut(let seconds):
+            return "the step ran longer than its timeout of \(CanonicalJSON.format(seconds)) s and was stopped; raise 'timeout' in the pipeline or the bundle if it needs longer"
+        case .canceled:
+            return "the run was interrupted"
+        case .reportedError(let message):
+            return "the step reported an error" + (message.map { ": \($0)" } ?? "")
+        case .badResponse(let message):
+            return message
+        case .outputLimitExceeded(let limit):
+            return "the step printed more than \(limit) bytes on stdout; stdout is for the one JSON response, logs go to stderr"
+        case .badOutput(let message):
+            return message
+        }
+    }
+}
+
+/// What a successful step leaves: its response and where its outputs are.
+public struct StepSuccess: Sendable {
+    public var response: StepResponse
+    public var process: ProcessResult
+}
+
+/// The result of running a step process, with the stderr tail for failures.
+public struct StepRunResult: Sendable {
+    public var outcome: Result<StepSuccess, StepFailure>
+    public var exitCode: Int32?
+    public var errorTail: String
+    public var duration: TimeInterval
+}
+
+/// Runs step processes under the contract and checks what they leave behind.
+public enum StepRunner {
+    /// Runs the step and validates its response and outputs. Never throws: every failure is a ``StepFailure``.
+    public static func run(_ launch: StepLaunch) async -> StepRunResult {
+        let executable: String
+        do {
+            executable = try launch.resolveExecutable()
+        } catch {
+            return StepRunResult(outcome: .failure(error), exitCode: nil, errorTail: "", duration: 0)
+        }
+        let scratch = StepLaunch.scratchDirectory(in: launch.workDirectory)
+        var configuration = ProcessConfiguration(
+            executable: executable, arguments: launch.arguments, environment: launch.environment, workingDirectory: scratch,
+            standardInputFile: StepLaunch.requestFile(in: launch.workDirectory), logFile: launch.logFile, timeout: launch.timeout)
+        configuration.gracePeriod = 2
+        let process: ProcessResult
+        do {
+            process = try await ProcessLauncher.run(configuration)
+        } catch {
+            return StepRunResult(outcome: .failure(.cannotStart("\(error)")), exitCode: nil, errorTail: "", duration: 0)
+        }
+        func finish(_ outcome: Result<StepSuccess, StepFailure>) -> StepRunResult {
+            StepRunResult(outcome: outcome, exitCode: process.exitCode, errorTail: process.errorTail, duration: process.duration)
+        }
+        if process.canceled { return finish(.failure(.canceled)) }
+        if process.timedOut { return finish(.failure(.timedOut(seconds: launch.timeout ?? 0))) }
+        if process.outputLimitExceeded { return finish(.failure(.outputLimitExceeded(limit: configuration.outputLimit))) }
+        let declared = Set(launch.manifest.outputs.keys)
+        switch process.termination {
+        case .signaled(let signal):
+            return finish(.failure(.signaled(signal)))
+        case .exited(let code) where code != 0:
+            let response = try? StepResponse.parse(stdout: process.standardOutput, declaredOutputs: declared)
+            return finish(.failure(.exited(code: code, message: response?.message)))
+        case .exited:
+            break
+        }
+        let response: StepResponse
+        do {
+            response = try StepResponse.parse(stdout: process.standardOutput, declaredOutputs: declared)
+        } catch {
+            return finish(.failure(.badResponse(error.description)))
+        }
+        guard response.status == .ok else { return finish(.failure(.reportedError(message: response.message))) }
+        do {
+            try OutputChecker.check(outputs: StepLaunch.outputsDirectory(in: launch.workDirectory), declared: launch.manifest.outputs)
+        } catch {
+            return finish(.failure(error))
+        }
+        return finish(.success(StepSuccess(response: response, process: process)))
+    }
+}
+
+/// Checks the contract's rules for what a step leaves in its outputs directory.
+public enum OutputChecker {
+    /// Every declared output is a non-empty directory; nothing else was created beside them; no
+    /// link points outside its output; no special files.
+    public static func check(outputs: String, declared: [String: OutputSpec]) throws(StepFailure) {
+        let present: [String]
+        do { present = try FileTree.childNames(of: outputs) } catch { throw .badOutput("cannot read the outputs directory: \(error)") }
+        for name in present.sorted() where declared[name] == nil {
+            throw .badOutput("the step wrote '\(name)' beside its outputs, which is not a declared output (declared: \(declared.keys.sorted().joined(separator: ", "))); write only inside the output directories given in the request")
+        }
+        for name in declared.keys.sorted() {
+            let directory = outputs + "/" + name
+            guard let status = try? FileStatus.of(directory), status.kind == .directory else {
+                throw .badOutput("output '\(name)' is missing or was replaced by something that is not a directory; write files inside the directory given in the request")
+            }
+            let entries: [String]
+            do { entries = try FileTree.childNames(of: directory) } catch { throw .badOutput("cannot read output '\(name)': \(error)") }
+            if entries.isEmpty {
+                throw .badOutput("the step left its declared output '\(name)' empty; it must write at least one file into \(directory)")
+            }
+            try checkTree(directory, relative: "", output: name)
+        }
+    }
+
+    private static func checkTree(_ path: String, relative: String, output: String) throws(StepFailure) {
+        let names: [String]
+        do { names = try FileTree.childNames(of: path) } catch { throw .badOutput("cannot read \(path): \(error)") }
+        for name in names {
+            let child = path + "/" + name
+            let childRelative = relative.isEmpty ? name : relative + "/" + name
+            guard let status = try? FileStatus.of(child) else { continue }
+            switch status.kind {
+            case .file:
+                continue
+            case .directory:
+                try checkTree(child, relative: childRelative, output: output)
+            case .symlink:
+                let target = (try? FileTree.linkTarget(child)) ?? ""
+                let resolved = FileTree.normalize("/root/" + (relative.isEmpty ? "" : relative + "/") + target)
+                if target.hasPrefix("/") || !(resolved == "/root" || resolved.hasPrefix("/root/")) {
+                    throw .badOutput("output '\(output)' contains the link \(childRelative) -> \(target), which points outside the output; copy the file in instead")
+                }
+            case .other:
+                throw .badOutput("output '\(output)' contains \(childRelative), which is not a regular file, directory or link")
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+import Foundation
+import ZenMLCore
+
+/// The state of an execution, with ML Metadata's numbers (`Execution.last_known_state`).
+public enum ExecutionState: Int, Codable, Sendable, CaseIterable {
+    case new = 1, running = 2, complete = 3, failed = 4, cached = 5, canceled = 6
+
+    public var name: String {
+        switch self {
+        case .new: return "new"
+        case .running: return "running"
+        case .complete: return "complete"
+        case .failed: return "failed"
+        case .cached: return "cached"
+        case .canceled: return "canceled"
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(name)
+    }
+}
+
+/// The state of a run, stored as a string on the run's context.
+public enum RunState: String, Codable, Sendable {
+    case running, complete, failed, canceled
+}
+
+/// An artifact as recorded: its content digest, where it lives and what its producer said of it.
+public struct ArtifactRecord: Codable, Sendable, Hashable {
+    public var id: Int64
+    public var type: String
+    public var uri: String
+    public var digest: Digest
+    public var size: Int64
+    public var fileCount: Int64
+    /// Properties the producing step reported (for example `records`).
+    public var properties: [String: JSONValue]
+    public var createdAt: Date
+
+    public init(id: Int64 = 0, type: String, uri: String, digest: Digest, size: Int64, fileCount: Int64, properties: [String: JSONValue], createdAt: Date) {
+        self.id = id
+        self.type = type
+        self.uri = uri
+        self.digest = digest
+        self.size = size
+        self.fileCount = fileCount
+        self.properties = properties
+        self.createdAt = createdAt
+    }
+}
+
+/// One execution of one step in one run.
+public struct ExecutionRecord: Codable, Sendable, Hashable {
+    public var id: Int64
+    public var runID: String
+    public var pipeline: String
+    public var step: String
+    public var state: ExecutionState
+    public var cacheKey: Digest?
+    public var bundle: String
+    public var bundleVersion: String
+    public var bundleDigest: Digest?
+    /// The resolved config, as canonical JSON.
+    public var config: JSONValue
+    /// What went into the cache key, for explaining a miss.
+    public var keyIngredients: JSONValue
+    public var exitCode: Int?
+    public var logURI: String?
+    public var message: String?
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var metrics: [String: Double]
+    /// For a cached execution, the execution whose outputs it reused.
+    public var reusedExecutionID: Int64?
+    public var inputs: [String: [ArtifactRecord]]
+    public var outputs: [String: ArtifactRecord]
+
+    public var duration: TimeInterval? { endedAt.map { $0.timeIntervalSince(startedAt) } }
+}
+
+/// A run of a pipeline.
+public struct RunRecord: Codable, Sendable, Hashable {
+    public var id: String
+    public var pipeline: String
+    public var specDigest: Digest?
+    public var state: RunState
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var gitCommit: String?
+    public var gitDirty: Bool?
+    public var environment: JSONValue
+    public var workspace: String?
+    public var pipelineFile: String?
+}
+
+/// A pipeline and its versions.
+public struct PipelineRecord: Codable, Sendable, Hashable {
+    public var name: String
+    public var versions: [PipelineVersionRecord]
+    public var runCount: Int
+    public var lastRun: RunRecord?
+}
+
+/// An immutable version of a pipeline: its spec, identified by the spec's digest.
+public struct PipelineVersionRecord: Codable, Sendable, Hashable {
+    public var specDigest: Digest
+    public var spec: JSONValue
+    public var file: String?
+    public var createdAt: Date
+}
+
+/// What a run is started with.
+public struct NewRun: Sendable {
+    public var id: String
+    public var pipeline: String
+    public var specDigest: Digest
+    public var spec: JSONValue
+    public var pipelineFile: String
+    public var startedAt: Date
+    public var gitCommit: String?
+    public var gitDirty: Bool?
+    public var environment: JSONValue
+    public var workspace: String
+
+    public init(id: String, pipeline: String, specDigest: Digest, spec: JSONValue, pipelineFile: String, startedAt: Date, gitCommit: String?, gitDirty: Bool?, environment: JSONValue, workspace: String) {
+        self.id = id
+        self.pipeline = pipeline
+        self.specDigest = specDigest
+        self.spec = spec
+        self.pipelineFile = pipelineFile
+        self.startedAt = startedAt
+        self.gitCommit = gitCommit
+        self.gitDirty = gitDirty
+        self.environment = environment
+        self.workspace = workspace
+    }
+}
+
+/// What an execution is started with.
+public struct NewExecution: Sendable {
+    public var runID: String
+    public var pipeline: String
+    public var step: String
+    public var cacheKey: Digest
+    public var bundle: String
+    public var bundleVersion: String
+    public var bundleDigest: Digest
+    public var config: JSONValue
+    public var keyIngredients: JSONValue
+    public var startedAt: Date
+    /// Input artifacts by input name, in order.
+    public var inputs: [String: [ArtifactRecord]]
+
+    public init(runID: String, pipeline: String, step: String, cacheKey: Digest, bundle: String, bundleVersion: String, bundleDigest: Digest, config: JSONValue, keyIngredients: JSONValue, startedAt: Date, inputs: [String: [ArtifactRecord]]) {
+        self.runID = runID
+        self.pipeline = pipeline
+        self.step = step
+        self.cacheKey = cacheKey
+        self.bundle = bundle
+        self.bundleVersion = bundleVersion
+        self.bundleDigest = bundleDigest
+        self.config = config
+        self.keyIngredients = keyIngredients
+        self.startedAt = startedAt
+        self.inputs = inputs
+    }
+}
+
+/// How an execution ended.
+public struct ExecutionOutcome: Sendable {
+    public var state: ExecutionState
+    public var endedAt: Date
+    public var exitCode: Int?
+    public var logURI: String?
+    public var message: String?
+    public var metrics: [String: Double]
+    /// Output artifacts by output name; only for a complete execution.
+    public var outputs: [String: ArtifactRecord]
+
+    public init(state: ExecutionState, endedAt: Date, exitCode: Int? = nil, logURI: String? = nil, message: String? = nil, metrics: [String: Double] = [:], outputs: [String: ArtifactRecord] = [:]) {
+        self.state = state
+        self.endedAt = endedAt
+        self.exitCode = exitCode
+        self.logURI = logURI
+        self.message = message
+        self.metrics = metrics
+        self.outputs = outputs
+    }
+}
+
+/// One node of an artifact's upstream graph: the execution that produced an artifact and the
+/// artifacts it read.
+public struct LineageNode: Codable, Sendable, Hashable {
+    public var artifact: ArtifactRecord
+    public var producer: ExecutionRecord?
+}
+
+/// A metadata store problem, with what to do about it.
+public enum MetadataStoreError: Error, CustomStringConvertible, Sendable {
+    case newerSchema(path: String, found: Int, supported: Int)
+    case cannotOpen(path: String, reason: String)
+    case notFound(what: String)
+    case database(String)
+
+    public var description: String {
+        switch self {
+        case .newerSchema(let path, let found, let supported):
+            return "the metadata store at \(path) uses ML Metadata schema version \(found), newer than the version \(supported) this zenml-run understands; upgrade zenml-run rather than opening it with this one"
+        case .cannotOpen(let path, let reason):
+            return "cannot open the metadata store at \(path): \(reason)"
+        case .notFound(let what):
+            return "\(what) was not found in the metadata store"
+        case .database(let message):
+            return "metadata store error: \(message)"
+        }
+    }
+}
+
+/// The record of pipelines, runs, executions, artifacts and their lineage.
+///
+/// Implementations must make each method atomic: a failed call leaves nothing half-written.
+public protocol MetadataStore: Sendable {
+    /// Records a run (and the pipeline and its version, if new) as running.
+    func startRun(_ run: NewRun) throws
+    /// Sets a run's final state.
+    func finishRun(id: String, state: RunState, endedAt: Date) throws
+    /// Records an execution as running, linked to its inputs; returns its id.
+    func startExecution(_ execution: NewExecution) throws -> Int64
+    /// Records how an execution ended and, if it completed, its outputs.
+    func finishExecution(id: Int64, outcome: ExecutionOutcome) throws
+    /// Records a step satisfied from the cache: a `CACHED` execution linked to the reused outputs.
+    func recordCachedExecution(_ execution: NewExecution, reusing source: ExecutionRecord, at date: Date) throws -> Int64
+    /// Completed or cached executions with this cache key, newest first.
+    func executions(withCacheKey key: Digest, limit: Int) throws -> [ExecutionRecord]
+    /// The newest execution of a pipeline's step that did not fail, if any.
+    func latestExecution(pipeline: String, step: String) throws -> ExecutionRecord?
+    /// Runs, newest first, optionally of one pipeline.
+    func runs(pipeline: String?, limit: Int) throws -> [RunRecord]
+    /// One run by id (a unique prefix is enough).
+    func run(id: String) throws -> RunRecord?
+    /// A run's executions in the order they started.
+    func executions(runID: String) throws -> [ExecutionRecord]
+    /// Every pipeline with its versions.
+    func pipelines() throws -> [PipelineRecord]
+    /// Artifacts by id, or by digest (a unique prefix of the hex is enough).
+    func artifacts(matching reference: String) throws -> [ArtifactRecord]
+    /// The execution that produced an artifact first, if recorded.
+    func producer(ofArtifact id: Int64) throws -> ExecutionRecord?
+}

@@ -1,0 +1,196 @@
+import Foundation
+import ZenMLContract
+import ZenMLCore
+
+/// A pipeline file as written: a name and its steps, in file order. Parsing checks shape only;
+/// ``PipelineGraph/resolve(_:)`` checks wiring, types and configs against the bundles.
+public struct PipelineSpec: Sendable {
+    public var name: String
+    /// The absolute path of the pipeline file.
+    public var file: String
+    public var steps: [StepSpec]
+    /// The parsed file, for locations in later errors.
+    public var document: YAMLDocument
+
+    /// The directory bundle paths are relative to.
+    public var directory: String { (file as NSString).deletingLastPathComponent }
+
+    /// Reads and checks the shape of a pipeline file.
+    public static func load(_ path: String) throws -> PipelineSpec {
+        let absolute = FileTree.absolute(path, relativeTo: FileTree.currentDirectory)
+        guard try FileStatus.of(absolute, followingLinks: true) != nil else {
+            throw PipelineError(PipelineIssue(location: SourceLocation(file: path, line: 1, column: 1), message: "no pipeline file at '\(path)'"))
+        }
+        let document: YAMLDocument
+        do {
+            document = try YAMLDocument(contentsOf: absolute)
+        } catch let error as YAMLDocumentError {
+            throw PipelineError(PipelineIssue(location: error.location, message: error.message))
+        }
+        return try parse(document, file: absolute)
+    }
+
+    /// Checks the shape of a parsed pipeline document.
+    public static func parse(_ document: YAMLDocument, file: String) throws -> PipelineSpec {
+        var issues: [PipelineIssue] = []
+        func issue(_ path: [String], _ message: String, atKey: Bool = false) {
+            issues.append(PipelineIssue(location: atKey ? document.keyLocation(path) : document.location(path), message: message))
+        }
+        guard let root = document.root.objectValue else {
+            throw PipelineError(PipelineIssue(location: document.location([]), message: "a pipeline file is a mapping with 'name' and 'steps'"))
+        }
+        for key in root.keys.sorted() where !["name", "steps", "description"].contains(key) {
+            issue([key], "unknown pipeline key '\(key)' (known: name, description, steps)", atKey: true)
+        }
+        let name = root["name"]?.stringValue ?? ""
+        if name.isEmpty {
+            issue(["name"], "the pipeline needs a 'name', e.g. name: quickstart")
+        } else if !BundleManifest.isValidName(name) {
+            issue(["name"], "pipeline name '\(name)' must start with a letter and use only letters, digits, '_' and '-'")
+        }
+        var steps: [StepSpec] = []
+        if let rawSteps = root["steps"]?.objectValue {
+            let ordered = rawSteps.keys.sorted { document.keyLocation(["steps", $0]).line < document.keyLocation(["steps", $1]).line }
+            for stepName in ordered {
+                // The key comes from the dictionary.
+                let raw = rawSteps[stepName] ?? .null
+                if let step = StepSpec.parse(name: stepName, raw: raw, document: document, issues: &issues) {
+                    steps.append(step)
+                }
+            }
+            if rawSteps.isEmpty { issue(["steps"], "the pipeline has no steps") }
+        } else {
+            issue(["steps"], "the pipeline needs 'steps:', a mapping of step names to {uses: ./path/to/bundle}")
+        }
+        if !issues.isEmpty { throw PipelineError(issues: issues) }
+        return PipelineSpec(name: name, file: file, steps: steps, document: document)
+    }
+}
+
+/// One step as written in a pipeline file.
+public struct StepSpec: Sendable, Hashable {
+    public var name: String
+    /// The bundle reference, as written (a path relative to the pipeline file).
+    public var uses: String
+    public var config: [String: JSONValue]
+    /// For each input name, the outputs wired to it, in order.
+    public var inputs: [String: [OutputReference]]
+    /// `false` forces the step to run even when a cached result exists.
+    public var cache: Bool
+    /// Overrides the bundle's timeout, in seconds.
+    public var timeout: Double?
+
+    static func parse(name: String, raw: JSONValue, document: YAMLDocument, issues: inout [PipelineIssue]) -> StepSpec? {
+        let path = ["steps", name]
+        func issue(_ subpath: [String], _ message: String, atKey: Bool = false) {
+            let full = path + subpath
+            issues.append(PipelineIssue(location: atKey ? document.keyLocation(full) : document.location(full), message: message))
+        }
+        guard BundleManifest.isValidName(name) else {
+            issue([], "step name '\(name)' must start with a letter and use only letters, digits, '_' and '-'", atKey: true)
+            return nil
+        }
+        guard let object = raw.objectValue else {
+            issue([], "step '\(name)' must be a mapping with at least 'uses: ./path/to/bundle'")
+            return nil
+        }
+        for key in object.keys.sorted() where !["uses", "config", "inputs", "cache", "timeout"].contains(key) {
+            issue([key], "unknown key '\(key)' in step '\(name)' (known: uses, config, inputs, cache, timeout)", atKey: true)
+        }
+        guard let uses = object["uses"]?.stringValue, !uses.isEmpty else {
+            issue([], "step '\(name)' needs 'uses:', the path of its bundle folder relative to the pipeline file")
+            return nil
+        }
+        var config: [String: JSONValue] = [:]
+        if let rawConfig = object["config"] {
+            if let values = rawConfig.objectValue {
+                config = values
+            } else if rawConfig != .null {
+                issue(["config"], "'config' of step '\(name)' must be a mapping of keys to values")
+            }
+        }
+        var inputs: [String: [OutputReference]] = [:]
+        if let rawInputs = object["inputs"] {
+            if let wiring = rawInputs.objectValue {
+                for (inputName, value) in wiring {
+                    let texts: [(String, [String])]
+                    if let text = value.stringValue {
+                        texts = [(text, ["inputs", inputName])]
+                    } else if let list = value.arrayValue, list.allSatisfy({ $0.stringValue != nil }) {
+                        texts = list.enumerated().map { ($1.stringValue ?? "", ["inputs", inputName, String($0)]) }
+                    } else {
+                        issue(["inputs", inputName], "input '\(inputName)' must be wired as 'step.output' or a list of them")
+                        continue
+                    }
+                    var references: [OutputReference] = []
+                    for (text, subpath) in texts {
+                        if let reference = OutputReference(text) {
+                            references.append(reference)
+                        } else {
+                            issue(subpath, "'\(text)' is not an output reference; write it as 'step_name.output_name'")
+                        }
+                    }
+                    inputs[inputName] = references
+                }
+            } else if rawInputs != .null {
+                issue(["inputs"], "'inputs' of step '\(name)' must map input names to 'step.output'")
+            }
+        }
+        var cache = true
+        if let rawCache = object["cache"] {
+            if let flag = rawCache.boolValue { cache = flag } else { issue(["cache"], "'cache' must be true or false") }
+        }
+        var timeout: Double?
+        if let rawTimeout = object["timeout"] {
+            if let seconds = rawTimeout.doubleValue, seconds > 0 { timeout = seconds } else {
+                issue(["timeout"], "'timeout' must be a positive number of seconds")
+            }
+        }
+        return StepSpec(name: name, uses: uses, config: config, inputs: inputs, cache: cache, timeout: timeout)
+    }
+}
+
+/// `step.output`: an output of another step.
+public struct OutputReference: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var step: String
+    public var output: String
+
+    public init(step: String, output: String) {
+        self.step = step
+        self.output = output
+    }
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
+        self.init(step: String(parts[0]), output: String(parts[1]))
+    }
+
+    public var description: String { "\(step).\(output)" }
+}
+
+/// One problem in a pipeline, at the place to change.
+public struct PipelineIssue: Hashable, Sendable, CustomStringConvertible {
+    public var location: SourceLocation
+    public var message: String
+
+    public init(location: SourceLocation, message: String) {
+        self.location = location
+        self.message = message
+    }
+
+    public var description: String { "\(location): error: \(message)" }
+}
+
+/// A pipeline that cannot run, with every problem found (not just the first).
+public struct PipelineError: Error, Sendable, CustomStringConvertible {
+    public var issues: [PipelineIssue]
+
+    public init(issues: [PipelineIssue]) {
+        self.issues = issues.sorted { ($0.location.line, $0.location.column) < ($1.location.line, $1.location.column) }
+    }
+
+    public init(_ issue: PipelineIssue) { self.issues = [issue] }
+
+    public var description: String { issues.map(\.description).joined(separator: "\n") }
+}
