@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "ZenMLCommands",
             dependencies: [
-                "ZenMLEngine",
+                "ZenMLEngine", "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLMetadata",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

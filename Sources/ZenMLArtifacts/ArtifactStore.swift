@@ -8,6 +8,13 @@ public struct StoredArtifact: Sendable, Hashable, Codable {
     public var uri: String
     public var size: Int64
     public var fileCount: Int64
+
+    public init(digest: Digest, uri: String, size: Int64, fileCount: Int64) {
+        self.digest = digest
+        self.uri = uri
+        self.size = size
+        self.fileCount = fileCount
+    }
 }
 
 /// A content-addressed artifact store.

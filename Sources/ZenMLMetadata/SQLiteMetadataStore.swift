@@ -61,6 +61,11 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
                     try db.execute(sql: "INSERT INTO Type (name, type_kind) VALUES (?, ?)", arguments: [name, kind])
                 }
             }
+            // Registered up front so that read-only transactions find every type id in the cache.
+            _ = try pipelineTypeID(db)
+            _ = try versionTypeID(db)
+            _ = try runTypeID(db)
+            _ = try stepTypeID(db)
         }
     }
 

@@ -1,0 +1,188 @@
+import ArgumentParser
+import Foundation
+import ZenMLContract
+import ZenMLCore
+import ZenMLEngine
+import ZenMLMetadata
+import ZenMLPipeline
+
+extension ZenMLRun {
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a workspace (.zenml/) in the current folder.",
+            discussion: """
+                A workspace holds the artifact store (.zenml/artifacts), the ML Metadata store \
+                (.zenml/metadata.db) and step logs (.zenml/logs). 'zenml-run run' creates one when \
+                none is found, so this is only needed to choose the folder up front.
+
+                Example:
+                  zenml-run init
+                """)
+
+        @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let workspace = workspaceOptions.workspace.map { Workspace(root: absolutePath($0)) }
+                    ?? Workspace(root: FileManager.default.currentDirectoryPath)
+                let existed = workspace.exists
+                try workspace.initialize()
+                print(existed ? "workspace at \(workspace.root) is ready (it already existed)" : "created workspace at \(workspace.root)/.zenml")
+            }
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a pipeline, reusing cached steps.",
+            discussion: """
+                Validates the whole pipeline first (wiring, types, configs against each bundle's \
+                schema, cycles) and reports every problem with file:line. Then runs the steps in \
+                dependency order, independent steps in parallel. A step whose bundle, config, \
+                inputs and declared environment are unchanged is not run again: its recorded \
+                outputs are reused. Ctrl-C stops running steps; nothing partial is kept.
+
+                Examples:
+                  zenml-run run pipeline.yaml
+                  zenml-run run pipeline.yaml --jobs 4
+                  zenml-run run pipeline.yaml --no-cache --only train
+                  zenml-run run pipeline.yaml --json > run.json
+                """)
+
+        @Argument(help: ArgumentHelp("The pipeline file.", valueName: "pipeline.yaml"))
+        var pipeline: String
+
+        @Option(name: [.short, .long], help: "Steps to run at the same time (default: the number of cores).")
+        var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+        @Flag(name: .long, help: "Run every selected step even if a cached result exists.")
+        var noCache = false
+
+        @Option(name: .long, help: ArgumentHelp("Run only this step and what it needs upstream (repeatable).", valueName: "step"))
+        var only: [String] = []
+
+        @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
+        @OptionGroup(title: "Output") var output: OutputOptions
+
+        func validate() throws {
+            guard jobs >= 1 else { throw ValidationError("Please give --jobs a value of at least 1.") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let graph = try PipelineGraph.resolve(PipelineSpec.load(pipeline))
+                let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
+                let display = ProgressDisplay(enabled: !output.json)
+                let options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
+                let task = Task { try await runner.run(graph, options: options) { display.handle($0) } }
+                let signals = SignalForwarder(onSignal: { task.cancel() })
+                defer { signals.stop() }
+                let summary = try await task.value
+                if output.json {
+                    try printJSON("run", summary)
+                } else {
+                    printSummary(summary)
+                }
+                switch summary.state {
+                case .complete: return
+                case .canceled: throw CommandFailure(code: 130)
+                default: throw CommandFailure(code: 1)
+                }
+            }
+        }
+
+        private func printSummary(_ summary: RunSummary) {
+            for step in summary.steps {
+                guard let failure = step.failure else { continue }
+                printError("\nstep '\(step.name)' failed: \(failure.message)")
+                if !failure.errorTail.isEmpty {
+                    printError("  last lines of its stderr:")
+                    for line in failure.errorTail.split(separator: "\n", omittingEmptySubsequences: false).suffix(15) {
+                        printError("  | \(line)")
+                    }
+                }
+                if let log = failure.logFile { printError("  full log: \(log)") }
+            }
+            let skipped = summary.steps.filter { $0.state == "skipped" }.count
+            var parts = ["\(summary.ran) ran", "\(summary.cached) cached"]
+            if summary.failed > 0 { parts.append("\(summary.failed) failed") }
+            if skipped > 0 { parts.append("\(skipped) skipped") }
+            let verdict: String
+            switch summary.state {
+            case .complete: verdict = "run \(summary.runID) complete"
+            case .failed: verdict = "run \(summary.runID) failed"
+            case .canceled: verdict = "run \(summary.runID) interrupted"
+            case .running: verdict = "run \(summary.runID)"
+            }
+            print("\(verdict): \(parts.joined(separator: ", ")) in \(String(format: "%.2f", summary.duration)) s")
+            if summary.state == .failed {
+                print("fix the step and run the same command again: completed steps will be reused from the cache")
+            }
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Say which steps the next run would reuse, and why the others would run.",
+            discussion: """
+                For each step: 'cached' when its bundle, config, inputs and declared environment \
+                match a recorded execution whose outputs are still in the store; otherwise 'run' \
+                and what changed since its latest execution (bundle file X, config key Y, input Z).
+
+                Example:
+                  zenml-run status pipeline.yaml
+                """)
+
+        @Argument(help: ArgumentHelp("The pipeline file.", valueName: "pipeline.yaml"))
+        var pipeline: String
+
+        @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
+        @OptionGroup(title: "Output") var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let graph = try PipelineGraph.resolve(PipelineSpec.load(pipeline))
+                let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
+                let reports = runner.status(graph, options: RunOptions())
+                if output.json {
+                    try printJSON("steps", reports)
+                    return
+                }
+                let width = max(8, reports.map(\.step.count).max() ?? 8)
+                for report in reports {
+                    let name = report.step.padding(toLength: width, withPad: " ", startingAt: 0)
+                    if report.decision == "cached" {
+                        print("\(name)  cached     (from run \(report.cachedFromRun ?? "?"))")
+                    } else {
+                        print("\(name)  would run  (\(report.reasons.joined(separator: "; ")))")
+                    }
+                }
+                let toRun = reports.filter { $0.decision == "run" }.count
+                print(toRun == 0 ? "everything is cached: 'zenml-run run \(pipeline)' would reuse every step" : "\(toRun) of \(reports.count) steps would run")
+            }
+        }
+    }
+}
+
+/// Turns SIGINT and SIGTERM into a cancellation of the run, so steps are stopped cleanly.
+final class SignalForwarder: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+
+    init(onSignal: @escaping @Sendable () -> Void) {
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                FileHandle.standardError.write(Data("\nstopping: waiting for running steps to end (nothing partial is kept)\n".utf8))
+                onSignal()
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func stop() {
+        sources.forEach { $0.cancel() }
+        for number in [SIGINT, SIGTERM] { signal(number, SIG_DFL) }
+    }
+}

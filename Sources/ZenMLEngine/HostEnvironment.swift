@@ -1,0 +1,67 @@
+import Foundation
+import ZenMLCore
+
+/// The version of this zenml-run.
+public let zenmlRunVersion = "0.1.0"
+
+/// Facts about the machine a run happens on, recorded with every run. They do not enter cache
+/// keys: the same step gives the same bytes on a laptop and a server, and a key that changed with
+/// the kernel version would make a shared cache useless. Bundles declare the variables that matter.
+public struct HostEnvironment: Sendable, Codable {
+    public var os: String
+    public var kernel: String
+    public var architecture: String
+    public var cpu: String?
+    public var cores: Int
+    public var hostVersion: String
+
+    public static let current: HostEnvironment = {
+        var name = utsname()
+        uname(&name)
+        func text<T>(_ value: T) -> String {
+            withUnsafeBytes(of: value) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        var cpu: String?
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {
+            cpu = info.split(separator: "\n").first { $0.hasPrefix("model name") }.flatMap { $0.split(separator: ":", maxSplits: 1).last }
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        return HostEnvironment(
+            os: text(name.sysname), kernel: text(name.release), architecture: text(name.machine), cpu: cpu,
+            cores: ProcessInfo.processInfo.activeProcessorCount, hostVersion: zenmlRunVersion)
+    }()
+
+    public var json: JSONValue {
+        (try? JSONValue(encoding: self)) ?? .null
+    }
+}
+
+/// The git commit of the folder a pipeline lives in, and whether the work tree has changes.
+public struct GitState: Sendable, Codable {
+    public var commit: String
+    public var dirty: Bool
+
+    /// `nil` outside a git work tree or without git.
+    public static func of(directory: String) -> GitState? {
+        guard let commit = git(["rev-parse", "HEAD"], in: directory)?.trimmingCharacters(in: .whitespacesAndNewlines), commit.count >= 40 else {
+            return nil
+        }
+        let status = git(["status", "--porcelain", "--untracked-files=no"], in: directory) ?? ""
+        return GitState(commit: commit, dirty: !status.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+    }
+
+    private static func git(_ arguments: [String], in directory: String) -> String? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["git", "-C", directory] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        do { try process.run() } catch { return nil }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

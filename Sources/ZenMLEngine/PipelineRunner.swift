@@ -1,0 +1,317 @@
+import Foundation
+import ZenMLArtifacts
+import ZenMLCache
+import ZenMLContract
+import ZenMLCore
+import ZenMLExecutor
+import ZenMLMetadata
+import ZenMLPipeline
+
+/// How to run a pipeline.
+public struct RunOptions: Sendable {
+    /// Steps run at the same time, at most.
+    public var jobs: Int
+    /// `false` runs every step even when a cached result exists (`--no-cache`).
+    public var useCache: Bool
+    /// Run only these steps and what they need upstream (`--only`); empty for all.
+    public var only: [String]
+    /// The environment steps take `PATH`, `HOME` and their declared variables from.
+    public var hostEnvironment: [String: String]
+
+    public init(jobs: Int = ProcessInfo.processInfo.activeProcessorCount, useCache: Bool = true, only: [String] = [], hostEnvironment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.jobs = max(1, jobs)
+        self.useCache = useCache
+        self.only = only
+        self.hostEnvironment = hostEnvironment
+    }
+}
+
+/// Runs pipelines in a workspace: schedules the DAG, consults the cache, runs steps under the
+/// contract, publishes their outputs and records everything in the metadata store.
+public final class PipelineRunner: Sendable {
+    public let workspace: Workspace
+    let metadata: any MetadataStore
+    let store: LocalArtifactStore
+    let fingerprinter: Fingerprinter
+
+    /// Opens the workspace's stores (creating them if needed).
+    public init(workspace: Workspace) throws {
+        try workspace.initialize()
+        self.workspace = workspace
+        self.metadata = try workspace.openMetadataStore()
+        self.store = try workspace.openArtifactStore()
+        self.fingerprinter = Fingerprinter(statCache: StatCache(file: workspace.statCachePath))
+    }
+
+    /// A new run id: UTC time and a random suffix, sortable and unique enough to type a prefix of.
+    static func makeRunID(at date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        return formatter.string(from: date) + "-" + String(format: "%06x", UInt32.random(in: 0...0xff_ffff))
+    }
+
+    /// Runs a validated pipeline. Cancelling the calling task stops running steps, publishes nothing
+    /// partial and records the run as canceled.
+    public func run(_ graph: PipelineGraph, options: RunOptions, observer: @escaping @Sendable (RunEvent) -> Void = { _ in }) async throws -> RunSummary {
+        let started = Date()
+        let runID = Self.makeRunID(at: started)
+        let selected: Set<String> = options.only.isEmpty ? Set(graph.steps.map(\.name)) : graph.upstreamClosure(of: options.only)
+        for name in options.only where graph[step: name] == nil {
+            throw FingerprintError(message: "--only \(name): the pipeline has no step '\(name)' (steps: \(graph.steps.map(\.name).joined(separator: ", ")))")
+        }
+        let steps = graph.steps.filter { selected.contains($0.name) }
+        let git = GitState.of(directory: graph.spec.directory)
+        try metadata.startRun(
+            NewRun(
+                id: runID, pipeline: graph.spec.name, specDigest: graph.specDigest, spec: graph.spec.document.root,
+                pipelineFile: graph.spec.file, startedAt: started, gitCommit: git?.commit, gitDirty: git?.dirty,
+                environment: HostEnvironment.current.json, workspace: workspace.root))
+        observer(.runStarted(runID: runID, pipeline: graph.spec.name, steps: steps.map(\.name)))
+        let logDirectory = workspace.logsDirectory + "/" + runID
+        try FileTree.makeDirectory(logDirectory)
+
+        let context = RunContext(runID: runID, graph: graph, options: options, logDirectory: logDirectory, observer: observer)
+        var results: [String: StepResult] = [:]
+        var remaining = Dictionary(uniqueKeysWithValues: steps.map { ($0.name, Set($0.dependencies).intersection(selected)) })
+        let order = Dictionary(uniqueKeysWithValues: steps.enumerated().map { ($1.name, $0) })
+        var ready = steps.filter { remaining[$0.name]?.isEmpty == true }.map(\.name)
+        for name in ready { remaining[name] = nil }
+
+        await withTaskGroup(of: (String, StepResult).self) { group in
+            var running = 0
+            func launchReady() {
+                while running < options.jobs, !ready.isEmpty, !Task.isCancelled {
+                    let name = ready.removeFirst()
+                    guard let step = graph[step: name] else { continue }
+                    var inputs: [String: [ArtifactRecord]] = [:]
+                    for (inputName, references) in step.inputs {
+                        inputs[inputName] = references.compactMap { results[$0.step]?.outputs[$0.output] }
+                    }
+                    running += 1
+                    group.addTask { (name, await self.execute(step, inputs: inputs, context: context)) }
+                }
+            }
+            launchReady()
+            while let (name, result) = await group.next() {
+                running -= 1
+                results[name] = result
+                if result.succeeded {
+                    var released: [String] = []
+                    for (other, dependencies) in remaining where dependencies.contains(name) {
+                        remaining[other]?.remove(name)
+                        if remaining[other]?.isEmpty == true { released.append(other) }
+                    }
+                    for other in released { remaining[other] = nil }
+                    ready = (ready + released).sorted { (order[$0] ?? 0) < (order[$1] ?? 0) }
+                } else {
+                    // Everything downstream of a failure is skipped; independent steps go on.
+                    var blocked = [name]
+                    while let source = blocked.popLast() {
+                        for (other, dependencies) in remaining where dependencies.contains(source) {
+                            remaining[other] = nil
+                            let reason = result.state == .canceled ? StepState.canceled : .skipped(because: "'\(source)' did not succeed")
+                            results[other] = StepResult(state: reason)
+                            observer(.stepChanged(step: other, state: reason))
+                            blocked.append(other)
+                        }
+                    }
+                }
+                launchReady()
+            }
+        }
+        let canceled = Task.isCancelled
+        for step in steps where results[step.name] == nil {
+            results[step.name] = StepResult(state: .canceled)
+            observer(.stepChanged(step: step.name, state: .canceled))
+        }
+        try? fingerprinter.save()
+        try? FileTree.remove(logDirectory + "/.empty")
+        let failed = results.values.contains { if case .failed = $0.state { return true } else { return false } }
+        let state: RunState = canceled || results.values.contains { $0.state == .canceled } ? .canceled : failed ? .failed : .complete
+        let ended = Date()
+        try metadata.finishRun(id: runID, state: state, endedAt: ended)
+        let summary = RunSummary(
+            runID: runID, pipeline: graph.spec.name, state: state,
+            steps: steps.map { step in
+                let result = results[step.name] ?? StepResult(state: .canceled)
+                var duration: TimeInterval?
+                var failure: StepFailureReport?
+                if case .completed(let seconds) = result.state { duration = seconds }
+                if case .failed(let report) = result.state { failure = report }
+                var reason: String?
+                if case .skipped(let because) = result.state { reason = because } else { reason = result.reason }
+                return RunSummary.StepSummary(
+                    name: step.name, state: result.state.label, executionID: result.executionID, cacheKey: result.cacheKey?.description,
+                    duration: duration, reason: reason, failure: failure, outputs: result.outputs.mapValues { $0.digest.description })
+            },
+            duration: ended.timeIntervalSince(started))
+        observer(.runFinished(summary))
+        return summary
+    }
+
+    struct RunContext: Sendable {
+        var runID: String
+        var graph: PipelineGraph
+        var options: RunOptions
+        var logDirectory: String
+        var observer: @Sendable (RunEvent) -> Void
+    }
+
+    struct StepResult: Sendable {
+        var state: StepState
+        var outputs: [String: ArtifactRecord] = [:]
+        var executionID: Int64?
+        var cacheKey: Digest?
+        var reason: String?
+
+        var succeeded: Bool {
+            switch state {
+            case .completed, .cached: return true
+            default: return false
+            }
+        }
+    }
+
+    private func fail(_ step: String, _ message: String, context: RunContext, key: Digest? = nil) -> StepResult {
+        let state = StepState.failed(StepFailureReport(message: message, exitCode: nil, errorTail: "", logFile: nil))
+        context.observer(.stepChanged(step: step, state: state))
+        return StepResult(state: state, cacheKey: key)
+    }
+
+    /// Runs or reuses one step. Never throws: every problem becomes the step's failure.
+    private func execute(_ step: ResolvedStep, inputs: [String: [ArtifactRecord]], context: RunContext) async -> StepResult {
+        let graph = context.graph
+        let fingerprint: StepFingerprint
+        do {
+            fingerprint = try StepFingerprint.compute(
+                step: step, pipelineDirectory: graph.spec.directory, inputs: inputs, fingerprinter: fingerprinter,
+                hostEnvironment: context.options.hostEnvironment)
+        } catch {
+            return fail(step.name, "\(error)", context: context)
+        }
+        let key = fingerprint.key
+        let bundleDigest = fingerprint.ingredients.action.bundleDigest
+        let newExecution = NewExecution(
+            runID: context.runID, pipeline: graph.spec.name, step: step.name, cacheKey: key, bundle: step.manifest.name,
+            bundleVersion: step.manifest.version, bundleDigest: bundleDigest, config: .object(step.config),
+            keyIngredients: fingerprint.ingredients.json, startedAt: Date(), inputs: inputs)
+
+        if context.options.useCache && step.cache {
+            do {
+                if let hit = try cachedExecution(for: key, outputs: Set(step.manifest.outputs.keys)) {
+                    let id = try metadata.recordCachedExecution(newExecution, reusing: hit, at: Date())
+                    context.observer(.stepChanged(step: step.name, state: .cached(fromRun: hit.runID)))
+                    return StepResult(state: .cached(fromRun: hit.runID), outputs: hit.outputs, executionID: id, cacheKey: key)
+                }
+            } catch {
+                return fail(step.name, "cannot consult the cache: \(error)", context: context, key: key)
+            }
+        }
+        let reason = missReason(step: step, pipeline: graph.spec.name, ingredients: fingerprint.ingredients, context: context)
+        if Task.isCancelled {
+            context.observer(.stepChanged(step: step.name, state: .canceled))
+            return StepResult(state: .canceled, cacheKey: key)
+        }
+
+        let workDirectory: String
+        let executionID: Int64
+        let logFile = context.logDirectory + "/" + step.name + ".log"
+        var request: StepRequest
+        do {
+            workDirectory = try store.makeStagingDirectory(label: step.name)
+            let outputs = StepLaunch.outputsDirectory(in: workDirectory)
+            let scratch = StepLaunch.scratchDirectory(in: workDirectory)
+            try FileTree.makeDirectory(scratch + "/tmp")
+            var outputDirectories: [String: StepRequest.OutputDirectory] = [:]
+            for (name, spec) in step.manifest.outputs {
+                try FileTree.makeDirectory(outputs + "/" + name)
+                outputDirectories[name] = StepRequest.OutputDirectory(path: outputs + "/" + name, type: spec.type)
+            }
+            var requestInputs: [String: [StepRequest.InputArtifact]] = [:]
+            for (name, artifacts) in inputs {
+                requestInputs[name] = try artifacts.map { artifact in
+                    guard let path = try store.localPath(of: artifact.digest) else { throw ArtifactStoreError.missing(artifact.digest) }
+                    return StepRequest.InputArtifact(path: path, type: artifact.type, digest: artifact.digest.description, properties: artifact.properties)
+                }
+            }
+            request = StepRequest(
+                pipeline: .init(name: graph.spec.name, version: graph.specDigest.description), run: .init(id: context.runID),
+                step: .init(name: step.name, bundle: step.manifest.name, bundleVersion: step.manifest.version, bundleDigest: bundleDigest.description, cacheKey: key.description),
+                config: fingerprint.requestConfig, inputs: requestInputs, outputs: outputDirectories, scratch: scratch,
+                seed: StepAction.seed(for: key))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            try FileTree.writeAtomically(try encoder.encode(request), to: StepLaunch.requestFile(in: workDirectory))
+            executionID = try metadata.startExecution(newExecution)
+        } catch {
+            return fail(step.name, "cannot prepare the step: \(error)", context: context, key: key)
+        }
+        defer { try? FileTree.remove(workDirectory) }
+        context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
+
+        let launch = StepLaunch(
+            bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
+            timeout: step.timeout, hostEnvironment: context.options.hostEnvironment)
+        let result = await StepRunner.run(launch)
+        switch result.outcome {
+        case .success(let success):
+            do {
+                var outputs: [String: ArtifactRecord] = [:]
+                let now = Date()
+                for (name, spec) in step.manifest.outputs.sorted(by: { $0.key < $1.key }) {
+                    let stored = try store.publish(stagedDirectory: StepLaunch.outputsDirectory(in: workDirectory) + "/" + name)
+                    outputs[name] = ArtifactRecord(
+                        type: spec.type, uri: stored.uri, digest: stored.digest, size: stored.size, fileCount: stored.fileCount,
+                        properties: success.response.outputs[name] ?? [:], createdAt: now)
+                }
+                // Only now, with every output published, is the execution complete.
+                try metadata.finishExecution(
+                    id: executionID,
+                    outcome: ExecutionOutcome(
+                        state: .complete, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile,
+                        message: success.response.message, metrics: success.response.metrics, outputs: outputs))
+                let recorded = try metadata.executions(withCacheKey: key, limit: 1).first { $0.id == executionID }
+                context.observer(.stepChanged(step: step.name, state: .completed(duration: result.duration)))
+                return StepResult(state: .completed(duration: result.duration), outputs: recorded?.outputs ?? outputs, executionID: executionID, cacheKey: key, reason: reason)
+            } catch {
+                try? metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: "\(error)"))
+                return fail(step.name, "cannot publish the outputs: \(error)", context: context, key: key)
+            }
+        case .failure(let failure):
+            let state: ExecutionState = failure == .canceled ? .canceled : .failed
+            try? metadata.finishExecution(
+                id: executionID,
+                outcome: ExecutionOutcome(state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description))
+            if failure == .canceled {
+                context.observer(.stepChanged(step: step.name, state: .canceled))
+                return StepResult(state: .canceled, executionID: executionID, cacheKey: key)
+            }
+            let report = StepFailureReport(message: failure.description, exitCode: result.exitCode, errorTail: result.errorTail, logFile: logFile)
+            context.observer(.stepChanged(step: step.name, state: .failed(report)))
+            return StepResult(state: .failed(report), executionID: executionID, cacheKey: key)
+        }
+    }
+
+    /// A completed or cached execution with this key whose outputs are all still in the store.
+    func cachedExecution(for key: Digest, outputs: Set<String>) throws -> ExecutionRecord? {
+        for candidate in try metadata.executions(withCacheKey: key, limit: 5) {
+            guard Set(candidate.outputs.keys) == outputs else { continue }
+            let intact = try candidate.outputs.values.allSatisfy { artifact in
+                try store.isIntact(StoredArtifact(digest: artifact.digest, uri: artifact.uri, size: artifact.size, fileCount: artifact.fileCount))
+            }
+            if intact { return candidate }
+        }
+        return nil
+    }
+
+    /// Why a step runs, compared with its latest successful execution in this pipeline.
+    func missReason(step: ResolvedStep, pipeline: String, ingredients: KeyIngredients, context: RunContext) -> String? {
+        if !context.options.useCache { return "--no-cache" }
+        if !step.cache { return "cache: false" }
+        guard let previous = try? metadata.latestExecution(pipeline: pipeline, step: step.name) else { return "first run" }
+        let changes = ingredients.changes(since: previous.keyIngredients)
+        return changes.isEmpty ? "outputs of the previous run are missing from the store" : changes.joined(separator: "; ")
+    }
+}

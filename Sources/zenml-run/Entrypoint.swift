@@ -1,0 +1,8 @@
+import ZenMLCommands
+
+@main
+struct Entrypoint {
+    static func main() async {
+        await ZenMLRun.main(nil)
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import XCTest
+
+/// The cache hit/miss matrix, driven through the real binary.
+final class CachingTests: XCTestCase {
+    /// source(value) -> double -> total, plus an independent `side` step.
+    func makeChain(_ sandbox: Sandbox) throws {
+        try sandbox.shBundle(
+            "source", outputs: "{numbers: Numbers}",
+            config: "{properties: {value: {type: integer, default: 1}, data: {type: string, format: path, default: data.txt}}}",
+            script: #"""
+                O=$(out numbers); V=$(num value); D=$(jget data)
+                echo "source: writing $V" >&2
+                { echo "$V"; cat "$D"; } > "$O/values.txt"
+                echo '{"status":"ok","outputs":{"numbers":{"properties":{"records":1}}}}'
+                """#)
+        try sandbox.write("bundles/double/helper.sh", "double() { echo $(( $1 * 2 )); }\n")
+        try sandbox.shBundle(
+            "double", inputs: "{numbers: Numbers}", outputs: "{numbers: Numbers}",
+            script: #"""
+                . "$ZENML_BUNDLE_DIR/helper.sh"
+                I=$(inp numbers); O=$(out numbers)
+                double $(head -n1 "$I/values.txt") > "$O/values.txt"
+                echo '{"status":"ok"}'
+                """#)
+        try sandbox.shBundle(
+            "total", inputs: "{numbers: Numbers}", outputs: "{report: Report}",
+            extra: "env: [TOTAL_LABEL]\n",
+            script: #"""
+                I=$(inp numbers); O=$(out report)
+                echo "${TOTAL_LABEL:-total}=$(cat "$I/values.txt")" > "$O/report.txt"
+                echo '{"status":"ok","metrics":{"total":1}}'
+                """#)
+        try sandbox.shBundle(
+            "side", outputs: "{report: Report}",
+            script: #"""
+                O=$(out report); echo side > "$O/side.txt"; echo '{"status":"ok"}'
+                """#)
+        try sandbox.write("data.txt", "external\n")
+        try writePipeline(sandbox, value: 1)
+    }
+
+    func writePipeline(_ sandbox: Sandbox, value: Int, extra: String = "") throws {
+        try sandbox.write(
+            "pipeline.yaml",
+            """
+            name: chain
+            steps:
+              source:
+                uses: ./bundles/source
+                config: {value: \(value)}
+              double:
+                uses: ./bundles/double
+                inputs: {numbers: source.numbers}\(extra)
+              total:
+                uses: ./bundles/total
+                inputs:
+                  numbers: double.numbers
+              side:
+                uses: ./bundles/side
+
+            """)
+    }
+
+    func testHitMissMatrix() throws {
+        let sandbox = try Sandbox()
+        try makeChain(sandbox)
+
+        var (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertEqual(Sandbox.states(summary), ["source": "done", "double": "done", "total": "done", "side": "done"])
+
+        (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertEqual(Sandbox.states(summary), ["source": "cached", "double": "cached", "total": "cached", "side": "cached"], "an unchanged pipeline must be fully cached")
+
+        // A config change re-runs the step and its dependents only.
+        try writePipeline(sandbox, value: 5)
+        let status = try sandbox.run(["status", "pipeline.yaml"])
+        XCTAssertTrue(status.stdout.contains("config key value: 1 -> 5"), status.output)
+        XCTAssertTrue(status.stdout.contains("upstream step source will run"), status.output)
+        (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(Sandbox.states(summary), ["source": "done", "double": "done", "total": "done", "side": "cached"])
+
+        // Editing a helper file beside the entrypoint invalidates that bundle.
+        try sandbox.write("bundles/double/helper.sh", "double() { echo $(( $1 + $1 )); }\n")
+        let explained = try sandbox.run(["status", "pipeline.yaml"])
+        XCTAssertTrue(explained.stdout.contains("bundle file helper.sh changed"), explained.output)
+        (result, summary) = try sandbox.runPipeline()
+        // Same numbers come out of the changed helper, so `total` sees an identical input and is reused.
+        XCTAssertEqual(Sandbox.states(summary), ["source": "cached", "double": "done", "total": "cached", "side": "cached"])
+
+        // Touching external data does not re-run; editing it does.
+        try Sandbox.shell("touch -d '2 hours ago' '\(sandbox.root)/data.txt'")
+        (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(Sandbox.states(summary)["source"], "cached", "a touched but unchanged file must not re-run its step")
+        try sandbox.write("data.txt", "external, edited\n")
+        let dataStatus = try sandbox.run(["status", "pipeline.yaml"])
+        XCTAssertTrue(dataStatus.stdout.contains("config key data: content of"), dataStatus.output)
+        (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(Sandbox.states(summary)["source"], "done")
+        // source's output changed, so double re-runs; it reads only the first line, so its output
+        // is identical and total is reused (early cut-off on content, not on timestamps).
+        XCTAssertEqual(Sandbox.states(summary)["double"], "done")
+        XCTAssertEqual(Sandbox.states(summary)["total"], "cached")
+
+        // A declared environment variable enters the key; an undeclared one does not.
+        (result, summary) = try sandbox.runPipeline(environment: ["TOTAL_LABEL": "sum", "UNRELATED": "x"])
+        XCTAssertEqual(Sandbox.states(summary)["total"], "done")
+        XCTAssertEqual(Sandbox.states(summary)["side"], "cached")
+        (result, summary) = try sandbox.runPipeline(environment: ["TOTAL_LABEL": "sum", "UNRELATED": "y"])
+        XCTAssertEqual(Sandbox.states(summary)["total"], "cached")
+
+        // --no-cache and cache: false force runs.
+        (result, summary) = try sandbox.runPipeline("pipeline.yaml", ["--no-cache", "--only", "double"], environment: ["TOTAL_LABEL": "sum"])
+        XCTAssertEqual(Sandbox.states(summary), ["source": "done", "double": "done"], "--only runs the step and its upstream")
+        try writePipeline(sandbox, value: 5, extra: "\n    cache: false")
+        (result, summary) = try sandbox.runPipeline(environment: ["TOTAL_LABEL": "sum"])
+        XCTAssertEqual(Sandbox.states(summary)["double"], "done")
+        XCTAssertEqual(Sandbox.states(summary)["source"], "cached")
+    }
+
+    func testCachedOutputsMustStillBeInTheStore() throws {
+        let sandbox = try Sandbox()
+        try makeChain(sandbox)
+        XCTAssertEqual(try sandbox.runPipeline().0.exitCode, 0)
+        // Remove every artifact: the recorded executions can no longer be reused.
+        try Sandbox.shell("chmod -R u+w '\(sandbox.root)/.zenml/artifacts' && rm -rf '\(sandbox.root)/.zenml/artifacts/sha256'/*")
+        let status = try sandbox.run(["status", "pipeline.yaml"])
+        XCTAssertTrue(status.stdout.contains("outputs of the previous run are missing"), status.output)
+        let (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertEqual(Sandbox.states(summary)["source"], "done")
+    }
+
+    func testArtifactsAreReadOnlyContentAddressedAndDeduplicated() throws {
+        let sandbox = try Sandbox()
+        try makeChain(sandbox)
+        let (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        let steps = summary["steps"] as? [[String: Any]] ?? []
+        let report = steps.first { $0["name"] as? String == "total" }?["outputs"] as? [String: String]
+        let digest = try XCTUnwrap(report?["report"])
+        XCTAssertTrue(digest.hasPrefix("sha256:"))
+        let hex = String(digest.dropFirst(7))
+        let path = "\(sandbox.root)/.zenml/artifacts/sha256/\(hex.prefix(2))/\(hex)"
+        XCTAssertEqual(try String(contentsOfFile: path + "/report.txt", encoding: .utf8), "total=2\n")
+        let attributes = try FileManager.default.attributesOfItem(atPath: path + "/report.txt")
+        let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0o777
+        XCTAssertEqual(mode & 0o222, 0, "published artifact files must be read-only")
+        // Nothing is left in the staging area.
+        XCTAssertEqual(sandbox.files(under: ".zenml/tmp"), [])
+    }
+}
