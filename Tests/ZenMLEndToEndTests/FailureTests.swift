@@ -1,0 +1,198 @@
+import Foundation
+import XCTest
+
+/// Steps that crash, hang, lie or escape: each fails clearly, publishes nothing and is not cached.
+final class FailureTests: XCTestCase {
+    func okBundle(_ sandbox: Sandbox, _ name: String, inputs: String = "{}") throws {
+        try sandbox.shBundle(name, inputs: inputs, outputs: "{result: Result}", script: #"""
+            O=$(out result); echo ok > "$O/ok.txt"; echo '{"status":"ok"}'
+            """#)
+    }
+
+    func testFailingStepStopsDependentsWhileOthersFinish() throws {
+        let sandbox = try Sandbox()
+        try okBundle(sandbox, "first")
+        try sandbox.shBundle("flaky", inputs: "{result: Result}", outputs: "{result: Result}", script: #"""
+            O=$(out result); echo "partial" > "$O/partial.txt"
+            if [ ! -f "$ZENML_BUNDLE_DIR/fixed" ]; then echo "boom: the model diverged" >&2; exit 3; fi
+            echo '{"status":"ok"}'
+            """#)
+        try okBundle(sandbox, "after", inputs: "{result: Result}")
+        try okBundle(sandbox, "independent")
+        try sandbox.write("pipeline.yaml", """
+            name: failing
+            steps:
+              first: {uses: ./bundles/first}
+              flaky: {uses: ./bundles/flaky, inputs: {result: first.result}}
+              after: {uses: ./bundles/after, inputs: {result: flaky.result}}
+              independent: {uses: ./bundles/independent}
+            """)
+        let text = try sandbox.run(["run", "pipeline.yaml", "--jobs", "1"])
+        XCTAssertEqual(text.exitCode, 1, text.output)
+        XCTAssertTrue(text.stderr.contains("step 'flaky' failed: the step exited with code 3"), text.output)
+        XCTAssertTrue(text.stderr.contains("| boom: the model diverged"), "the stderr tail must be shown: \(text.output)")
+        XCTAssertTrue(text.stderr.contains("full log: "), text.output)
+        XCTAssertEqual(sandbox.files(under: ".zenml/tmp"), [], "a failed step leaves nothing staged")
+
+        var (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(result.exitCode, 1)
+        XCTAssertEqual(Sandbox.states(summary), ["first": "cached", "flaky": "failed", "after": "skipped", "independent": "cached"], "a failed step is never cached")
+        // No artifact contains the failed step's partial file.
+        let partial = try Sandbox.shell("find '\(sandbox.root)/.zenml/artifacts' -name partial.txt")
+        XCTAssertEqual(partial, "")
+
+        try sandbox.write("bundles/flaky/fixed", "")
+        (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertEqual(Sandbox.states(summary), ["first": "cached", "flaky": "done", "after": "done", "independent": "cached"])
+    }
+
+    /// Runs a one-step pipeline whose step runs `script` and returns the text result.
+    func runBadStep(_ script: String, extra: String = "", timeout: String = "") throws -> (Sandbox, Sandbox.Result) {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("bad", outputs: "{result: Result}", extra: extra, script: script)
+        try sandbox.write("pipeline.yaml", "name: bad\nsteps:\n  bad:\n    uses: ./bundles/bad\n\(timeout)")
+        return (sandbox, try sandbox.run(["run", "pipeline.yaml"]))
+    }
+
+    func assertFailsAndIsNotCached(_ sandbox: Sandbox, _ result: Sandbox.Result, _ expected: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        XCTAssertEqual(result.exitCode, 1, result.output, file: file, line: line)
+        XCTAssertTrue(result.stderr.contains(expected), "expected '\(expected)' in: \(result.output)", file: file, line: line)
+        let again = try sandbox.runPipeline().1
+        XCTAssertEqual(Sandbox.states(again)["bad"], "failed", "a failed step must run again, not come from the cache", file: file, line: line)
+        XCTAssertEqual(Sandbox.shell_find(sandbox, "ok.txt"), "", "nothing of the failed step may be published", file: file, line: line)
+    }
+
+    func testGarbageOnStdoutFails() throws {
+        let (sandbox, result) = try runBadStep(#"""
+            O=$(out result); echo ok > "$O/ok.txt"; echo "Epoch 1: loss 0.3"; echo '{"status":"ok"}'
+            """#)
+        try assertFailsAndIsNotCached(sandbox, result, "the step's stdout is not JSON (it starts with 'Epoch 1: loss 0.3")
+    }
+
+    func testTwoJSONObjectsFail() throws {
+        let (sandbox, result) = try runBadStep(#"""
+            O=$(out result); echo ok > "$O/ok.txt"; echo '{"status":"ok"}'; echo '{"status":"ok"}'
+            """#)
+        try assertFailsAndIsNotCached(sandbox, result, "must be exactly one JSON object")
+    }
+
+    func testInvalidResponseFails() throws {
+        let (sandbox, result) = try runBadStep(#"""
+            O=$(out result); echo ok > "$O/ok.txt"; echo '{"status":"ok","metrics":{"loss":"low"}}'
+            """#)
+        try assertFailsAndIsNotCached(sandbox, result, "metrics.loss: must be a number")
+    }
+
+    func testExitZeroWithoutOutputsFails() throws {
+        let (sandbox, result) = try runBadStep(#"""
+            echo '{"status":"ok"}'
+            """#)
+        try assertFailsAndIsNotCached(sandbox, result, "left its declared output 'result' empty")
+    }
+
+    func testSymlinkOutOfTheOutputFails() throws {
+        let (sandbox, result) = try runBadStep(#"""
+            O=$(out result); echo ok > "$O/ok.txt"; ln -s /etc/passwd "$O/passwd"; echo '{"status":"ok"}'
+            """#)
+        try assertFailsAndIsNotCached(sandbox, result, "points outside the output")
+    }
+
+    func testRelativeSymlinkEscapingFails() throws {
+        let (sandbox, result) = try runBadStep(#"""
+            O=$(out result); echo ok > "$O/ok.txt"; mkdir "$O/sub"; ln -s ../../../../x "$O/sub/up"; echo '{"status":"ok"}'
+            """#)
+        try assertFailsAndIsNotCached(sandbox, result, "points outside the output")
+    }
+
+    func testUndeclaredOutputFails() throws {
+        let (sandbox, result) = try runBadStep(#"""
+            O=$(out result); echo ok > "$O/ok.txt"; mkdir "$O/../extra"; echo x > "$O/../extra/x"; echo '{"status":"ok"}'
+            """#)
+        try assertFailsAndIsNotCached(sandbox, result, "wrote 'extra' beside its outputs, which is not a declared output")
+    }
+
+    func testReportedErrorShowsTheStepsMessage() throws {
+        let (sandbox, result) = try runBadStep(#"""
+            O=$(out result); echo ok > "$O/ok.txt"; echo '{"status":"error","message":"labels column missing"}'
+            """#)
+        try assertFailsAndIsNotCached(sandbox, result, "the step reported an error: labels column missing")
+    }
+
+    func testFloodingStdoutFails() throws {
+        let (sandbox, result) = try runBadStep(#"""
+            O=$(out result); echo ok > "$O/ok.txt"; head -c 3000000 /dev/zero | tr '\0' 'x'; echo '{"status":"ok"}'
+            """#)
+        try assertFailsAndIsNotCached(sandbox, result, "printed more than 1048576 bytes on stdout")
+    }
+
+    func testMissingEntrypointIsExplained() throws {
+        let sandbox = try Sandbox()
+        try sandbox.write("bundles/bad/step.yaml", "name: bad\nversion: 1\nentrypoint: train.py\noutputs: {model: Model}\n")
+        try sandbox.write("bundles/bad/train.py", "print('{}')\n")
+        try sandbox.write("pipeline.yaml", "name: bad\nsteps:\n  bad: {uses: ./bundles/bad}\n")
+        let result = try sandbox.run(["run", "pipeline.yaml"])
+        XCTAssertEqual(result.exitCode, 1)
+        XCTAssertTrue(result.stderr.contains("is not executable; run chmod +x on it"), result.output)
+    }
+
+    func testHangingStepHitsItsTimeoutAndItsChildrenAreKilled() throws {
+        let started = Date()
+        let (sandbox, result) = try runBadStep(#"""
+            sleep 300 & echo $! > "$ZENML_BUNDLE_DIR/../../child.pid"
+            sleep 300
+            """#, extra: "timeout: 30\n", timeout: "    timeout: 1\n")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 15, "the pipeline's timeout (1 s) overrides the bundle's (30 s)")
+        XCTAssertEqual(result.exitCode, 1, result.output)
+        XCTAssertTrue(result.stderr.contains("ran longer than its timeout of 1 s"), result.output)
+        let pid = try sandbox.read("child.pid").trimmingCharacters(in: .whitespacesAndNewlines)
+        usleep(200_000)
+        let alive = try Sandbox.shell("ps -o stat= -p \(pid) | grep -v Z || true")
+        XCTAssertEqual(alive.trimmingCharacters(in: .whitespacesAndNewlines), "", "the step's background child must be killed with its process group")
+    }
+
+    func testInterruptKeepsNothingPartialAndARerunCompletes() throws {
+        let sandbox = try Sandbox()
+        try okBundle(sandbox, "quick")
+        try sandbox.shBundle("slow", inputs: "{result: Result}", outputs: "{result: Result}", script: #"""
+            O=$(out result); echo half > "$O/half.txt"
+            touch "$ZENML_BUNDLE_DIR/../../started"
+            if [ -f "$ZENML_BUNDLE_DIR/../../slow" ]; then sleep 60; fi
+            echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("slow", "")
+        try sandbox.write("pipeline.yaml", """
+            name: interrupted
+            steps:
+              quick: {uses: ./bundles/quick}
+              slow: {uses: ./bundles/slow, inputs: {result: quick.result}}
+            """)
+        let process = try sandbox.start(["run", "pipeline.yaml"])
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: sandbox.root + "/started") && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: sandbox.root + "/started"))
+        kill(process.process.processIdentifier, SIGINT)
+        let started = Date()
+        let result = try process.wait(timeout: 20)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+        XCTAssertEqual(result.exitCode, 130, result.output)
+        XCTAssertEqual(try Sandbox.shell("find '\(sandbox.root)/.zenml/artifacts' -name half.txt"), "", "no partial artifact")
+        XCTAssertEqual(sandbox.files(under: ".zenml/tmp"), [])
+        let runs = try sandbox.run(["runs", "list", "--json"])
+        XCTAssertTrue(runs.stdout.contains("\"state\" : \"canceled\""), runs.stdout)
+        let show = try sandbox.run(["runs", "show", (runs.stdout.components(separatedBy: "\"id\" : \"").dropFirst().first ?? "").components(separatedBy: "\"").first ?? ""])
+        XCTAssertTrue(show.stdout.contains("slow: canceled"), show.output)
+        XCTAssertTrue(show.stdout.contains("quick: complete"), show.output)
+
+        try FileManager.default.removeItem(atPath: sandbox.root + "/slow")
+        let (rerun, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(rerun.exitCode, 0, rerun.output)
+        XCTAssertEqual(Sandbox.states(summary), ["quick": "cached", "slow": "done"])
+    }
+}
+
+extension Sandbox {
+    static func shell_find(_ sandbox: Sandbox, _ name: String) -> String {
+        (try? shell("find '\(sandbox.root)/.zenml/artifacts' -name '\(name)'")) ?? "?"
+    }
+}
