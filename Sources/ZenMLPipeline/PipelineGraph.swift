@@ -123,7 +123,7 @@ public struct PipelineGraph: Sendable {
                 for problem in failure.issues {
                     let path = ["steps", step.name, "config"] + problem.path
                     let atKey = step.config[problem.path.first ?? ""] != nil && problem.message.hasPrefix("unknown")
-                    issue(step.config.isEmpty ? ["steps", step.name] : path, "\(problem.message) (step '\(step.name)', bundle '\(manifest.name)')", atKey: atKey)
+                    issue(step.config.isEmpty ? ["steps", step.name] : path, "\(problem.message) (step '\(step.name)', bundle '\(manifest.name)')", atKey: atKey || step.config.isEmpty)
                 }
             }
             var inputs: [String: [OutputReference]] = [:]
