@@ -4,9 +4,10 @@ import ZenMLCore
 /// Remembers file digests by file identity (device, inode, size, modification and change times),
 /// so unchanged files, such as a 1 GiB training set, are not hashed again on every run.
 ///
-/// An entry is trusted only if the file looks exactly as it did when hashed. Files modified in the
-/// two seconds before they were hashed are not remembered: a write in the same clock tick could
-/// otherwise go unnoticed (git's "racy clean" problem).
+/// An entry is trusted only if the file looks exactly as it did when hashed (the change time
+/// included, which every write and every `touch` moves). Files modified in the two seconds
+/// before they were hashed are not remembered: a write in the same clock tick could otherwise go
+/// unnoticed (git's "racy clean" problem).
 public final class StatCache: FileHasher, @unchecked Sendable {
     struct Entry: Codable {
         var device: UInt64
@@ -41,7 +42,7 @@ public final class StatCache: FileHasher, @unchecked Sendable {
         }
         let digest = try Digest.ofFile(atPath: path)
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000_000)
-        let settled = max(status.modificationNanoseconds, status.changeNanoseconds) < now - 2_000_000_000
+        let settled = status.modificationNanoseconds < now - 2_000_000_000
         lock.withLock {
             if settled {
                 entries[path] = Entry(

@@ -1,0 +1,56 @@
+import XCTest
+import ZenMLCore
+@testable import ZenMLArtifacts
+
+final class LocalArtifactStoreTests: XCTestCase {
+    var root = ""
+    var store: LocalArtifactStore!
+
+    override func setUpWithError() throws {
+        root = NSTemporaryDirectory() + "store-\(UUID().uuidString)"
+        store = try LocalArtifactStore(root: root + "/artifacts", stagingRoot: root + "/tmp")
+    }
+
+    override func tearDownWithError() throws { try FileTree.remove(root) }
+
+    func stage(_ files: [String: String]) throws -> String {
+        let directory = try store.makeStagingDirectory(label: "out")
+        for (name, content) in files {
+            try FileTree.makeDirectory((directory + "/" + name as NSString).deletingLastPathComponent)
+            try Data(content.utf8).write(to: URL(fileURLWithPath: directory + "/" + name))
+        }
+        return directory
+    }
+
+    func testPublishIsContentAddressedReadOnlyAndDeduplicated() throws {
+        let staged = try stage(["model.bin": "weights", "meta/info.json": "{}"])
+        let first = try store.publish(stagedDirectory: staged)
+        XCTAssertNil(try FileStatus.of(staged), "the staged directory is consumed")
+        XCTAssertEqual(first.uri, store.path(of: first.digest))
+        XCTAssertEqual(first.digest, try TreeDigest.compute(root: first.uri).digest)
+        XCTAssertEqual(first.fileCount, 2)
+        XCTAssertEqual(first.size, 9)
+        XCTAssertEqual((try FileStatus.of(first.uri + "/model.bin")?.mode ?? 0) & 0o222, 0, "files are read-only")
+        XCTAssertEqual((try FileStatus.of(first.uri)?.mode ?? 0) & 0o222, 0, "directories are read-only")
+
+        let again = try store.publish(stagedDirectory: try stage(["model.bin": "weights", "meta/info.json": "{}"]))
+        XCTAssertEqual(again, first, "identical content is stored once")
+        XCTAssertEqual(try FileTree.childNames(of: root + "/tmp"), [], "the duplicate staging folder is removed")
+        XCTAssertTrue(try store.isIntact(first))
+        XCTAssertTrue(try store.verify(first.digest))
+    }
+
+    func testTamperingIsNoticed() throws {
+        let stored = try store.publish(stagedDirectory: try stage(["a.txt": "abc"]))
+        chmod(stored.uri, 0o755)
+        chmod(stored.uri + "/a.txt", 0o644)
+        try Data("abd".utf8).write(to: URL(fileURLWithPath: stored.uri + "/a.txt"))
+        XCTAssertTrue(try store.isIntact(stored), "same size: the cheap check cannot see it")
+        XCTAssertFalse(try store.verify(stored.digest), "re-hashing does")
+        try Data("abcd".utf8).write(to: URL(fileURLWithPath: stored.uri + "/a.txt"))
+        XCTAssertFalse(try store.isIntact(stored))
+        try FileTree.remove(stored.uri)
+        XCTAssertFalse(try store.isIntact(stored))
+        XCTAssertNil(try store.localPath(of: stored.digest))
+    }
+}

@@ -1,0 +1,146 @@
+import XCTest
+import ZenMLCore
+@testable import ZenMLContract
+
+final class ResponseTests: XCTestCase {
+    func parse(_ text: String, outputs: Set<String> = ["model"]) -> Result<StepResponse, ResponseError> {
+        do { return .success(try StepResponse.parse(stdout: Data(text.utf8), declaredOutputs: outputs)) } catch { return .failure(error) }
+    }
+
+    func testValidResponse() throws {
+        let response = try parse(#"{"status":"ok","outputs":{"model":{"properties":{"records":10,"kind":"lr","ok":true}}},"metrics":{"accuracy":0.9},"message":"fine"}"# + "\n").get()
+        XCTAssertEqual(response.status, .ok)
+        XCTAssertEqual(response.outputs["model"]?["records"], .int(10))
+        XCTAssertEqual(response.metrics["accuracy"], 0.9)
+        XCTAssertEqual(response.message, "fine")
+    }
+
+    func testRejections() {
+        let cases: [(String, String)] = [
+            ("", "printed nothing"),
+            ("loss=0.1\n{\"status\":\"ok\"}", "is not JSON"),
+            ("[1,2]", "exactly one JSON object"),
+            (#"{"status":"ok"}{"status":"ok"}"#, "exactly one JSON object"),
+            (#"{"outputs":{}}"#, "'status' is required"),
+            (#"{"status":"done"}"#, "'done' is not a status"),
+            (#"{"status":"ok","extra":1}"#, "unknown key"),
+            (#"{"status":"ok","outputs":{"other":{}}}"#, "'other' is not a declared output"),
+            (#"{"status":"ok","outputs":{"model":{"properties":{"x":[1]}}}}"#, "must be a string, number or boolean"),
+            (#"{"status":"ok","metrics":{"loss":"low"}}"#, "must be a number"),
+            (#"{"status":"ok","message":3}"#, "must be a string"),
+        ]
+        for (text, expected) in cases {
+            switch parse(text) {
+            case .success: XCTFail("accepted: \(text)")
+            case .failure(let error): XCTAssertTrue(error.description.contains(expected), "\(text): \(error)")
+            }
+        }
+    }
+}
+
+final class ConfigSchemaTests: XCTestCase {
+    func schema() throws -> ConfigSchema {
+        try ConfigSchema(json: [
+            "properties": [
+                "rate": ["type": "number", "default": 0.1, "minimum": 0, "exclusiveMaximum": 1],
+                "layers": ["type": "array", "items": ["type": "integer", "minimum": 1], "default": [64]],
+                "mode": ["type": "string", "enum": ["fast", "exact"]],
+                "data": ["type": "string", "format": "path"],
+            ],
+            "required": ["mode"],
+        ])
+    }
+
+    func testDefaultsAreApplied() throws {
+        let resolved = try schema().resolve(["mode": "fast"]).get()
+        XCTAssertEqual(resolved["rate"], 0.1)
+        XCTAssertEqual(resolved["layers"], [64])
+        XCTAssertNil(resolved["data"])
+        XCTAssertEqual(try schema().pathKeys, ["data"])
+    }
+
+    func testEveryProblemIsReported() throws {
+        guard case .failure(let failure) = try schema().resolve(["rate": 1, "layers": [0, "x"], "colour": "red"]) else {
+            return XCTFail("accepted an invalid config")
+        }
+        let messages = failure.issues.map(\.message).joined(separator: "\n")
+        XCTAssertTrue(messages.contains("'rate' is 1; it must be less than 1"), messages)
+        XCTAssertTrue(messages.contains("'layers.0' is 0; it must be at least 1"), messages)
+        XCTAssertTrue(messages.contains("'layers.1' must be an integer, not string"), messages)
+        XCTAssertTrue(messages.contains("unknown config key 'colour'"), messages)
+        XCTAssertTrue(messages.contains("required config key 'mode' is missing"), messages)
+        XCTAssertEqual(failure.issues.first { $0.message.contains("layers.1") }?.path, ["layers", "1"])
+    }
+
+    func testIntegerAcceptsIntegralNumbersOnly() throws {
+        let schema = try ConfigSchema(json: ["properties": ["n": ["type": "integer"]]])
+        XCTAssertNoThrow(try schema.resolve(["n": 2.0]).get())
+        XCTAssertThrowsError(try schema.resolve(["n": 2.5]).get())
+    }
+
+    func testBadSchemasAreRejected() {
+        XCTAssertThrowsError(try ConfigSchema(json: ["properties": ["x": ["type": "float"]]]))
+        XCTAssertThrowsError(try ConfigSchema(json: ["properties": ["x": ["pattern": "a+"]]]))
+        XCTAssertThrowsError(try ConfigSchema(json: ["properties": ["x": ["type": "integer", "default": "a"]]]))
+        XCTAssertThrowsError(try ConfigSchema(json: ["properties": [:], "required": ["y"]]))
+    }
+}
+
+final class ManifestTests: XCTestCase {
+    func testFullManifest() throws {
+        let manifest = try BundleManifest.parse(YAMLDocument(text: """
+            name: train
+            version: 1.2.0
+            entrypoint: main.py
+            args: ["--bundle", "${BUNDLE}"]
+            inputs:
+              examples: Examples
+              extra: {type: Examples, optional: true, multiple: true}
+            outputs:
+              model: {type: Model, description: the weights}
+            config:
+              properties:
+                epochs: {type: integer, default: 3}
+            env: [WANDB_MODE]
+            timeout: 600
+            """, file: "step.yaml"))
+        XCTAssertEqual(manifest.inputs["extra"], InputSpec(type: "Examples", optional: true, multiple: true))
+        XCTAssertEqual(manifest.outputs["model"]?.type, "Model")
+        XCTAssertEqual(manifest.env, ["WANDB_MODE"])
+        XCTAssertEqual(manifest.timeout, 600)
+        XCTAssertEqual(manifest.config.properties["epochs"]?.defaultValue, 3)
+    }
+
+    func testErrorsPointAtTheLine() {
+        let cases: [(String, Int, String)] = [
+            ("name: x\nversion: 1\nentrypoint: a\ncontract: 2\n", 4, "contract version 2"),
+            ("name: x\nversion: 1\nentrypoint: a\nouputs: {}\n", 4, "unknown manifest key 'ouputs'"),
+            ("name: x\nversion: 1\nentrypoint: a\ninputs:\n  data: {optional: true}\n", 5, "needs a 'type'"),
+            ("name: x\nversion: 1\nentrypoint: a\nenv: [PATH]\n", 4, "set by the host"),
+            ("name: x\nversion: 1\nentrypoint: a\nconfig:\n  properties:\n    k: {type: float}\n", 6, "'type' must be one of"),
+            ("name: 9x\nversion: 1\nentrypoint: a\n", 1, "must start with a letter"),
+        ]
+        for (text, line, message) in cases {
+            do {
+                _ = try BundleManifest.parse(YAMLDocument(text: text, file: "step.yaml"))
+                XCTFail("accepted:\n\(text)")
+            } catch let error as ManifestError {
+                XCTAssertEqual(error.location.line, line, "\(error)")
+                XCTAssertTrue(error.message.contains(message), "\(error)")
+            } catch {
+                XCTFail("\(error)")
+            }
+        }
+    }
+
+    func testYAMLBooleansAreYAML12() throws {
+        let document = try YAMLDocument(text: "a: no\nb: true\nc: 1.5\nd: 7\ne: '7'\n", file: "x.yaml")
+        XCTAssertEqual(document.root, ["a": "no", "b": true, "c": 1.5, "d": 7, "e": "7"])
+    }
+
+    func testDuplicateKeysAreRejected() {
+        XCTAssertThrowsError(try YAMLDocument(text: "a: 1\na: 2\n", file: "x.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("x.yaml:") && "\(error)".contains("duplicated key(s): 'a'"), "\(error)")
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import XCTest
+@testable import ZenMLCore
+
+final class CanonicalJSONTests: XCTestCase {
+    func testKeysAreSortedByBytesAndThereIsNoWhitespace() {
+        let value: JSONValue = ["b": 1, "a": ["z": true, "é": nil, "Z": "x"], "A": []]
+        XCTAssertEqual(CanonicalJSON.encode(value), #"{"A":[],"a":{"Z":"x","z":true,"é":null},"b":1}"#)
+    }
+
+    func testNumbers() {
+        XCTAssertEqual(CanonicalJSON.encode(.double(1.0)), "1", "integral doubles print as integers")
+        XCTAssertEqual(CanonicalJSON.encode(.double(0.1)), "0.1")
+        XCTAssertEqual(CanonicalJSON.encode(.double(-2.5)), "-2.5")
+        XCTAssertEqual(CanonicalJSON.encode(.double(1e-7)), "1e-07")
+        XCTAssertEqual(CanonicalJSON.encode(.int(-42)), "-42")
+        XCTAssertEqual(CanonicalJSON.encode(.double(.nan)), "null")
+        XCTAssertEqual(CanonicalJSON.encode(.double(1e300)), "1e+300")
+    }
+
+    func testStringEscapes() {
+        XCTAssertEqual(CanonicalJSON.encode(.string("a\"b\\c\n\t\u{01}/é")), #""a\"b\\c\n\t\u0001/é""#)
+    }
+
+    func testParsingKeepsIntegersAndDoublesApart() throws {
+        let value = try JSONValue.parse(Data(#"{"i": 3, "d": 3.5, "b": true, "n": null, "s": "x", "a": [1, "2"]}"#.utf8))
+        XCTAssertEqual(value["i"], .int(3))
+        XCTAssertEqual(value["d"], .double(3.5))
+        XCTAssertEqual(value["b"], .bool(true))
+        XCTAssertEqual(value["n"], .null)
+        XCTAssertEqual(value["a"], [1, "2"])
+    }
+
+    func testDigestOfCanonicalFormIsStable() {
+        // Golden value: changing the canonical encoding changes every cache key, so it must be deliberate.
+        let digest = Digest.of(canonical: ["contract": 1, "config": ["rate": 0.5, "layers": [64, 32]]])
+        XCTAssertEqual(digest.description, "sha256:" + Digest.of(#"{"config":{"layers":[64,32],"rate":0.5},"contract":1}"#).hex)
+        XCTAssertEqual(Digest.of("abc").hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    }
+
+    func testDigestParsing() {
+        XCTAssertNotNil(Digest("sha256:" + String(repeating: "a", count: 64)))
+        XCTAssertNil(Digest("sha256:" + String(repeating: "A", count: 64)))
+        XCTAssertNil(Digest("sha256:abc"))
+    }
+}
+
+final class TreeDigestTests: XCTestCase {
+    var root = ""
+
+    override func setUpWithError() throws {
+        root = NSTemporaryDirectory() + "tree-\(UUID().uuidString)"
+        try FileTree.makeDirectory(root + "/sub")
+        try Data("hello".utf8).write(to: URL(fileURLWithPath: root + "/a.txt"))
+        try Data("world".utf8).write(to: URL(fileURLWithPath: root + "/sub/b.txt"))
+    }
+
+    override func tearDownWithError() throws {
+        try FileTree.remove(root)
+    }
+
+    func testDigestIgnoresTimesButNotContentNamesOrExecuteBit() throws {
+        let first = try TreeDigest.compute(root: root)
+        XCTAssertEqual(first.fileCount, 2)
+        XCTAssertEqual(first.totalSize, 10)
+        XCTAssertEqual(first.entries.map(\.path), ["a.txt", "sub", "sub/b.txt"])
+
+        var times = [timespec(tv_sec: 1000, tv_nsec: 0), timespec(tv_sec: 1000, tv_nsec: 0)]
+        utimensat(AT_FDCWD, root + "/a.txt", &times, 0)
+        XCTAssertEqual(try TreeDigest.compute(root: root).digest, first.digest, "timestamps do not count")
+
+        chmod(root + "/a.txt", 0o755)
+        let executable = try TreeDigest.compute(root: root).digest
+        XCTAssertNotEqual(executable, first.digest, "the execute bit counts")
+        chmod(root + "/a.txt", 0o600)
+        XCTAssertEqual(try TreeDigest.compute(root: root).digest, first.digest, "other mode bits do not")
+
+        try Data("hellO".utf8).write(to: URL(fileURLWithPath: root + "/a.txt"))
+        XCTAssertNotEqual(try TreeDigest.compute(root: root).digest, first.digest)
+        try Data("hello".utf8).write(to: URL(fileURLWithPath: root + "/a.txt"))
+        try FileManager.default.moveItem(atPath: root + "/a.txt", toPath: root + "/c.txt")
+        XCTAssertNotEqual(try TreeDigest.compute(root: root).digest, first.digest, "names count")
+    }
+
+    func testSymlinksAreHashedAsTheirTarget() throws {
+        let before = try TreeDigest.compute(root: root).digest
+        symlink("sub/b.txt", root + "/link")
+        let tree = try TreeDigest.compute(root: root)
+        XCTAssertNotEqual(tree.digest, before)
+        XCTAssertEqual(tree.entries.first { $0.path == "link" }?.target, "sub/b.txt")
+    }
+
+    func testExcludedNames() throws {
+        let before = try TreeDigest.compute(root: root, excluding: ["__pycache__"]).digest
+        try FileTree.makeDirectory(root + "/__pycache__")
+        try Data("x".utf8).write(to: URL(fileURLWithPath: root + "/__pycache__/m.pyc"))
+        XCTAssertEqual(try TreeDigest.compute(root: root, excluding: ["__pycache__"]).digest, before)
+        XCTAssertNotEqual(try TreeDigest.compute(root: root).digest, before)
+    }
+
+    func testLargeFileHashesInChunks() throws {
+        let path = root + "/big.bin"
+        let data = Data((0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        try data.write(to: URL(fileURLWithPath: path))
+        XCTAssertEqual(try Digest.ofFile(atPath: path), Digest.of(data))
+    }
+}

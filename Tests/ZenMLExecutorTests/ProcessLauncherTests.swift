@@ -1,0 +1,81 @@
+import XCTest
+import ZenMLCore
+@testable import ZenMLExecutor
+
+final class ProcessLauncherTests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "launch-\(UUID().uuidString)"
+        try FileTree.makeDirectory(directory)
+        try Data("request".utf8).write(to: URL(fileURLWithPath: directory + "/stdin"))
+    }
+
+    override func tearDownWithError() throws { try FileTree.remove(directory) }
+
+    func configuration(_ script: String, timeout: Double? = nil) -> ProcessConfiguration {
+        ProcessConfiguration(executable: "/bin/sh", arguments: ["-c", script], environment: ["PATH": "/usr/bin:/bin", "ONLY": "this"], workingDirectory: directory, standardInputFile: directory + "/stdin", logFile: directory + "/log", timeout: timeout)
+    }
+
+    func testStreamsEnvironmentAndExitCode() async throws {
+        let result = try await ProcessLauncher.run(configuration("cat; echo; pwd; env | sort; echo oops >&2; exit 7"))
+        XCTAssertEqual(result.exitCode, 7, "a non-zero exit is a result, not an error")
+        let stdout = String(decoding: result.standardOutput, as: UTF8.self)
+        XCTAssertTrue(stdout.hasPrefix("request\n\(directory)\n"), stdout)
+        XCTAssertTrue(stdout.contains("ONLY=this"))
+        XCTAssertFalse(stdout.contains("HOME="), "nothing is inherited")
+        XCTAssertEqual(result.errorTail, "oops\n")
+        XCTAssertEqual(try String(contentsOfFile: directory + "/log", encoding: .utf8), "oops\n")
+    }
+
+    func testTimeoutStopsTheWholeProcessGroup() async throws {
+        let started = Date()
+        let result = try await ProcessLauncher.run(configuration("sleep 100 & echo $! > child; trap '' TERM; sleep 100", timeout: 0.3))
+        XCTAssertTrue(result.timedOut)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "SIGKILL follows SIGTERM after the grace period")
+        if case .signaled = result.termination {} else { XCTFail("expected a signal, got \(result.termination)") }
+        let child = try String(contentsOfFile: directory + "/child", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        usleep(100_000)
+        XCTAssertNotEqual(kill(pid_t(child) ?? 0, 0), 0, "the background child is gone too")
+    }
+
+    func testCancellationStopsTheProcess() async throws {
+        let config = configuration("sleep 100")
+        let task = Task { try await ProcessLauncher.run(config) }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        task.cancel()
+        let result = try await task.value
+        XCTAssertTrue(result.canceled)
+    }
+
+    func testOutputLimitAndLogLimit() async throws {
+        var config = configuration("head -c 5000 /dev/zero; head -c 100000 /dev/zero | tr '\\0' 'e' >&2; echo END >&2")
+        config.outputLimit = 1000
+        config.logLimit = 10000
+        let result = try await ProcessLauncher.run(config)
+        XCTAssertTrue(result.outputLimitExceeded)
+        XCTAssertLessThanOrEqual(result.standardOutput.count, 1000)
+        let log = try String(contentsOfFile: directory + "/log", encoding: .utf8)
+        XCTAssertLessThan(log.utf8.count, 10000 + 20000, "the log is bounded")
+        XCTAssertTrue(log.contains("bytes of stderr over the 10000-byte log limit were dropped"))
+        XCTAssertTrue(log.hasSuffix("END\n"), "the tail is kept")
+    }
+
+    func testProcessLeavingAChildHoldingItsPipesDoesNotHang() async throws {
+        let started = Date()
+        let result = try await ProcessLauncher.run(configuration("sleep 100 & echo done"))
+        XCTAssertEqual(result.exitCode, 0)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 3)
+    }
+
+    func testMissingProgramIsALaunchError() async {
+        var config = configuration("true")
+        config.executable = directory + "/nope"
+        do {
+            _ = try await ProcessLauncher.run(config)
+            XCTFail("started a missing program")
+        } catch {
+            XCTAssertTrue("\(error)".contains("it does not exist"), "\(error)")
+        }
+    }
+}

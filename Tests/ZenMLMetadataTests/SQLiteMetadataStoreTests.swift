@@ -1,0 +1,99 @@
+import XCTest
+import ZenMLCore
+@testable import ZenMLMetadata
+
+final class SQLiteMetadataStoreTests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "mlmd-\(UUID().uuidString)"
+        try FileTree.makeDirectory(directory)
+    }
+
+    override func tearDownWithError() throws { try FileTree.remove(directory) }
+
+    func sqlite(_ sql: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["sqlite3", directory + "/m.db", sql]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func newRun(_ id: String) -> NewRun {
+        NewRun(id: id, pipeline: "p", specDigest: Digest.of("spec"), spec: ["name": "p"], pipelineFile: "/p.yaml", startedAt: Date(), gitCommit: "abc", gitDirty: false, environment: ["os": "Linux"], workspace: "/w")
+    }
+
+    func newExecution(_ run: String, step: String, key: Digest, inputs: [String: [ArtifactRecord]] = [:]) -> NewExecution {
+        NewExecution(runID: run, pipeline: "p", step: step, cacheKey: key, bundle: step, bundleVersion: "1", bundleDigest: Digest.of(step), config: ["k": 1], keyIngredients: ["key": [:]], startedAt: Date(), inputs: inputs)
+    }
+
+    func testFreshStoreHasMLMDSchemaVersion10AndBuiltinTypes() throws {
+        _ = try SQLiteMetadataStore(path: directory + "/m.db")
+        XCTAssertEqual(try sqlite("SELECT schema_version FROM MLMDEnv"), "10")
+        XCTAssertEqual(try sqlite("SELECT count(*) FROM Type WHERE name LIKE 'mlmd.%'"), "9")
+        XCTAssertEqual(try sqlite("SELECT type_kind FROM Type WHERE name = 'zenml.Step'"), "0")
+        XCTAssertEqual(try sqlite("SELECT type_kind FROM Type WHERE name = 'zenml.PipelineRun'"), "2")
+        XCTAssertEqual(try sqlite("PRAGMA journal_mode"), "wal")
+        // Opening again changes nothing.
+        _ = try SQLiteMetadataStore(path: directory + "/m.db")
+        XCTAssertEqual(try sqlite("SELECT count(*) FROM MLMDEnv"), "1")
+        XCTAssertEqual(try sqlite("SELECT count(*) FROM Type WHERE name = 'zenml.Step'"), "1")
+    }
+
+    func testNewerSchemaIsRefused() throws {
+        _ = try SQLiteMetadataStore(path: directory + "/m.db")
+        _ = try sqlite("UPDATE MLMDEnv SET schema_version = 11")
+        XCTAssertThrowsError(try SQLiteMetadataStore(path: directory + "/m.db")) { error in
+            XCTAssertTrue("\(error)".contains("schema version 11, newer than the version 10"), "\(error)")
+        }
+    }
+
+    func testRunsExecutionsArtifactsAndCacheLookup() throws {
+        let store = try SQLiteMetadataStore(path: directory + "/m.db")
+        let key = Digest.of("key")
+        try store.startRun(newRun("r1"))
+        let id = try store.startExecution(newExecution("r1", step: "train", key: key))
+        XCTAssertEqual(try store.executions(withCacheKey: key, limit: 5).count, 0, "a running execution is not a cache hit")
+        let artifact = ArtifactRecord(type: "Model", uri: "/store/x", digest: Digest.of("model"), size: 7, fileCount: 1, properties: ["records": 3, "kind": "lr"], createdAt: Date())
+        try store.finishExecution(id: id, outcome: ExecutionOutcome(state: .complete, endedAt: Date(), exitCode: 0, logURI: "/log", metrics: ["accuracy": 0.75], outputs: ["model": artifact]))
+        try store.finishRun(id: "r1", state: .complete, endedAt: Date())
+
+        let hits = try store.executions(withCacheKey: key, limit: 5)
+        XCTAssertEqual(hits.count, 1)
+        let hit = try XCTUnwrap(hits.first)
+        XCTAssertEqual(hit.state, .complete)
+        XCTAssertEqual(hit.metrics, ["accuracy": 0.75])
+        XCTAssertEqual(hit.outputs["model"]?.digest, artifact.digest)
+        XCTAssertEqual(hit.outputs["model"]?.properties, ["records": 3, "kind": "lr"])
+        XCTAssertEqual(try sqlite("SELECT last_known_state FROM Execution WHERE id = \(id)"), "3", "COMPLETE is 3 in ML Metadata")
+
+        try store.startRun(newRun("r2"))
+        let cachedID = try store.recordCachedExecution(newExecution("r2", step: "train", key: key), reusing: hit, at: Date())
+        XCTAssertEqual(try sqlite("SELECT last_known_state FROM Execution WHERE id = \(cachedID)"), "5", "CACHED is 5")
+        let evaluation = try store.startExecution(newExecution("r2", step: "eval", key: Digest.of("k2"), inputs: ["model": [try XCTUnwrap(hit.outputs["model"])]]))
+        try store.finishExecution(id: evaluation, outcome: ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: 1, message: "boom"))
+        XCTAssertEqual(try sqlite("SELECT last_known_state FROM Execution WHERE id = \(evaluation)"), "4", "FAILED is 4")
+        XCTAssertEqual(try sqlite("SELECT type FROM Event WHERE execution_id = \(evaluation)"), "3", "INPUT event")
+        XCTAssertEqual(try sqlite("SELECT step_key FROM EventPath p JOIN Event e ON e.id = p.event_id WHERE e.execution_id = \(evaluation) AND p.is_index_step = 0"), "model")
+
+        XCTAssertEqual(try store.executions(runID: "r2").map(\.step), ["train", "eval"])
+        XCTAssertEqual(try store.executions(runID: "r2").first?.reusedExecutionID, id)
+        XCTAssertEqual(try store.latestExecution(pipeline: "p", step: "train")?.id, cachedID)
+        XCTAssertNil(try store.latestExecution(pipeline: "p", step: "eval"), "failed executions are not a baseline")
+        XCTAssertEqual(try store.runs(pipeline: "p", limit: 10).map(\.id), ["r2", "r1"])
+        XCTAssertEqual(try store.run(id: "r1")?.state, .complete)
+        XCTAssertEqual(try store.run(id: "r1")?.gitCommit, "abc")
+        XCTAssertNil(try store.run(id: "r"), "an ambiguous prefix matches nothing")
+        XCTAssertEqual(try store.artifacts(matching: String(artifact.digest.hex.prefix(8))).count, 1)
+        XCTAssertEqual(try store.producer(ofArtifact: try XCTUnwrap(hit.outputs["model"]?.id))?.id, id)
+        let pipelines = try store.pipelines()
+        XCTAssertEqual(pipelines.map(\.name), ["p"])
+        XCTAssertEqual(pipelines.first?.versions.count, 1)
+        XCTAssertEqual(pipelines.first?.runCount, 2)
+    }
+}
