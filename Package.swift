@@ -29,13 +29,13 @@ let package = Package(
         /** Cache keys: bundle digests, external data digests (with a stat cache) and the step action key. */
         .target(name: "ZenMLCache", dependencies: ["ZenMLCore", "ZenMLContract"]),
         /** Content-addressed artifact stores (local folder). */
-        .target(name: "ZenMLArtifacts", dependencies: ["ZenMLCore"]),
+        .target(name: "ZenMLArtifacts", dependencies: ["ZenMLCore", "CZenMLSystem"]),
         /** The metadata store on ML Metadata's schema (SQLite). */
         .target(
             name: "ZenMLMetadata",
             dependencies: ["ZenMLCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        /** posix_spawn with a new process group, and pidfd_open: what Foundation.Process cannot do. */
+        /** posix_spawn with a new process group, pidfd_open, pipe2, syncfs: what Foundation cannot do. */
         .target(name: "CZenMLSystem"),
         /** Runs one step process under the contract: clean environment, limits, process groups. */
         .target(name: "ZenMLExecutor", dependencies: ["ZenMLCore", "ZenMLContract", "CZenMLSystem"]),

@@ -52,3 +52,7 @@ int czenml_pidfd_open(pid_t pid) {
 int czenml_pipe(int fds[2], int flags) {
     return pipe2(fds, flags);
 }
+
+int czenml_syncfs(int fd) {
+    return syncfs(fd);
+}

@@ -173,7 +173,7 @@ final class SignalForwarder: @unchecked Sendable {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
-                FileHandle.standardError.write(Data("\nstopping: waiting for running steps to end (nothing partial is kept)\n".utf8))
+                writeError("\nstopping: waiting for running steps to end (nothing partial is kept)\n")
                 onSignal()
             }
             source.resume()

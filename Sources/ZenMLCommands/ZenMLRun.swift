@@ -35,6 +35,13 @@ public struct ZenMLRun: AsyncParsableCommand {
     )
 
     public init() {}
+
+    /// Runs the command line. A reader that goes away (`zenml-run run p.yaml | head -1`) must not
+    /// kill a run half-way, so SIGPIPE is ignored and writes to a closed stream are dropped.
+    public static func runMain() async {
+        signal(SIGPIPE, SIG_IGN)
+        await main(nil)
+    }
 }
 
 /// Options every command that touches a workspace takes.
@@ -70,8 +77,7 @@ func printJSON<T: Encodable>(_ key: String, _ value: T) throws {
     encoder.dateEncodingStrategy = .iso8601
     encoder.keyEncodingStrategy = .convertToSnakeCase
     let data = try encoder.encode(JSONEnvelope(key: key, value: value))
-    FileHandle.standardOutput.write(data)
-    FileHandle.standardOutput.write(Data("\n".utf8))
+    writeOutput(data + Data("\n".utf8))
 }
 
 private struct JSONEnvelope<T: Encodable>: Encodable {
@@ -97,9 +103,19 @@ struct CommandFailure: Error {
     var code: Int32
 }
 
-/// Writes to standard error.
+/// Writes a line to standard error.
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    writeError(text + "\n")
+}
+
+/// Writes to standard error; a closed stream (a pipe whose reader left) is not an error worth dying for.
+func writeError(_ text: String) {
+    try? FileHandle.standardError.write(contentsOf: Data(text.utf8))
+}
+
+/// Writes to standard output, ignoring a closed stream.
+func writeOutput(_ data: Data) {
+    try? FileHandle.standardOutput.write(contentsOf: data)
 }
 
 /// Runs a command body, turning known errors into clear messages and documented exit codes.

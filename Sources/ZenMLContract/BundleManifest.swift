@@ -125,14 +125,16 @@ extension BundleManifest {
             default: throw fail([key], "'\(key)' must be a non-empty string")
             }
         }
-        let contract = root["contract"]?.intValue ?? Int64(contractVersion)
-        guard contract == Int64(contractVersion) else {
+        if let contract = root["contract"], contract != .int(Int64(contractVersion)) {
             throw fail(["contract"], "this bundle is written for contract version \(CanonicalJSON.encode(root["contract"] ?? .null)); this zenml-run speaks version \(contractVersion)")
         }
         // `required: true` above guarantees a value.
         let name = try string("name", required: true) ?? ""
         guard isValidName(name) else {
             throw fail(["name"], "bundle name '\(name)' must start with a letter and use only letters, digits, '_' and '-'")
+        }
+        if case .double = root["version"] {
+            throw fail(["version"], "write the version as a string, e.g. version: \"\(CanonicalJSON.encode(root["version"] ?? .null))\" (YAML reads 1.10 as the number 1.1)")
         }
         var manifest = BundleManifest(
             name: name, version: try string("version", required: true) ?? "",
@@ -154,11 +156,17 @@ extension BundleManifest {
                 guard isValidName(portName) else {
                     throw fail([key, portName], "'\(portName)' is not a valid \(key.dropLast()) name (a letter, then letters, digits, '_' or '-')")
                 }
-                if let type = value.stringValue {
+                if let type = value.stringValue, !type.isEmpty {
                     result[portName] = ["type": .string(type)]
                 } else if let fields = value.objectValue {
                     guard fields["type"]?.stringValue?.isEmpty == false else {
                         throw fail([key, portName], "\(key.dropLast()) '\(portName)' needs a 'type', e.g. Examples or Model")
+                    }
+                    for flag in ["optional", "multiple"] where fields[flag] != nil && fields[flag]?.boolValue == nil {
+                        throw fail([key, portName, flag], "'\(flag)' must be true or false")
+                    }
+                    if let description = fields["description"], description.stringValue == nil {
+                        throw fail([key, portName, "description"], "'description' must be a string")
                     }
                     result[portName] = fields
                 } else {
@@ -196,6 +204,12 @@ extension BundleManifest {
             for name in names where reserved.contains(name) {
                 throw fail(["env"], "'\(name)' is set by the host for every step and cannot be declared")
             }
+            for name in names where !StepEnvironment.isValidName(name) {
+                throw fail(["env"], "'\(name)' is not an environment variable name (letters, digits and '_', not starting with a digit)")
+            }
+            if Set(names).count != names.count {
+                throw fail(["env"], "'env' lists a variable twice")
+            }
             manifest.env = names.sorted()
         }
         if let raw = root["timeout"] {
@@ -210,6 +224,12 @@ extension BundleManifest {
 
 /// The environment a step starts with.
 public enum StepEnvironment {
+    /// `[A-Za-z_][A-Za-z0-9_]*`.
+    public static func isValidName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first == "_" || (first.isASCII && CharacterSet.letters.contains(first)) else { return false }
+        return name.unicodeScalars.allSatisfy { $0 == "_" || ($0.isASCII && CharacterSet.alphanumerics.contains($0)) }
+    }
+
     /// Variables the host always sets; bundles cannot declare them.
     public static let reservedNames: Set<String> = [
         "PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SOURCE_DATE_EPOCH", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED",

@@ -189,6 +189,9 @@ extension ConfigSchema {
                 throw SchemaError(path: path + ["properties"], message: "'properties' must be a mapping of key names to schemas")
             }
             for (key, value) in rawProperties {
+                guard BundleManifest.isValidName(key) else {
+                    throw SchemaError(path: path + ["properties", key], message: "'\(key)' is not a valid config key (a letter, then letters, digits, '_' or '-')")
+                }
                 properties[key] = try PropertySchema(json: value, path: path + ["properties", key])
             }
         }
@@ -257,7 +260,15 @@ extension PropertySchema {
                     throw SchemaError(path: path + [key], message: "'type' must be one of \(names)")
                 }
                 self.type = type
-            case "description", "title": description = value.stringValue
+            case "description":
+                guard let text = value.stringValue else {
+                    throw SchemaError(path: path + [key], message: "'description' must be a string")
+                }
+                description = text
+            case "title":
+                guard value.stringValue != nil else {
+                    throw SchemaError(path: path + [key], message: "'title' must be a string")
+                }
             case "default": defaultValue = value
             case "enum":
                 guard let values = value.arrayValue, !values.isEmpty else {
@@ -273,11 +284,16 @@ extension PropertySchema {
             case "minItems": minItems = try count()
             case "maxItems": maxItems = try count()
             case "format":
-                guard let name = value.stringValue else {
-                    throw SchemaError(path: path + [key], message: "'format' must be a string such as 'path'")
+                guard let name = value.stringValue, name == "path" else {
+                    throw SchemaError(path: path + [key], message: "the only supported 'format' is 'path' (a file or folder whose content enters the cache key)")
                 }
                 format = name
-            case "items": items = try PropertySchema(json: value, path: path + [key])
+            case "items":
+                let element = try PropertySchema(json: value, path: path + [key])
+                if element.format == "path" {
+                    throw SchemaError(path: path + [key, "format"], message: "'format: path' is supported on top-level config keys only; declare one key per external path")
+                }
+                items = element
             default:
                 throw SchemaError(path: path + [key], message: "unsupported keyword '\(key)' in a property schema")
             }

@@ -4,9 +4,10 @@ import Foundation
 ///
 /// The rules, which `protocol/SPEC.md` documents for step authors and other implementations:
 /// - object keys sorted by their UTF-8 bytes, no whitespace anywhere;
-/// - integers, and floating-point numbers with an integral value below 2^53, as plain decimal
-///   integers (`1.0` and `1` are the same value); other numbers in the shortest form that
-///   round-trips (`0.1`, `1e-07`); NaN and infinities are not JSON and encode as `null`;
+/// - integers, and floating-point numbers with an integral value within the signed 64-bit range,
+///   as plain decimal integers (`1.0`, `1` and `1e2` are written `1`, `1`, `100`, whichever
+///   parser read them); other numbers in the shortest form that round-trips (`0.1`, `1e-07`,
+///   `1.5e+300`), which Swift and Python print alike; NaN and infinities encode as `null`;
 /// - strings as UTF-8 with only `"`, `\` and control characters escaped (`\n`, `\t`, `\r`,
 ///   `\b`, `\f`, others as `\u00XX`).
 public enum CanonicalJSON {
@@ -59,7 +60,8 @@ public enum CanonicalJSON {
     /// A number as canonical JSON writes it.
     public static func format(_ number: Double) -> String {
         guard number.isFinite else { return "null" }
-        if number.rounded() == number && abs(number) < 9_007_199_254_740_992 {
+        // Every integral double below 2^63 is exactly an Int64, so this conversion is exact.
+        if number.rounded() == number && abs(number) < 9_223_372_036_854_775_808.0 {
             return String(Int64(number))
         }
         return "\(number)"

@@ -52,7 +52,8 @@ public struct TreeDigest: Sendable {
     public static func compute(
         root: String, hasher: FileHasher = DirectFileHasher(), excluding: Set<String> = []
     ) throws -> TreeDigest {
-        guard let status = try FileStatus.of(root) else { throw FileSystemError.notFound(path: root) }
+        // The root may be a link to a folder (a bundle or a data folder linked into place); links below it are hashed as links.
+        guard let status = try FileStatus.of(root, followingLinks: true) else { throw FileSystemError.notFound(path: root) }
         guard status.kind == .directory else {
             throw FileSystemError.posix(path: root, operation: "hash the directory", errno: ENOTDIR)
         }

@@ -40,6 +40,7 @@ public final class PipelineRunner: Sendable {
         self.workspace = workspace
         self.metadata = try workspace.openMetadataStore()
         self.store = try workspace.openArtifactStore()
+        store.removeAbandonedStaging()
         self.fingerprinter = Fingerprinter(statCache: StatCache(file: workspace.statCachePath))
     }
 
@@ -127,7 +128,7 @@ public final class PipelineRunner: Sendable {
             observer(.stepChanged(step: step.name, state: .canceled))
         }
         try? fingerprinter.save()
-        try? FileTree.remove(logDirectory + "/.empty")
+        try? store.flush()
         let failed = results.values.contains { if case .failed = $0.state { return true } else { return false } }
         let state: RunState = canceled || results.values.contains { $0.state == .canceled } ? .canceled : failed ? .failed : .complete
         let ended = Date()
@@ -267,14 +268,13 @@ public final class PipelineRunner: Sendable {
                         properties: success.response.outputs[name] ?? [:], createdAt: now)
                 }
                 // Only now, with every output published, is the execution complete.
-                try metadata.finishExecution(
+                let recorded = try metadata.finishExecution(
                     id: executionID,
                     outcome: ExecutionOutcome(
                         state: .complete, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile,
                         message: success.response.message, metrics: success.response.metrics, outputs: outputs))
-                let recorded = try metadata.executions(withCacheKey: key, limit: 1).first { $0.id == executionID }
                 context.observer(.stepChanged(step: step.name, state: .completed(duration: result.duration)))
-                return StepResult(state: .completed(duration: result.duration), outputs: recorded?.outputs ?? outputs, executionID: executionID, cacheKey: key, reason: reason)
+                return StepResult(state: .completed(duration: result.duration), outputs: recorded, executionID: executionID, cacheKey: key, reason: reason)
             } catch {
                 try? metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: "\(error)"))
                 return fail(step.name, "cannot publish the outputs: \(error)", context: context, key: key)
@@ -284,6 +284,10 @@ public final class PipelineRunner: Sendable {
             try? metadata.finishExecution(
                 id: executionID,
                 outcome: ExecutionOutcome(state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description))
+            if case .modifiedInput(let path) = failure {
+                // The artifact no longer has its digest: take it out of the store so no cache hit reuses it.
+                try? FileTree.remove(path)
+            }
             if failure == .canceled {
                 context.observer(.stepChanged(step: step.name, state: .canceled))
                 return StepResult(state: .canceled, executionID: executionID, cacheKey: key)

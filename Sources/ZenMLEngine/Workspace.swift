@@ -55,6 +55,8 @@ public struct Workspace: Sendable {
 
     /// Opens the workspace's artifact store.
     public func openArtifactStore() throws -> LocalArtifactStore {
-        try LocalArtifactStore(root: artifactsDirectory, stagingRoot: stagingDirectory)
+        // ZENML_DURABLE_PUBLISH=1 flushes every artifact before publishing it (see LocalArtifactStore.durable).
+        let durable = ProcessInfo.processInfo.environment["ZENML_DURABLE_PUBLISH"] == "1"
+        return try LocalArtifactStore(root: artifactsDirectory, stagingRoot: stagingDirectory, durable: durable)
     }
 }

@@ -94,6 +94,7 @@ public enum StepFailure: Error, CustomStringConvertible, Sendable, Equatable {
     case badResponse(String)
     case outputLimitExceeded(limit: Int)
     case badOutput(String)
+    case modifiedInput(path: String)
 
     public var description: String {
         switch self {
@@ -115,6 +116,8 @@ public enum StepFailure: Error, CustomStringConvertible, Sendable, Equatable {
             return "the step printed more than \(limit) bytes on stdout; stdout is for the one JSON response, logs go to stderr"
         case .badOutput(let message):
             return message
+        case .modifiedInput(let path):
+            return "the step changed its input artifact at \(path); inputs are read-only (write into the output directories instead). The damaged artifact was removed from the store and will be rebuilt"
         }
     }
 }
@@ -148,6 +151,10 @@ public enum StepRunner {
             executable: executable, arguments: launch.arguments, environment: launch.environment, workingDirectory: scratch,
             standardInputFile: StepLaunch.requestFile(in: launch.workDirectory), logFile: launch.logFile, timeout: launch.timeout)
         configuration.gracePeriod = 2
+        // Permissions keep ordinary users out of their inputs, but not root (or a chmod): compare
+        // the inputs' file metadata before and after, so a step that wrote into one is caught.
+        let inputPaths = Set(launch.request.inputs.values.flatMap { $0.map(\.path) }).sorted()
+        let before = inputPaths.map { InputGuard.signature(of: $0) }
         let process: ProcessResult
         do {
             process = try await ProcessLauncher.run(configuration)
@@ -156,6 +163,9 @@ public enum StepRunner {
         }
         func finish(_ outcome: Result<StepSuccess, StepFailure>) -> StepRunResult {
             StepRunResult(outcome: outcome, exitCode: process.exitCode, errorTail: process.errorTail, duration: process.duration)
+        }
+        for (path, signature) in zip(inputPaths, before) where InputGuard.signature(of: path) != signature {
+            return finish(.failure(.modifiedInput(path: path)))
         }
         if process.canceled { return finish(.failure(.canceled)) }
         if process.timedOut { return finish(.failure(.timedOut(seconds: launch.timeout ?? 0))) }
@@ -186,8 +196,43 @@ public enum StepRunner {
     }
 }
 
+/// A fingerprint of a folder's file metadata (names, kinds, sizes, modes, modification times):
+/// cheap to take, and it changes when anything in the folder is written, added or removed.
+public enum InputGuard {
+    public static func signature(of path: String) -> Digest {
+        var lines: [String] = []
+        func walk(_ absolute: String, _ relative: String) {
+            guard let status = try? FileStatus.of(absolute) else { return }
+            lines.append("\(relative)\t\(status.kind.rawValue)\t\(status.size)\t\(status.mode)\t\(status.modificationNanoseconds)")
+            guard status.kind == .directory else { return }
+            for name in ((try? FileTree.childNames(of: absolute)) ?? []).sorted() {
+                walk(absolute + "/" + name, relative + "/" + name)
+            }
+        }
+        walk(path, "")
+        return Digest.of(lines.joined(separator: "\n"))
+    }
+}
+
 /// Checks the contract's rules for what a step leaves in its outputs directory.
 public enum OutputChecker {
+    /// Whether a relative link target, followed from `linkDirectory` (relative to the output's
+    /// root), never climbs above that root. Component by component, so `../out/x` from the top is
+    /// outside even though it names a folder called `out`.
+    static func staysInside(linkDirectory: String, target: String) -> Bool {
+        var depth = linkDirectory.split(separator: "/").count
+        for component in target.split(separator: "/", omittingEmptySubsequences: true) {
+            if component == "." { continue }
+            if component == ".." {
+                depth -= 1
+                if depth < 0 { return false }
+            } else {
+                depth += 1
+            }
+        }
+        return true
+    }
+
     /// Every declared output is a non-empty directory; nothing else was created beside them; no
     /// link points outside its output; no special files.
     public static func check(outputs: String, declared: [String: OutputSpec]) throws(StepFailure) {
@@ -224,8 +269,7 @@ public enum OutputChecker {
                 try checkTree(child, relative: childRelative, output: output)
             case .symlink:
                 let target = (try? FileTree.linkTarget(child)) ?? ""
-                let resolved = FileTree.normalize("/root/" + (relative.isEmpty ? "" : relative + "/") + target)
-                if target.hasPrefix("/") || !(resolved == "/root" || resolved.hasPrefix("/root/")) {
+                if target.hasPrefix("/") || !staysInside(linkDirectory: relative, target: target) {
                     throw .badOutput("output '\(output)' contains the link \(childRelative) -> \(target), which points outside the output; copy the file in instead")
                 }
             case .other:

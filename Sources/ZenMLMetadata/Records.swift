@@ -228,8 +228,9 @@ public protocol MetadataStore: Sendable {
     func finishRun(id: String, state: RunState, endedAt: Date) throws
     /// Records an execution as running, linked to its inputs; returns its id.
     func startExecution(_ execution: NewExecution) throws -> Int64
-    /// Records how an execution ended and, if it completed, its outputs.
-    func finishExecution(id: Int64, outcome: ExecutionOutcome) throws
+    /// Records how an execution ended and, if it completed, its outputs; returns the outputs with their ids.
+    @discardableResult
+    func finishExecution(id: Int64, outcome: ExecutionOutcome) throws -> [String: ArtifactRecord]
     /// Records a step satisfied from the cache: a `CACHED` execution linked to the reused outputs.
     func recordCachedExecution(_ execution: NewExecution, reusing source: ExecutionRecord, at date: Date) throws -> Int64
     /// Completed or cached executions with this cache key, newest first.

@@ -312,8 +312,10 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
         try write { db in try insertExecution(db, execution, state: .running, at: execution.startedAt) }
     }
 
-    public func finishExecution(id: Int64, outcome: ExecutionOutcome) throws {
+    @discardableResult
+    public func finishExecution(id: Int64, outcome: ExecutionOutcome) throws -> [String: ArtifactRecord] {
         try write { db in
+            var recorded: [String: ArtifactRecord] = [:]
             let now = Self.milliseconds(outcome.endedAt)
             try db.execute(sql: "UPDATE Execution SET last_known_state = ?, last_update_time_since_epoch = ? WHERE id = ?", arguments: [outcome.state.rawValue, now, id])
             try setProperty(db, .execution, id: id, name: "ended_at", value: .int(now))
@@ -332,6 +334,9 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
                     sql: "INSERT INTO Artifact (type_id, uri, state, name, create_time_since_epoch, last_update_time_since_epoch) VALUES (?, ?, ?, ?, ?, ?)",
                     arguments: [typeID, artifact.uri, MLMDSchema.ArtifactState.live.rawValue, "\(executionName)/\(outputName)", created, created])
                 let artifactID = db.lastInsertedRowID
+                var withID = artifact
+                withID.id = artifactID
+                recorded[outputName] = withID
                 try setProperty(db, .artifact, id: artifactID, name: "digest", value: .string(artifact.digest.description))
                 try setProperty(db, .artifact, id: artifactID, name: "size", value: .int(artifact.size))
                 try setProperty(db, .artifact, id: artifactID, name: "file_count", value: .int(artifact.fileCount))
@@ -343,6 +348,7 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
                     try db.execute(sql: "INSERT OR IGNORE INTO Attribution (context_id, artifact_id) VALUES (?, ?)", arguments: [contextID, artifactID])
                 }
             }
+            return recorded
         }
     }
 

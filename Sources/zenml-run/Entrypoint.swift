@@ -3,6 +3,6 @@ import ZenMLCommands
 @main
 struct Entrypoint {
     static func main() async {
-        await ZenMLRun.main(nil)
+        await ZenMLRun.runMain()
     }
 }

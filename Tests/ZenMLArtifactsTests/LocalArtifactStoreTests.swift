@@ -54,3 +54,19 @@ final class LocalArtifactStoreTests: XCTestCase {
         XCTAssertNil(try store.localPath(of: stored.digest))
     }
 }
+
+final class StagingCleanupTests: XCTestCase {
+    func testLeftoversOfDeadProcessesAreRemoved() throws {
+        let root = NSTemporaryDirectory() + "staging-\(UUID().uuidString)"
+        defer { try? FileTree.remove(root) }
+        let store = try LocalArtifactStore(root: root + "/artifacts", stagingRoot: root + "/tmp")
+        let mine = try store.makeStagingDirectory(label: "train")
+        // A pid far above pid_max is never alive.
+        try FileTree.makeDirectory(root + "/tmp/train~99999999~abc/outputs")
+        try FileTree.makeDirectory(root + "/tmp/unrelated")
+        XCTAssertEqual(store.removeAbandonedStaging(), 1)
+        XCTAssertNotNil(try FileStatus.of(mine), "a live process's staging folder stays")
+        XCTAssertNotNil(try FileStatus.of(root + "/tmp/unrelated"))
+        XCTAssertNil(try FileStatus.of(root + "/tmp/train~99999999~abc"))
+    }
+}

@@ -119,6 +119,12 @@ final class ManifestTests: XCTestCase {
             ("name: x\nversion: 1\nentrypoint: a\nenv: [PATH]\n", 4, "set by the host"),
             ("name: x\nversion: 1\nentrypoint: a\nconfig:\n  properties:\n    k: {type: float}\n", 6, "'type' must be one of"),
             ("name: 9x\nversion: 1\nentrypoint: a\n", 1, "must start with a letter"),
+            ("name: x\nversion: 1\nentrypoint: a\ncontract: \"1\"\n", 4, "contract version \"1\""),
+            ("name: x\nversion: 1.10\nentrypoint: a\n", 2, "write the version as a string"),
+            ("name: x\nversion: 1\nentrypoint: a\ninputs:\n  data: {type: T, optional: yes}\n", 5, "'optional' must be true or false"),
+            ("name: x\nversion: 1\nentrypoint: a\nenv: [A=B]\n", 4, "not an environment variable name"),
+            ("name: x\nversion: 1\nentrypoint: a\nconfig:\n  properties:\n    k: {type: string, format: uri}\n", 6, "the only supported 'format' is 'path'"),
+            ("name: x\nversion: 1\nentrypoint: a\nconfig:\n  properties:\n    k: {type: array, items: {type: string, format: path}}\n", 6, "top-level config keys only"),
         ]
         for (text, line, message) in cases {
             do {

@@ -15,6 +15,10 @@ final class CanonicalJSONTests: XCTestCase {
         XCTAssertEqual(CanonicalJSON.encode(.int(-42)), "-42")
         XCTAssertEqual(CanonicalJSON.encode(.double(.nan)), "null")
         XCTAssertEqual(CanonicalJSON.encode(.double(1e300)), "1e+300")
+        // Integral values are integers whichever parser read them (JSON reads 2.5e16 as an Int64, YAML as a Double).
+        XCTAssertEqual(CanonicalJSON.encode(.double(9_007_199_254_740_992)), "9007199254740992")
+        XCTAssertEqual(CanonicalJSON.encode(.double(2.5e16)), CanonicalJSON.encode(.int(25_000_000_000_000_000)))
+        XCTAssertEqual(CanonicalJSON.encode(.double(1e19)), "1e+19")
     }
 
     func testStringEscapes() {

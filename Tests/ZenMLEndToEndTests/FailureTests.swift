@@ -105,6 +105,13 @@ final class FailureTests: XCTestCase {
         try assertFailsAndIsNotCached(sandbox, result, "points outside the output")
     }
 
+    func testLinkClimbingOutThroughASameNamedFolderFails() throws {
+        let (sandbox, result) = try runBadStep(#"""
+            O=$(out result); echo ok > "$O/ok.txt"; ln -s ../result/ok.txt "$O/sneaky"; echo '{"status":"ok"}'
+            """#)
+        try assertFailsAndIsNotCached(sandbox, result, "points outside the output")
+    }
+
     func testUndeclaredOutputFails() throws {
         let (sandbox, result) = try runBadStep(#"""
             O=$(out result); echo ok > "$O/ok.txt"; mkdir "$O/../extra"; echo x > "$O/../extra/x"; echo '{"status":"ok"}'
@@ -149,6 +156,26 @@ final class FailureTests: XCTestCase {
         usleep(200_000)
         let alive = try Sandbox.shell("ps -o stat= -p \(pid) | grep -v Z || true")
         XCTAssertEqual(alive.trimmingCharacters(in: .whitespacesAndNewlines), "", "the step's background child must be killed with its process group")
+    }
+
+    func testWritingIntoAnInputFailsAndTheDamagedArtifactIsRebuilt() throws {
+        let sandbox = try Sandbox()
+        try okBundle(sandbox, "make")
+        try sandbox.shBundle("vandal", inputs: "{result: Result}", outputs: "{result: Result}", script: #"""
+            I=$(inp result); O=$(out result)
+            # Root ignores permission bits; so does a step that chmods. The host notices either way.
+            if [ ! -f "$ZENML_BUNDLE_DIR/polite" ]; then chmod u+w "$I" 2>/dev/null; echo tampered >> "$I/ok.txt" || true; fi
+            echo ok > "$O/ok.txt"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: p\nsteps:\n  make: {uses: ./bundles/make}\n  vandal: {uses: ./bundles/vandal, inputs: {result: make.result}}\n")
+        let result = try sandbox.run(["run", "pipeline.yaml"])
+        XCTAssertEqual(result.exitCode, 1, result.output)
+        XCTAssertTrue(result.stderr.contains("the step changed its input artifact"), result.output)
+        XCTAssertEqual(try Sandbox.shell("grep -rl tampered '\(sandbox.root)/.zenml/artifacts' || true"), "", "the damaged artifact is gone from the store")
+        try sandbox.write("bundles/vandal/polite", "")
+        let (rerun, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(rerun.exitCode, 0, rerun.output)
+        XCTAssertEqual(Sandbox.states(summary), ["make": "done", "vandal": "done"], "the damaged input is rebuilt, not reused")
     }
 
     func testInterruptKeepsNothingPartialAndARerunCompletes() throws {

@@ -79,3 +79,14 @@ final class ProcessLauncherTests: XCTestCase {
         }
     }
 }
+
+final class OutputCheckerTests: XCTestCase {
+    func testLinksMustStayInsideTheirOutput() {
+        XCTAssertTrue(OutputChecker.staysInside(linkDirectory: "", target: "data/x.csv"))
+        XCTAssertTrue(OutputChecker.staysInside(linkDirectory: "a/b", target: "../../c"))
+        XCTAssertTrue(OutputChecker.staysInside(linkDirectory: "a", target: "./../a/./x"))
+        XCTAssertFalse(OutputChecker.staysInside(linkDirectory: "", target: "../result/x"), "a sibling named like the output is still outside")
+        XCTAssertFalse(OutputChecker.staysInside(linkDirectory: "a", target: "../../x"))
+        XCTAssertFalse(OutputChecker.staysInside(linkDirectory: "a/b", target: "c/../../../../x"))
+    }
+}

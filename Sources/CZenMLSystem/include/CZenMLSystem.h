@@ -17,4 +17,7 @@ int czenml_pidfd_open(pid_t pid);
 /// pipe2(2): a pipe whose ends get `flags` (O_CLOEXEC, O_NONBLOCK) atomically. Returns 0 or -1 with errno.
 int czenml_pipe(int fds[2], int flags);
 
+/// syncfs(2): flushes the file system that holds `fd`. Returns 0 or -1 with errno.
+int czenml_syncfs(int fd);
+
 #endif
