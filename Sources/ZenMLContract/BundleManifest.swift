@@ -25,6 +25,10 @@ public struct BundleManifest: Sendable, Hashable {
     public var env: [String]
     /// Seconds the step may run before its process group is killed; `nil` for no limit.
     public var timeout: Double?
+    /// A shell command that builds the step (compiles a C or Swift program) into `$ZENML_BUILD_DIR`.
+    /// The host runs it once per bundle digest and platform and keeps the result as an artifact;
+    /// the entrypoint and args can then name `${BUILD}/program`.
+    public var build: String?
 
     public init(
         name: String, version: String, entrypoint: String, args: [String] = [],
@@ -110,7 +114,7 @@ extension BundleManifest {
         guard let root = document.root.objectValue else {
             throw fail([], "a manifest is a mapping with at least name, version, entrypoint")
         }
-        let known: Set<String> = ["contract", "name", "version", "description", "entrypoint", "args", "inputs", "outputs", "config", "env", "timeout"]
+        let known: Set<String> = ["contract", "name", "version", "description", "entrypoint", "args", "inputs", "outputs", "config", "env", "timeout", "build"]
         for key in root.keys.sorted() where !known.contains(key) {
             throw ManifestError(location: document.keyLocation([key]), message: "unknown manifest key '\(key)' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -212,6 +216,12 @@ extension BundleManifest {
             }
             manifest.env = names.sorted()
         }
+        if let raw = root["build"] {
+            guard let command = raw.stringValue, !command.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw fail(["build"], "'build' must be a shell command, e.g. build: cc -O2 -o \"$ZENML_BUILD_DIR/step\" main.c")
+            }
+            manifest.build = command
+        }
         if let raw = root["timeout"] {
             guard let seconds = raw.doubleValue, seconds > 0 else {
                 throw fail(["timeout"], "'timeout' must be a positive number of seconds")
@@ -233,6 +243,6 @@ public enum StepEnvironment {
     /// Variables the host always sets; bundles cannot declare them.
     public static let reservedNames: Set<String> = [
         "PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SOURCE_DATE_EPOCH", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED",
-        "ZENML_BUNDLE_DIR", "ZENML_CONTRACT_VERSION",
+        "ZENML_BUNDLE_DIR", "ZENML_CONTRACT_VERSION", "ZENML_BUILD_DIR",
     ]
 }

@@ -33,6 +33,7 @@ public final class PipelineRunner: Sendable {
     let metadata: any MetadataStore
     let store: LocalArtifactStore
     let fingerprinter: Fingerprinter
+    let builder: BundleBuilder
 
     /// Opens the workspace's stores (creating them if needed).
     public init(workspace: Workspace) throws {
@@ -42,6 +43,7 @@ public final class PipelineRunner: Sendable {
         self.store = try workspace.openArtifactStore()
         store.removeAbandonedStaging()
         self.fingerprinter = Fingerprinter(statCache: StatCache(file: workspace.statCachePath))
+        self.builder = BundleBuilder(metadata: metadata, store: store)
     }
 
     /// A new run id: UTC time and a random suffix, sortable and unique enough to type a prefix of.
@@ -216,6 +218,21 @@ public final class PipelineRunner: Sendable {
             return StepResult(state: .canceled, cacheKey: key)
         }
 
+        var buildPath: String?
+        if step.manifest.build != nil {
+            do {
+                buildPath = try await builder.output(
+                    bundlePath: step.bundlePath, manifest: step.manifest, bundleDigest: bundleDigest, runID: context.runID,
+                    pipeline: graph.spec.name, logDirectory: context.logDirectory, hostEnvironment: context.options.hostEnvironment)
+            } catch let failure as BundleBuilder.Failure {
+                let report = StepFailureReport(message: failure.message, exitCode: nil, errorTail: failure.errorTail, logFile: failure.logFile)
+                context.observer(.stepChanged(step: step.name, state: .failed(report)))
+                return StepResult(state: .failed(report), cacheKey: key)
+            } catch {
+                return fail(step.name, "cannot build the bundle: \(error)", context: context, key: key)
+            }
+        }
+
         let workDirectory: String
         let executionID: Int64
         let logFile = context.logDirectory + "/" + step.name + ".log"
@@ -254,7 +271,7 @@ public final class PipelineRunner: Sendable {
 
         let launch = StepLaunch(
             bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
-            timeout: step.timeout, hostEnvironment: context.options.hostEnvironment)
+            timeout: step.timeout, hostEnvironment: context.options.hostEnvironment, buildPath: buildPath)
         let result = await StepRunner.run(launch)
         switch result.outcome {
         case .success(let success):

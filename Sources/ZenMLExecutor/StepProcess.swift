@@ -14,8 +14,11 @@ public struct StepLaunch: Sendable {
     public var timeout: Double?
     /// The host's environment, from which `PATH`, `HOME` and the bundle's declared variables are taken.
     public var hostEnvironment: [String: String]
+    /// The bundle's build output (read-only), for bundles with a `build:` command.
+    public var buildPath: String?
 
-    public init(bundlePath: String, manifest: BundleManifest, request: StepRequest, workDirectory: String, logFile: String, timeout: Double?, hostEnvironment: [String: String]) {
+    public init(bundlePath: String, manifest: BundleManifest, request: StepRequest, workDirectory: String, logFile: String, timeout: Double?, hostEnvironment: [String: String], buildPath: String? = nil) {
+        self.buildPath = buildPath
         self.bundlePath = bundlePath
         self.manifest = manifest
         self.request = request
@@ -49,19 +52,30 @@ public struct StepLaunch: Sendable {
             "ZENML_BUNDLE_DIR": bundlePath,
             "ZENML_CONTRACT_VERSION": String(contractVersion),
         ]
+        if let buildPath { environment["ZENML_BUILD_DIR"] = buildPath }
         for name in manifest.env {
             if let value = hostEnvironment[name] { environment[name] = value }
         }
         return environment
     }
 
+    /// `${BUNDLE}` and `${BUILD}` replaced by the bundle's and the build output's paths.
+    func expand(_ text: String) -> String {
+        var result = text.replacingOccurrences(of: "${BUNDLE}", with: bundlePath)
+        if let buildPath { result = result.replacingOccurrences(of: "${BUILD}", with: buildPath) }
+        return result
+    }
+
     /// The program to start: a bundle file, or a command found on `PATH`.
     public func resolveExecutable() throws(StepFailure) -> String {
-        let entrypoint = manifest.entrypoint
+        let entrypoint = expand(manifest.entrypoint)
+        if entrypoint.contains("${BUILD}") {
+            throw .cannotStart("the entrypoint '\(manifest.entrypoint)' names ${BUILD}, but the bundle has no 'build:' command")
+        }
         let inBundle = FileTree.absolute(entrypoint, relativeTo: bundlePath)
         if entrypoint.contains("/") || (try? FileStatus.of(inBundle, followingLinks: true)) != nil {
             guard let status = try? FileStatus.of(inBundle, followingLinks: true), status.kind == .file else {
-                throw .cannotStart("the entrypoint '\(entrypoint)' is not a file in the bundle \(bundlePath)")
+                throw .cannotStart("the entrypoint '\(entrypoint)' is not a file" + (entrypoint.hasPrefix("/") ? "" : " in the bundle \(bundlePath)"))
             }
             guard status.isExecutable else {
                 throw .cannotStart("the entrypoint \(inBundle) is not executable; run chmod +x on it (and give it a #! line)")
@@ -77,9 +91,9 @@ public struct StepLaunch: Sendable {
         throw .cannotStart("the entrypoint '\(entrypoint)' is neither a file in the bundle nor a command on PATH")
     }
 
-    /// The arguments, with `${BUNDLE}` replaced by the bundle's path.
+    /// The arguments, with `${BUNDLE}` and `${BUILD}` replaced by their paths.
     public var arguments: [String] {
-        manifest.args.map { $0.replacingOccurrences(of: "${BUNDLE}", with: bundlePath) }
+        manifest.args.map { expand($0) }
     }
 }
 

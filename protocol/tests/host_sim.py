@@ -103,7 +103,8 @@ def command_line(bundle, manifest, env):
     else:
         program = shutil.which(entrypoint, path=env["PATH"]) or entrypoint
     args = [a if isinstance(a, str) else reference.canonical_json(a) for a in manifest.get("args", [])]
-    return [program] + [a.replace("${BUNDLE}", bundle) for a in args]
+    build = env.get("ZENML_BUILD_DIR", "${BUILD}")
+    return [program] + [a.replace("${BUNDLE}", bundle).replace("${BUILD}", build) for a in args]
 
 
 def run_step(bundle, workdir, config=None, inputs=None, *, manifest=None, step_name=None,
@@ -146,6 +147,15 @@ def run_step(bundle, workdir, config=None, inputs=None, *, manifest=None, step_n
 
     bundle_digest = reference.bundle_digest(bundle)
     env = clean_environment(bundle, scratch, manifest)
+    if manifest.get("build"):
+        # Like the host: run the build command once, into a folder the step then sees as ZENML_BUILD_DIR.
+        build_dir = os.path.join(workdir, "build")
+        os.makedirs(build_dir)
+        build_env = dict(env, ZENML_BUILD_DIR=build_dir)
+        built = subprocess.run(["/bin/sh", "-c", manifest["build"]], cwd=scratch, env=build_env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        assert built.returncode == 0, "build failed: " + built.stderr.decode("utf-8", "replace")
+        env["ZENML_BUILD_DIR"] = build_dir
     key = reference.cache_key(
         bundle_digest, manifest, resolved,
         {name: [a["digest"] for a in items] for name, items in artifacts.items()}, os.environ)

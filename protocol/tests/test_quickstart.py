@@ -124,7 +124,6 @@ def test_pipeline_generate_normalize_report(ws):
     assert len(values) == 50
     assert min(values) == 0.0 and max(values) == 2.0
     assert normalized.response["outputs"]["table"]["properties"] == {"rows": 50, "scale": 2}
-    assert "normalize: compiling" in normalized.stderr
     scaled = ws.keep(normalized, "table")
 
     report = ws.run(REPORT, None, {"table": [scaled]})

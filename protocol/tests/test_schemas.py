@@ -298,6 +298,6 @@ def test_spec_yaml_manifest_example_is_valid():
     with open(os.path.join(PROTOCOL_DIR, "SPEC.md"), encoding="utf-8") as handle:
         text = handle.read()
     manifests = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", text, re.S)]
-    full = [m for m in manifests if isinstance(m, dict) and "entrypoint" in m]
+    full = [m for m in manifests if isinstance(m, dict) and "name" in m and "entrypoint" in m]
     assert len(full) == 1
     validator("manifest").validate(full[0])

@@ -1,0 +1,107 @@
+import Foundation
+import ZenMLArtifacts
+import ZenMLContract
+import ZenMLCore
+import ZenMLExecutor
+import ZenMLMetadata
+
+/// Runs bundles' `build:` commands once per bundle digest and platform, and keeps each result as
+/// an artifact recorded like a step's output (a `build:<bundle>` execution), so a C or Swift step
+/// is compiled on first use on each machine and never again.
+///
+/// A build's output does not enter the step's cache key: compilers embed paths and timestamps,
+/// and a key that differed between two machines' binaries would make a shared cache useless. The
+/// build command itself is part of the manifest, so it is covered by the bundle digest.
+actor BundleBuilder {
+    struct Failure: Error, CustomStringConvertible {
+        var message: String
+        var errorTail: String
+        var logFile: String?
+        var description: String { message }
+    }
+
+    private let metadata: any MetadataStore
+    private let store: LocalArtifactStore
+    private var inFlight: [Digest: Task<String, Error>] = [:]
+
+    init(metadata: any MetadataStore, store: LocalArtifactStore) {
+        self.metadata = metadata
+        self.store = store
+    }
+
+    /// The key of a build: the bundle, the command and the platform the binaries are for.
+    static func key(bundleDigest: Digest, command: String) -> Digest {
+        let platform = HostEnvironment.current
+        return Digest.of(canonical: [
+            "build": .string(command), "bundle": .string(bundleDigest.description),
+            "os": .string(platform.os), "arch": .string(platform.architecture),
+        ])
+    }
+
+    /// The path of the bundle's build output, building it first if no intact build is recorded.
+    func output(
+        bundlePath: String, manifest: BundleManifest, bundleDigest: Digest, runID: String, pipeline: String,
+        logDirectory: String, hostEnvironment: [String: String]
+    ) async throws -> String {
+        guard let command = manifest.build else { throw Failure(message: "the bundle has no build command", errorTail: "", logFile: nil) }
+        let key = Self.key(bundleDigest: bundleDigest, command: command)
+        if let running = inFlight[key] { return try await running.value }
+        let task = Task {
+            try await self.buildIfNeeded(
+                key: key, command: command, bundlePath: bundlePath, manifest: manifest, bundleDigest: bundleDigest, runID: runID,
+                pipeline: pipeline, logDirectory: logDirectory, hostEnvironment: hostEnvironment)
+        }
+        inFlight[key] = task
+        defer { inFlight[key] = nil }
+        return try await task.value
+    }
+
+    private func buildIfNeeded(
+        key: Digest, command: String, bundlePath: String, manifest: BundleManifest, bundleDigest: Digest, runID: String,
+        pipeline: String, logDirectory: String, hostEnvironment: [String: String]
+    ) async throws -> String {
+        for candidate in try metadata.executions(withCacheKey: key, limit: 5) {
+            guard let artifact = candidate.outputs["build"] else { continue }
+            let stored = StoredArtifact(digest: artifact.digest, uri: artifact.uri, size: artifact.size, fileCount: artifact.fileCount)
+            if try store.isIntact(stored), let path = try store.localPath(of: artifact.digest) { return path }
+        }
+        let work = try store.makeStagingDirectory(label: "build-" + manifest.name)
+        defer { try? FileTree.remove(work) }
+        let output = work + "/outputs/build"
+        let scratch = work + "/scratch"
+        try FileTree.makeDirectory(output)
+        try FileTree.makeDirectory(scratch + "/tmp")
+        try FileTree.writeAtomically(Data(), to: work + "/stdin")
+        let logFile = logDirectory + "/build-\(manifest.name).log"
+        let stepName = "build:\(manifest.name)"
+        let execution = NewExecution(
+            runID: runID, pipeline: pipeline, step: stepName, cacheKey: key, bundle: manifest.name, bundleVersion: manifest.version,
+            bundleDigest: bundleDigest, config: ["build": .string(command)],
+            keyIngredients: ["key": ["build": .string(command), "bundle": .string(bundleDigest.description)]], startedAt: Date(), inputs: [:])
+        let executionID = try metadata.startExecution(execution)
+        var launch = StepLaunch(
+            bundlePath: bundlePath, manifest: manifest,
+            request: StepRequest(pipeline: .init(name: pipeline, version: ""), run: .init(id: runID), step: .init(name: stepName, bundle: manifest.name, bundleVersion: manifest.version, bundleDigest: bundleDigest.description, cacheKey: key.description), config: [:], inputs: [:], outputs: [:], scratch: scratch, seed: 0),
+            workDirectory: work, logFile: logFile, timeout: nil, hostEnvironment: hostEnvironment)
+        launch.buildPath = output
+        let configuration = ProcessConfiguration(
+            executable: "/bin/sh", arguments: ["-c", command], environment: launch.environment, workingDirectory: scratch,
+            standardInputFile: work + "/stdin", logFile: logFile, timeout: 3600)
+        let result = try await ProcessLauncher.run(configuration)
+        func failed(_ message: String) throws -> Never {
+            try? metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: result.canceled ? .canceled : .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: message))
+            throw Failure(message: message, errorTail: result.errorTail, logFile: logFile)
+        }
+        if result.canceled { try failed("the run was interrupted during the build") }
+        guard result.exitCode == 0 else {
+            try failed("the bundle's build command failed (\(result.exitCode.map { "exit code \($0)" } ?? "killed by a signal")): \(command)")
+        }
+        guard !(try FileTree.childNames(of: output)).isEmpty else {
+            try failed("the bundle's build command wrote nothing into $ZENML_BUILD_DIR: \(command)")
+        }
+        let stored = try store.publish(stagedDirectory: output)
+        let artifact = ArtifactRecord(type: "BundleBuild", uri: stored.uri, digest: stored.digest, size: stored.size, fileCount: stored.fileCount, properties: [:], createdAt: Date())
+        try metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: .complete, endedAt: Date(), exitCode: 0, logURI: logFile, outputs: ["build": artifact]))
+        return stored.uri
+    }
+}
