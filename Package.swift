@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "zenml-run", targets: ["zenml-run"]),
         .library(name: "ZenMLEngine", targets: ["ZenMLEngine"]),
         .library(name: "ZenMLTFRecord", targets: ["ZenMLTFRecord"]),
+        .library(name: "ZenMLStep", targets: ["ZenMLStep"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -62,6 +63,8 @@ let package = Package(
         .target(name: "CZenMLTFRecord", linkerSettings: [.linkedLibrary("z")]),
         /** TFRecord files and tf.train.Example records, byte-compatible with TensorFlow. */
         .target(name: "ZenMLTFRecord", dependencies: ["CZenMLTFRecord"]),
+        /** The Swift step SDK: read the request, write the response, TFRecords; nothing else to build. */
+        .target(name: "ZenMLStep", dependencies: ["ZenMLTFRecord"]),
 
         .testTarget(name: "ZenMLCoreTests", dependencies: ["ZenMLCore"]),
         .testTarget(name: "ZenMLContractTests", dependencies: ["ZenMLContract"]),
@@ -72,5 +75,6 @@ let package = Package(
         .testTarget(name: "ZenMLExecutorTests", dependencies: ["ZenMLExecutor"]),
         .testTarget(name: "ZenMLEndToEndTests", dependencies: ["ZenMLCore"]),
         .testTarget(name: "ZenMLTFRecordTests", dependencies: ["ZenMLTFRecord"]),
+        .testTarget(name: "ZenMLStepTests", dependencies: ["ZenMLStep"]),
     ]
 )
