@@ -31,11 +31,13 @@ let package = Package(
         .target(name: "ZenMLCache", dependencies: ["ZenMLCore", "ZenMLContract"]),
         /** Content-addressed artifact stores (local folder). */
         .target(name: "ZenMLArtifacts", dependencies: ["ZenMLCore", "CZenMLSystem"]),
-        /** The metadata store on ML Metadata's schema (SQLite). */
+        /** The metadata store on ML Metadata's schema (SQLite, MySQL/MariaDB). */
         .target(
             name: "ZenMLMetadata",
-            dependencies: ["ZenMLCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["ZenMLCore", "CMariaDB", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        /** The MariaDB Connector/C client library (`<mysql.h>`), for the MySQL metadata store. */
+        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
         /** posix_spawn with a new process group, pidfd_open, pipe2, syncfs: what Foundation cannot do. */
         .target(name: "CZenMLSystem"),
         /** Runs one step process under the contract: clean environment, limits, process groups. */
@@ -53,7 +55,7 @@ let package = Package(
         .target(
             name: "ZenMLCommands",
             dependencies: [
-                "ZenMLEngine", "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLMetadata",
+                "ZenMLEngine", "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLMetadata", "ZenMLTFRecord",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -71,7 +73,7 @@ let package = Package(
         .testTarget(name: "ZenMLPipelineTests", dependencies: ["ZenMLPipeline"]),
         .testTarget(name: "ZenMLCacheTests", dependencies: ["ZenMLCache"]),
         .testTarget(name: "ZenMLArtifactsTests", dependencies: ["ZenMLArtifacts"]),
-        .testTarget(name: "ZenMLMetadataTests", dependencies: ["ZenMLMetadata"]),
+        .testTarget(name: "ZenMLMetadataTests", dependencies: ["ZenMLMetadata", "ZenMLCore", "CMariaDB"]),
         .testTarget(name: "ZenMLExecutorTests", dependencies: ["ZenMLExecutor"]),
         .testTarget(name: "ZenMLEndToEndTests", dependencies: ["ZenMLCore"]),
         .testTarget(name: "ZenMLTFRecordTests", dependencies: ["ZenMLTFRecord"]),

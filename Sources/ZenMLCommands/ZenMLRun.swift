@@ -31,7 +31,7 @@ public struct ZenMLRun: AsyncParsableCommand {
               130  interrupted (Ctrl-C or SIGTERM): running steps were stopped, nothing partial was kept
             """,
         version: zenmlRunVersion,
-        subcommands: [Init.self, Run.self, Status.self, Runs.self, Pipelines.self, Artifacts.self, Lineage.self]
+        subcommands: [Init.self, Run.self, Status.self, Runs.self, Pipelines.self, Artifacts.self, Lineage.self, TFRecord.self]
     )
 
     public init() {}

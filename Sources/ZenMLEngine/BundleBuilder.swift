@@ -89,7 +89,7 @@ actor BundleBuilder {
             standardInputFile: work + "/stdin", logFile: logFile, timeout: 3600)
         let result = try await ProcessLauncher.run(configuration)
         func failed(_ message: String) throws -> Never {
-            try? metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: result.canceled ? .canceled : .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: message))
+            _ = try? metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: result.canceled ? .canceled : .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: message))
             throw Failure(message: message, errorTail: result.errorTail, logFile: logFile)
         }
         if result.canceled { try failed("the run was interrupted during the build") }

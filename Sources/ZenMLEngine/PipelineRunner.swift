@@ -293,12 +293,12 @@ public final class PipelineRunner: Sendable {
                 context.observer(.stepChanged(step: step.name, state: .completed(duration: result.duration)))
                 return StepResult(state: .completed(duration: result.duration), outputs: recorded, executionID: executionID, cacheKey: key, reason: reason)
             } catch {
-                try? metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: "\(error)"))
+                _ = try? metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: "\(error)"))
                 return fail(step.name, "cannot publish the outputs: \(error)", context: context, key: key)
             }
         case .failure(let failure):
             let state: ExecutionState = failure == .canceled ? .canceled : .failed
-            try? metadata.finishExecution(
+            _ = try? metadata.finishExecution(
                 id: executionID,
                 outcome: ExecutionOutcome(state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description))
             if case .modifiedInput(let path) = failure {

@@ -94,3 +94,29 @@ final class ContractTests: XCTestCase {
         XCTAssertFalse(database.contains("secret-value"))
     }
 }
+
+/// `zenml-run tfrecord` reads TensorFlow's own files and artifacts.
+final class TFRecordCommandTests: XCTestCase {
+    static var vectors: String { Sandbox.repository + "/../shared/testdata/tfrecord" }
+
+    func testCountHeadCatAndCorruption() throws {
+        let sandbox = try Sandbox()
+        let directory = TFRecordCommandTests.vectors
+        XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/vectors.json"), "shared/testdata/tfrecord must sit beside the repository")
+        for name in ["examples.tfrecord", "examples.gz.tfrecord", "examples.zlib.tfrecord"] {
+            let count = try sandbox.run(["tfrecord", "count", directory + "/" + name])
+            XCTAssertEqual(count.exitCode, 0, count.output)
+            XCTAssertEqual(count.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "20", name)
+        }
+        let head = try sandbox.run(["tfrecord", "head", directory + "/examples.gz.tfrecord", "-n", "2"])
+        let lines = head.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        XCTAssertEqual(String(lines[0]), #"{"id":{"int64":[0]},"label":{"bytes":["cat"]},"tags":{"bytes":[]},"x":{"float":[0.5,0,0]}}"#)
+        let raw = try sandbox.run(["tfrecord", "cat", directory + "/raw.tfrecord", "--raw"])
+        XCTAssertEqual(raw.exitCode, 0, raw.output)
+        XCTAssertTrue(raw.stdout.contains("bytes_base64"))
+        let corrupt = try sandbox.run(["tfrecord", "count", directory + "/corrupt.tfrecord"])
+        XCTAssertNotEqual(corrupt.exitCode, 0)
+        XCTAssertTrue(corrupt.stderr.contains("record 7"), corrupt.stderr)
+    }
+}
