@@ -19,16 +19,17 @@ public struct ZenMLRun: AsyncParsableCommand {
             config and inputs.
 
             Get started:
-              zenml-run run examples/quickstart/pipeline.yaml     # runs every step
-              zenml-run run examples/quickstart/pipeline.yaml     # again: every step is cached
-              zenml-run status examples/quickstart/pipeline.yaml  # what would run, and why
+              zenml-run run examples/quickstart/pipeline.yaml
+              zenml-run run examples/quickstart/pipeline.yaml    (all cached)
+              zenml-run status examples/quickstart/pipeline.yaml
+              zenml-run runs show <run id printed by run>
 
             Exit codes:
               0  success
-              1  a step failed (its message, stderr tail and log path are printed)
-              2  invalid pipeline, bundle or command line (file:line and what to change are printed)
+              1  a step failed (message, stderr tail and log are printed)
+              2  invalid pipeline, bundle or command line (file:line)
               3  a store could not be used (metadata or artifacts)
-              130  interrupted (Ctrl-C or SIGTERM): running steps were stopped, nothing partial was kept
+              130  interrupted: steps were stopped, nothing partial kept
             """,
         version: zenmlRunVersion,
         subcommands: [Init.self, Run.self, Status.self, Runs.self, Pipelines.self, Artifacts.self, Lineage.self, TFRecord.self]
