@@ -121,15 +121,15 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 }
 
 extension JSONValue {
-    /// Parses one JSON document.
+    /// Parses one JSON document (strictly: one value, nothing after it but whitespace).
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        try JSONParser.parse(data)
     }
 
     /// Converts any `Encodable` value to a `JSONValue`.
     public init<T: Encodable>(encoding value: T) throws {
         let data = try JSONEncoder().encode(value)
-        self = try JSONValue.parse(data)
+        self = try JSONParser.parse(data)
     }
 
     /// Decodes a `Decodable` value from this JSON value.

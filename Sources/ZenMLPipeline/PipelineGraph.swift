@@ -58,14 +58,22 @@ public struct PipelineGraph: Sendable {
             issues.append(PipelineIssue(location: atKey ? document.keyLocation(path) : document.location(path), message: message))
         }
         var manifests: [String: (path: String, manifest: BundleManifest)] = [:]
+        // Many steps often share one bundle (a chain of the same step with different configs): read each once.
+        var loaded: [String: BundleManifest] = [:]
         for step in spec.steps {
             let bundlePath = FileTree.absolute(step.uses, relativeTo: spec.directory)
+            if let manifest = loaded[bundlePath] {
+                manifests[step.name] = (bundlePath, manifest)
+                continue
+            }
             do {
                 guard let status = try FileStatus.of(bundlePath, followingLinks: true), status.kind == .directory else {
                     issue(["steps", step.name, "uses"], "step '\(step.name)' uses '\(step.uses)', but there is no bundle folder at \(bundlePath)")
                     continue
                 }
-                manifests[step.name] = (bundlePath, try BundleManifest.load(bundle: bundlePath))
+                let manifest = try BundleManifest.load(bundle: bundlePath)
+                loaded[bundlePath] = manifest
+                manifests[step.name] = (bundlePath, manifest)
             } catch let error as ManifestError {
                 issues.append(PipelineIssue(location: error.location, message: "\(error.message) (bundle of step '\(step.name)')"))
             } catch let error as YAMLDocumentError {

@@ -108,3 +108,23 @@ final class TreeDigestTests: XCTestCase {
         XCTAssertEqual(try Digest.ofFile(atPath: path), Digest.of(data))
     }
 }
+
+final class JSONParserTests: XCTestCase {
+    func testParsesWhatJSONDecoderParses() throws {
+        let text = #"{"a":[1,-2,3.5,1e3,-0.0,9223372036854775807,18446744073709551616],"s":"x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00","t":true,"f":false,"n":null,"o":{}, "e": [ ] }"#
+        let value = try JSONValue.parse(Data(text.utf8))
+        XCTAssertEqual(value["a"], [.int(1), .int(-2), .double(3.5), .double(1000), .double(-0.0), .int(.max), .double(18446744073709551616)])
+        XCTAssertEqual(value["s"], .string("x\"\\/\u{08}\u{0C}\n\r\té😀"))
+        XCTAssertEqual(value["t"], true)
+        XCTAssertEqual(value["n"], .null)
+        XCTAssertEqual(value["o"], .object([:]))
+        XCTAssertEqual(value["e"], .array([]))
+        XCTAssertEqual(try JSONValue.parse(Data(CanonicalJSON.encode(value).utf8)), value)
+    }
+
+    func testRejectsInvalidJSON() {
+        for text in ["", "{", "[1,]", "{\"a\" 1}", "01", "1.", "-", "\"\\x\"", "\"a\nb\"", "{} {}", "tru", "[1] x", "\"\\ud800\""] {
+            XCTAssertThrowsError(try JSONValue.parse(Data(text.utf8)), "accepted: \(text)")
+        }
+    }
+}
