@@ -69,6 +69,12 @@ public enum CanonicalJSON {
 
     private static func writeString(_ string: String, into output: inout String) {
         output += "\""
+        // Most strings (paths, digests, names) need no escaping: copy them whole.
+        if !string.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            output += string
+            output += "\""
+            return
+        }
         for scalar in string.unicodeScalars {
             switch scalar {
             case "\"": output += "\\\""

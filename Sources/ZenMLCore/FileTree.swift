@@ -56,6 +56,13 @@ public enum FileTree {
         }
     }
 
+    /// Removes everything inside a directory, keeping the directory.
+    public static func removeContents(of path: String) throws {
+        guard let status = try FileStatus.of(path), status.kind == .directory else { return }
+        if status.mode & 0o700 != 0o700 { chmod(path, status.mode | 0o700) }
+        for name in try childNames(of: path) { try remove(path + "/" + name) }
+    }
+
     /// Clears the write bits of every file and directory in a tree (links are left alone).
     public static func makeReadOnly(_ path: String) throws {
         guard let status = try FileStatus.of(path) else { return }

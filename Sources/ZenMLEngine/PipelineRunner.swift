@@ -34,6 +34,7 @@ public final class PipelineRunner: Sendable {
     let store: LocalArtifactStore
     let fingerprinter: Fingerprinter
     let builder: BundleBuilder
+    let workDirectories: WorkDirectoryPool
 
     /// Opens the workspace's stores (creating them if needed).
     public init(workspace: Workspace) throws {
@@ -44,6 +45,7 @@ public final class PipelineRunner: Sendable {
         store.removeAbandonedStaging()
         self.fingerprinter = Fingerprinter(statCache: StatCache(file: workspace.statCachePath))
         self.builder = BundleBuilder(metadata: metadata, store: store)
+        self.workDirectories = WorkDirectoryPool(store: store)
     }
 
     /// A new run id: UTC time and a random suffix, sortable and unique enough to type a prefix of.
@@ -66,16 +68,17 @@ public final class PipelineRunner: Sendable {
         }
         let steps = graph.steps.filter { selected.contains($0.name) }
         let git = GitState.of(directory: graph.spec.directory)
+        let specDigest = graph.specDigest
         try metadata.startRun(
             NewRun(
-                id: runID, pipeline: graph.spec.name, specDigest: graph.specDigest, spec: graph.spec.document.root,
+                id: runID, pipeline: graph.spec.name, specDigest: specDigest, spec: graph.spec.document.root,
                 pipelineFile: graph.spec.file, startedAt: started, gitCommit: git?.commit, gitDirty: git?.dirty,
                 environment: HostEnvironment.current.json, workspace: workspace.root))
         observer(.runStarted(runID: runID, pipeline: graph.spec.name, steps: steps.map(\.name)))
         let logDirectory = workspace.logsDirectory + "/" + runID
         try FileTree.makeDirectory(logDirectory)
 
-        let context = RunContext(runID: runID, graph: graph, options: options, logDirectory: logDirectory, observer: observer)
+        let context = RunContext(runID: runID, graph: graph, specDigest: specDigest, options: options, logDirectory: logDirectory, observer: observer)
         var results: [String: StepResult] = [:]
         var remaining = Dictionary(uniqueKeysWithValues: steps.map { ($0.name, Set($0.dependencies).intersection(selected)) })
         let order = Dictionary(uniqueKeysWithValues: steps.enumerated().map { ($1.name, $0) })
@@ -130,6 +133,7 @@ public final class PipelineRunner: Sendable {
             observer(.stepChanged(step: step.name, state: .canceled))
         }
         try? fingerprinter.save()
+        workDirectories.drain()
         try? store.flush()
         let failed = results.values.contains { if case .failed = $0.state { return true } else { return false } }
         let state: RunState = canceled || results.values.contains { $0.state == .canceled } ? .canceled : failed ? .failed : .complete
@@ -157,6 +161,8 @@ public final class PipelineRunner: Sendable {
     struct RunContext: Sendable {
         var runID: String
         var graph: PipelineGraph
+        /// The pipeline's version, hashed once per run (the spec can be large).
+        var specDigest: Digest
         var options: RunOptions
         var logDirectory: String
         var observer: @Sendable (RunEvent) -> Void
@@ -238,10 +244,9 @@ public final class PipelineRunner: Sendable {
         let logFile = context.logDirectory + "/" + step.name + ".log"
         var request: StepRequest
         do {
-            workDirectory = try store.makeStagingDirectory(label: step.name)
+            workDirectory = try workDirectories.acquire()
             let outputs = StepLaunch.outputsDirectory(in: workDirectory)
             let scratch = StepLaunch.scratchDirectory(in: workDirectory)
-            try FileTree.makeDirectory(scratch + "/tmp")
             var outputDirectories: [String: StepRequest.OutputDirectory] = [:]
             for (name, spec) in step.manifest.outputs {
                 try FileTree.makeDirectory(outputs + "/" + name)
@@ -255,7 +260,7 @@ public final class PipelineRunner: Sendable {
                 }
             }
             request = StepRequest(
-                pipeline: .init(name: graph.spec.name, version: graph.specDigest.description), run: .init(id: context.runID),
+                pipeline: .init(name: graph.spec.name, version: context.specDigest.description), run: .init(id: context.runID),
                 step: .init(name: step.name, bundle: step.manifest.name, bundleVersion: step.manifest.version, bundleDigest: bundleDigest.description, cacheKey: key.description),
                 config: fingerprint.requestConfig, inputs: requestInputs, outputs: outputDirectories, scratch: scratch,
                 seed: StepAction.seed(for: key))
@@ -266,7 +271,7 @@ public final class PipelineRunner: Sendable {
         } catch {
             return fail(step.name, "cannot prepare the step: \(error)", context: context, key: key)
         }
-        defer { try? FileTree.remove(workDirectory) }
+        defer { workDirectories.release(workDirectory) }
         context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
 
         let launch = StepLaunch(
