@@ -1,0 +1,109 @@
+"""TFRecord benchmark of the Python step SDK (protocol/python/zenml_step.py); see bench/tfrecord/README.md.
+
+    python3 bench.py write DIR N   build and serialize N examples, write DIR/data.tfrecord and .gz
+    python3 bench.py read DIR N    read both files (framing, both CRCs checked), then decode every example
+    python3 bench.py crc           CRC-32C over 1 GiB (a 64 MiB buffer, 16 times) with crc32c()
+
+Prints "python<TAB>metric<TAB>value" lines. Example i is the same as in the C and Swift runners.
+"""
+
+import os
+import resource
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "protocol", "python"))
+
+import zenml_step as z  # noqa: E402
+
+GOLDEN = 0x9E3779B97F4A7C15
+MASK64 = (1 << 64) - 1
+pack_payload = struct.Struct("<QQ").pack
+
+
+def report(metric, value):
+    print("python\t%s\t%s" % (metric, value), flush=True)
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def example(i):
+    return z.Example({
+        "floats": z.Feature("float_list", [i * 0.5, -float(i) * 0.25]),  # -0.0 for i = 0, as in C and Swift
+        "id": z.Feature("int64_list", [i]),
+        "payload": z.Feature("bytes_list", [pack_payload(i, (i * GOLDEN) & MASK64)]),
+    })
+
+
+def bench_write(directory, count):
+    start = time.perf_counter()
+    records = [example(i).serialize() for i in range(count)]
+    elapsed = time.perf_counter() - start
+    size = sum(map(len, records))
+    report("build_serialize_rps", count / elapsed)
+    report("example_bytes", size / count)
+    for name, compression, metric in (("data.tfrecord", z.NONE, "write_none"), ("data.tfrecord.gz", z.GZIP, "write_gzip")):
+        start = time.perf_counter()
+        with z.TFRecordWriter(os.path.join(directory, name), compression=compression) as writer:
+            write = writer.write
+            for record in records:
+                write(record)
+        elapsed = time.perf_counter() - start
+        report(metric + "_rps", count / elapsed)
+        report(metric + "_MBps", (size + 16 * count) / elapsed / 1e6)
+    report("write_peak_rss_MB", peak_rss_mb())
+
+
+def bench_read(directory, count):
+    for name, metric in (("data.tfrecord", "read_none"), ("data.tfrecord.gz", "read_gzip")):
+        start = time.perf_counter()
+        records = size = 0
+        with z.TFRecordReader(os.path.join(directory, name)) as reader:
+            for record in reader:
+                records += 1
+                size += len(record)
+        elapsed = time.perf_counter() - start
+        assert records == count, (name, records)
+        report(metric + "_rps", records / elapsed)
+        report(metric + "_MBps", (size + 16 * records) / elapsed / 1e6)
+    start = time.perf_counter()
+    records = total = 0
+    for decoded in z.read_examples(os.path.join(directory, "data.tfrecord")):
+        total += decoded["id"].values[0]
+        records += 1
+    elapsed = time.perf_counter() - start
+    assert records == count and total == count * (count - 1) // 2
+    report("decode_rps", records / elapsed)
+    report("read_peak_rss_MB", peak_rss_mb())
+
+
+def bench_crc():
+    size = 64 << 20
+    data = bytes((i * 131 + (i >> 9)) & 0xFF for i in range(1 << 16)) * (size >> 16)
+    crc = z.crc32c(data)
+    start = time.perf_counter()
+    for _ in range(16):
+        crc = z.crc32c(data, crc)
+    elapsed = time.perf_counter() - start
+    report("crc_GBps", size * 16 / elapsed / 1e9)
+    # The pure-Python fallback, on 4 MiB (extrapolated: it runs at a few MB/s).
+    sample = data[:4 << 20]
+    start = time.perf_counter()
+    z.crc32c_python(sample)
+    report("crc_pure_python_MBps", len(sample) / (time.perf_counter() - start) / 1e6)
+    print("python: CRC-32C %s" % z.CRC32C_IMPLEMENTATION, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    arguments = sys.argv[1:]
+    if len(arguments) == 3 and arguments[0] == "write":
+        bench_write(arguments[1], int(arguments[2]))
+    elif len(arguments) == 3 and arguments[0] == "read":
+        bench_read(arguments[1], int(arguments[2]))
+    elif arguments == ["crc"]:
+        bench_crc()
+    else:
+        sys.exit("usage: bench.py write|read DIR N | crc")
