@@ -67,8 +67,10 @@ public final class PipelineRunner: Sendable {
             throw FingerprintError(message: "--only \(name): the pipeline has no step '\(name)' (steps: \(graph.steps.map(\.name).joined(separator: ", ")))")
         }
         let steps = graph.steps.filter { selected.contains($0.name) }
-        let git = GitState.of(directory: graph.spec.directory)
+        // git runs two processes; let them overlap with hashing the spec.
+        let gitTask = Task.detached { GitState.of(directory: graph.spec.directory) }
         let specDigest = graph.specDigest
+        let git = await gitTask.value
         try metadata.startRun(
             NewRun(
                 id: runID, pipeline: graph.spec.name, specDigest: specDigest, spec: graph.spec.document.root,
@@ -134,7 +136,9 @@ public final class PipelineRunner: Sendable {
         }
         try? fingerprinter.save()
         workDirectories.drain()
-        try? store.flush()
+        if results.values.contains(where: { if case .completed = $0.state { return true } else { return false } }) {
+            try? store.flush()
+        }
         let failed = results.values.contains { if case .failed = $0.state { return true } else { return false } }
         let state: RunState = canceled || results.values.contains { $0.state == .canceled } ? .canceled : failed ? .failed : .complete
         let ended = Date()
