@@ -198,11 +198,23 @@ public struct LineageNode: Codable, Sendable, Hashable {
 }
 
 /// A metadata store problem, with what to do about it.
+///
+/// `path` names the store: a file path, or `mysql://USER@HOST:PORT/DATABASE` (never a password).
+/// No description contains a password.
 public enum MetadataStoreError: Error, CustomStringConvertible, Sendable {
     case newerSchema(path: String, found: Int, supported: Int)
     case cannotOpen(path: String, reason: String)
     case notFound(what: String)
     case database(String)
+    /// The database server could not be reached, or the connection kept dropping, through every
+    /// attempt; the operation changed nothing.
+    case unavailable(path: String, attempts: Int, reason: String)
+    /// The server refused the user name or password.
+    case accessDenied(path: String, reason: String)
+    /// The connection dropped while a write was committing and the store could not be reached
+    /// again to find out whether the commit went through: the write is either recorded completely
+    /// or not at all.
+    case commitOutcomeUnknown(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -214,6 +226,12 @@ public enum MetadataStoreError: Error, CustomStringConvertible, Sendable {
             return "\(what) was not found in the metadata store"
         case .database(let message):
             return "metadata store error: \(message)"
+        case .unavailable(let path, let attempts, let reason):
+            return "the metadata store at \(path) could not be used (\(attempts) attempt\(attempts == 1 ? "" : "s")): \(reason); nothing was recorded by this operation. Check that the database server is running and reachable, then run the command again"
+        case .commitOutcomeUnknown(let path, let reason):
+            return "the connection to the metadata store at \(path) dropped while a change was being committed, and the store could not be reached again to check it (\(reason)): the change is either recorded completely or not at all. Once the database server is reachable, check the run (zenml-run runs show) before repeating the command"
+        case .accessDenied(let path, let reason):
+            return "the database server refused access to the metadata store at \(path): \(reason); check the user name and the password given for it"
         }
     }
 }

@@ -53,6 +53,27 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         }
     }
 
+    var behaviour: StoreBehaviour {
+        let path = directory + "/m.db"
+        return StoreBehaviour(makeStore: { try SQLiteMetadataStore(path: path) }, sql: { try self.sqlite($0) })
+    }
+
+    func testBehaviourRunsExecutionsArtifactsAndCacheLookup() throws { try behaviour.runsExecutionsArtifactsAndCacheLookup() }
+    func testBehaviourCachedExecutionsAndCacheKeyLookup() throws { try behaviour.cachedExecutionsAndCacheKeyLookup() }
+    func testBehaviourArtifactsByDigestAndProducers() throws { try behaviour.artifactsByDigestAndProducers() }
+    func testBehaviourPipelinesAndRuns() throws { try behaviour.pipelinesAndRuns() }
+    func testBehaviourPropertyValuesRoundTrip() throws { try behaviour.propertyValuesRoundTrip() }
+    func testBehaviourFailedWriteLeavesNothingHalfWritten() throws { try behaviour.failedWriteLeavesNothingHalfWritten() }
+
+    /// Two threads and two processes, each with its own connection pool, write to one file.
+    func testConcurrentWritersFromThreadsAndProcesses() throws {
+        let path = directory + "/m.db"
+        _ = try SQLiteMetadataStore(path: path)
+        let job = WriterJob(sqlitePath: path, mysqlDatabase: nil, writer: "", runs: 6, steps: 3)
+        try ConcurrentWriters.run(job: job, threads: 2, processes: 2, makeStore: { try SQLiteMetadataStore(path: path) })
+        try behaviour.checkConcurrentResult(writers: 4, runsPerWriter: 6, stepsPerRun: 3)
+    }
+
     func testRunsExecutionsArtifactsAndCacheLookup() throws {
         let store = try SQLiteMetadataStore(path: directory + "/m.db")
         let key = Digest.of("key")
