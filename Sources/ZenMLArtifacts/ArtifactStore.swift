@@ -82,20 +82,30 @@ public struct LocalArtifactStore: ArtifactStore {
 
     public func makeStagingDirectory(label: String) throws -> String {
         let safeLabel = label.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }
-        // The owner's pid is part of the name so that leftovers of a killed process can be told apart.
-        let path = "\(stagingRoot)/\(String(safeLabel))~\(getpid())~\(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff)"
+        // The owner's host and pid are part of the name so that leftovers of a killed process can be
+        // told apart, also in a folder that several machines share.
+        let path = "\(stagingRoot)/\(String(safeLabel))~\(Self.hostName)~\(getpid())~\(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff)"
         try FileTree.makeDirectory(path, mode: 0o700)
         return path
     }
 
-    /// Removes staging folders left by processes that no longer exist (a host killed with
-    /// SIGKILL, a machine that lost power). Folders of live processes are left alone.
+    /// This machine's name, as staging folders record it (`~` and `/` replaced).
+    static let hostName: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count - 1)
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return name.isEmpty ? "host" : name.replacingOccurrences(of: "~", with: "-").replacingOccurrences(of: "/", with: "-")
+    }()
+
+    /// Removes staging folders left by processes of this machine that no longer exist (a host
+    /// killed with SIGKILL, a machine that lost power). Folders of live processes, and of other
+    /// machines sharing the store, are left alone.
     @discardableResult
     public func removeAbandonedStaging() -> Int {
         var removed = 0
         for name in (try? FileTree.childNames(of: stagingRoot)) ?? [] {
             let parts = name.split(separator: "~")
-            guard parts.count == 3, let pid = pid_t(parts[1]) else { continue }
+            guard parts.count == 4, parts[1] == Self.hostName, let pid = pid_t(parts[2]) else { continue }
             if kill(pid, 0) != 0 && errno == ESRCH {
                 if (try? FileTree.remove(stagingRoot + "/" + name)) != nil { removed += 1 }
             }

@@ -32,7 +32,7 @@ public struct ZenMLRun: AsyncParsableCommand {
               130  interrupted: steps were stopped, nothing partial kept
             """,
         version: zenmlRunVersion,
-        subcommands: [Init.self, Run.self, Status.self, Runs.self, Pipelines.self, Artifacts.self, Lineage.self, TFRecord.self]
+        subcommands: [Init.self, Run.self, Status.self, Runs.self, Pipelines.self, Artifacts.self, Lineage.self, TFRecord.self, Config.self]
     )
 
     public init() {}
@@ -132,6 +132,9 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
         printError(error.description)
         throw ExitCode(2)
     } catch let error as MetadataStoreError {
+        printError("error: \(error)")
+        throw ExitCode(3)
+    } catch let error as WorkspaceConfigurationError {
         printError("error: \(error)")
         throw ExitCode(3)
     } catch let error as ExitCode {

@@ -48,15 +48,14 @@ public struct Workspace: Sendable {
         return self
     }
 
-    /// Opens the workspace's metadata store.
-    public func openMetadataStore() throws -> any MetadataStore {
-        try SQLiteMetadataStore(path: metadataPath)
-    }
-
     /// Opens the workspace's artifact store.
     public func openArtifactStore() throws -> LocalArtifactStore {
         // ZENML_DURABLE_PUBLISH=1 flushes every artifact before publishing it (see LocalArtifactStore.durable).
         let durable = ProcessInfo.processInfo.environment["ZENML_DURABLE_PUBLISH"] == "1"
+        if let shared = try configuration().artifacts {
+            // Staging must be on the store's file system, so that publishing stays one rename.
+            return try LocalArtifactStore(root: shared, stagingRoot: shared + "/.staging", durable: durable)
+        }
         return try LocalArtifactStore(root: artifactsDirectory, stagingRoot: stagingDirectory, durable: durable)
     }
 }

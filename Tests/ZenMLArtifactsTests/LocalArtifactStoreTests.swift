@@ -62,11 +62,15 @@ final class StagingCleanupTests: XCTestCase {
         let store = try LocalArtifactStore(root: root + "/artifacts", stagingRoot: root + "/tmp")
         let mine = try store.makeStagingDirectory(label: "train")
         // A pid far above pid_max is never alive.
-        try FileTree.makeDirectory(root + "/tmp/train~99999999~abc/outputs")
+        let dead = root + "/tmp/train~\(LocalArtifactStore.hostName)~99999999~abc"
+        let otherMachine = root + "/tmp/train~another-host~99999999~abc"
+        try FileTree.makeDirectory(dead + "/outputs")
+        try FileTree.makeDirectory(otherMachine)
         try FileTree.makeDirectory(root + "/tmp/unrelated")
         XCTAssertEqual(store.removeAbandonedStaging(), 1)
         XCTAssertNotNil(try FileStatus.of(mine), "a live process's staging folder stays")
+        XCTAssertNotNil(try FileStatus.of(otherMachine), "another machine's folder in a shared store stays")
         XCTAssertNotNil(try FileStatus.of(root + "/tmp/unrelated"))
-        XCTAssertNil(try FileStatus.of(root + "/tmp/train~99999999~abc"))
+        XCTAssertNil(try FileStatus.of(dead))
     }
 }

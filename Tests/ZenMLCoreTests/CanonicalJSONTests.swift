@@ -119,7 +119,9 @@ final class JSONParserTests: XCTestCase {
         XCTAssertEqual(value["n"], .null)
         XCTAssertEqual(value["o"], .object([:]))
         XCTAssertEqual(value["e"], .array([]))
-        XCTAssertEqual(try JSONValue.parse(Data(CanonicalJSON.encode(value).utf8)), value)
+        // Canonical text reads back to the same canonical text (1e3 and -0.0 become integers on the way).
+        let canonical = CanonicalJSON.encode(value)
+        XCTAssertEqual(CanonicalJSON.encode(try JSONValue.parse(Data(canonical.utf8))), canonical)
     }
 
     func testRejectsInvalidJSON() {

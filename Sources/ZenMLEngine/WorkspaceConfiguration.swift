@@ -1,0 +1,129 @@
+import Foundation
+import ZenMLCore
+import ZenMLMetadata
+
+/// A workspace's settings, in `.zenml/config.json`. Never holds a secret: a database password is
+/// named by the environment variable it comes from.
+public struct WorkspaceConfiguration: Codable, Sendable, Equatable {
+    public var metadata: MetadataSettings
+    /// An artifact store folder shared with others (absolute path); `nil` for `.zenml/artifacts`.
+    public var artifacts: String?
+
+    public init(metadata: MetadataSettings = .sqlite, artifacts: String? = nil) {
+        self.metadata = metadata
+        self.artifacts = artifacts
+    }
+
+    /// Where runs are recorded.
+    public enum MetadataSettings: Codable, Sendable, Equatable {
+        /// `.zenml/metadata.db` in the workspace.
+        case sqlite
+        /// A MySQL or MariaDB server shared by a team.
+        case mysql(MySQLSettings)
+
+        private enum CodingKeys: String, CodingKey { case backend, mysql }
+
+        public init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            switch try container.decode(String.self, forKey: .backend) {
+            case "sqlite": self = .sqlite
+            case "mysql": self = .mysql(try container.decode(MySQLSettings.self, forKey: .mysql))
+            case let other:
+                throw DecodingError.dataCorruptedError(forKey: .backend, in: container, debugDescription: "unknown metadata backend '\(other)' (use sqlite or mysql)")
+            }
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            switch self {
+            case .sqlite:
+                try container.encode("sqlite", forKey: .backend)
+            case .mysql(let settings):
+                try container.encode("mysql", forKey: .backend)
+                try container.encode(settings, forKey: .mysql)
+            }
+        }
+    }
+
+    /// A MySQL/MariaDB store: everything but the password, which comes from `passwordVariable`.
+    public struct MySQLSettings: Codable, Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public var username: String
+        public var database: String
+        /// The environment variable holding the password (default `ZENML_METADATA_PASSWORD`).
+        public var passwordVariable: String
+
+        public init(host: String, port: Int, username: String, database: String, passwordVariable: String = "ZENML_METADATA_PASSWORD") {
+            self.host = host
+            self.port = port
+            self.username = username
+            self.database = database
+            self.passwordVariable = passwordVariable
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case host, port, username, database
+            case passwordVariable = "password_variable"
+        }
+
+        /// `mysql://USER@HOST:PORT/DATABASE`.
+        public var url: String { "mysql://\(username)@\(host):\(port)/\(database)" }
+    }
+}
+
+/// Why a workspace's settings cannot be used.
+public enum WorkspaceConfigurationError: Error, CustomStringConvertible {
+    case unreadable(path: String, reason: String)
+    case missingPassword(variable: String, url: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let reason):
+            return "cannot read the workspace settings in \(path): \(reason); fix the file or set them again with 'zenml-run config metadata set'"
+        case .missingPassword(let variable, let url):
+            return "the metadata store \(url) needs a password: set the environment variable \(variable) (it is never written to disk)"
+        }
+    }
+}
+
+extension Workspace {
+    public var configurationPath: String { stateDirectory + "/config.json" }
+
+    /// The workspace's settings (the defaults when there is no settings file).
+    public func configuration() throws -> WorkspaceConfiguration {
+        guard (try? FileStatus.of(configurationPath)) != nil else { return WorkspaceConfiguration() }
+        do {
+            return try JSONDecoder().decode(WorkspaceConfiguration.self, from: FileTree.read(configurationPath))
+        } catch {
+            throw WorkspaceConfigurationError.unreadable(path: configurationPath, reason: "\(error)")
+        }
+    }
+
+    /// Saves the workspace's settings.
+    public func save(_ configuration: WorkspaceConfiguration) throws {
+        try FileTree.makeDirectory(stateDirectory)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try FileTree.writeAtomically(try encoder.encode(configuration) + Data("\n".utf8), to: configurationPath)
+    }
+
+    /// Opens the metadata store the settings name, taking a MySQL password from the environment.
+    public func openMetadataStore(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> any MetadataStore {
+        try openMetadataStore(settings: configuration().metadata, environment: environment)
+    }
+
+    /// Opens the metadata store given settings (to try them before they are saved).
+    public func openMetadataStore(settings: WorkspaceConfiguration.MetadataSettings, environment: [String: String]) throws -> any MetadataStore {
+        switch settings {
+        case .sqlite:
+            return try SQLiteMetadataStore(path: metadataPath)
+        case .mysql(let settings):
+            guard let password = environment[settings.passwordVariable] else {
+                throw WorkspaceConfigurationError.missingPassword(variable: settings.passwordVariable, url: settings.url)
+            }
+            return try MySQLMetadataStore(configuration: MySQLConfiguration(
+                host: settings.host, port: settings.port, user: settings.username, password: password, database: settings.database))
+        }
+    }
+}

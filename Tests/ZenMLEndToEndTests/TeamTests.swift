@@ -1,0 +1,48 @@
+import Foundation
+import XCTest
+
+/// Two team members' workspaces share a MariaDB metadata store and an artifact folder: what one
+/// ran, the other finds and reuses. The server is a real MariaDB started on 127.0.0.1 by
+/// `scripts/services/mariadb.sh` (installed if missing).
+final class TeamTests: XCTestCase {
+    func startMariaDB() throws -> String {
+        let output = try Sandbox.shell("'\(Sandbox.repository)/scripts/services/mariadb.sh' start 2>/tmp/zenml-e2e-mariadb.log")
+        let port = output.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard Int(port) != nil else {
+            throw XCTSkip("could not start MariaDB: \((try? String(contentsOfFile: "/tmp/zenml-e2e-mariadb.log", encoding: .utf8)) ?? "")")
+        }
+        return port
+    }
+
+    func testSharedMySQLStoreAndArtifactFolderGiveCacheHitsAcrossWorkspaces() throws {
+        let port = try startMariaDB()
+        let sandbox = try Sandbox()
+        let database = "zenml_e2e_\(UUID().uuidString.prefix(8).lowercased())"
+        let shared = sandbox.root + "/shared-artifacts"
+        let password = ["ZENML_METADATA_PASSWORD": "zenml-test-pw"]
+        for member in ["alice", "bob"] {
+            try Sandbox.shell("mkdir -p '\(sandbox.root)/\(member)' && cp -R '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/\(member)/quickstart'")
+            var result = try sandbox.run(["config", "metadata", "set", "mysql", "--host", "127.0.0.1", "--port", port, "--username", "zenml", "--database", database, "--workspace", member], environment: password)
+            XCTAssertEqual(result.exitCode, 0, result.output)
+            result = try sandbox.run(["config", "artifacts", "set", shared, "--workspace", member])
+            XCTAssertEqual(result.exitCode, 0, result.output)
+        }
+        let config = try sandbox.read("alice/.zenml/config.json")
+        XCTAssertFalse(config.contains("zenml-test-pw"), "the password is never written")
+
+        let alice = try sandbox.run(["run", "alice/quickstart/pipeline.yaml", "--workspace", "alice", "--json"], environment: password)
+        XCTAssertEqual(alice.exitCode, 0, alice.output)
+        XCTAssertTrue(alice.stdout.contains("\"state\" : \"done\""), alice.stdout)
+
+        let listed = try sandbox.run(["runs", "list", "--workspace", "bob"], environment: password)
+        XCTAssertTrue(listed.stdout.contains("quickstart"), "bob sees alice's run: \(listed.output)")
+        let bob = try sandbox.run(["run", "bob/quickstart/pipeline.yaml", "--workspace", "bob", "--json"], environment: password)
+        XCTAssertEqual(bob.exitCode, 0, bob.output)
+        XCTAssertFalse(bob.stdout.contains("\"state\" : \"done\""), "every step is reused from alice's run: \(bob.stdout)")
+        XCTAssertTrue(bob.stdout.contains("\"state\" : \"cached\""), bob.stdout)
+
+        let missing = try sandbox.run(["runs", "list", "--workspace", "bob"])
+        XCTAssertEqual(missing.exitCode, 3)
+        XCTAssertTrue(missing.stderr.contains("set the environment variable ZENML_METADATA_PASSWORD"), missing.stderr)
+    }
+}
