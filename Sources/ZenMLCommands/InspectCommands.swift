@@ -275,14 +275,27 @@ extension ZenMLRun {
                 Examples:
                   zenml-run lineage 3f2a9c          # an artifact (id or digest prefix)
                   zenml-run lineage 20261123-0412   # everything a run produced
+                  zenml-run lineage 3f2a9c --downstream
                 """)
         @Argument(help: "An artifact (id or digest prefix) or a run id.") var reference: String
+        @Flag(help: "Show what was made from the artifact instead (the steps that read it, and theirs).") var downstream = false
         @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
         @OptionGroup(title: "Output") var output: OutputOptions
 
         func run() async throws {
             try await reportingErrors {
                 let inspector = try Inspector(workspace: workspaceOptions.resolve())
+                if downstream {
+                    let made = try inspector.downstream(ofArtifact: inspector.artifact(reference))
+                    if output.json { return try printJSON("downstream", made) }
+                    print("\(made.root.type) \(made.root.digest.short) [id \(made.root.id)] was read by:")
+                    if made.executions.isEmpty { print("  nothing yet") }
+                    for execution in made.executions {
+                        let outputs = execution.outputs.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.digest.short)" }.joined(separator: ", ")
+                        print("  \(execution.step) (run \(execution.runID), \(execution.state.name))" + (outputs.isEmpty ? "" : " -> \(outputs)"))
+                    }
+                    return
+                }
                 let graph: LineageGraph
                 if let run = try inspector.metadata.run(id: reference) {
                     graph = try inspector.lineage(ofRun: run)

@@ -47,6 +47,24 @@ public struct Inspector: Sendable {
         return graph
     }
 
+    /// Everything made from an artifact: the executions that read it, their outputs, the
+    /// executions that read those, and so on. Cached executions count (they reused the outputs).
+    public func downstream(ofArtifact artifact: ArtifactRecord) throws -> DownstreamGraph {
+        var graph = DownstreamGraph(root: artifact)
+        var queue = [artifact]
+        var seenArtifacts = Set<Int64>()
+        var seenExecutions = Set<Int64>()
+        while !queue.isEmpty {
+            let current = queue.removeFirst()
+            guard seenArtifacts.insert(current.id).inserted else { continue }
+            for consumer in try metadata.consumers(ofArtifact: current.id) where seenExecutions.insert(consumer.id).inserted {
+                graph.executions.append(consumer)
+                queue.append(contentsOf: consumer.outputs.values.sorted { $0.id < $1.id })
+            }
+        }
+        return graph
+    }
+
     /// The upstream graph of everything a run produced.
     public func lineage(ofRun run: RunRecord) throws -> LineageGraph {
         let executions = try metadata.executions(runID: run.id)
@@ -91,4 +109,10 @@ public enum InspectorError: Error, CustomStringConvertible {
         case .ambiguousArtifact(let reference, let count): return "'\(reference)' matches \(count) artifacts; give more digits"
         }
     }
+}
+
+/// The executions that used an artifact, directly or through other artifacts, in discovery order.
+public struct DownstreamGraph: Sendable, Codable {
+    public var root: ArtifactRecord
+    public var executions: [ExecutionRecord] = []
 }

@@ -620,6 +620,13 @@ final class MLMDTransaction {
         let ids = try db.int64s("SELECT min(execution_id) FROM `Event` WHERE artifact_id = ? AND type = ?", [id, MLMDSchema.EventType.output.rawValue])
         return try loadExecutions(ids: ids).first
     }
+
+    /// Executions that read the artifact (INPUT events), oldest first.
+    func consumers(ofArtifact id: Int64) throws -> [ExecutionRecord] {
+        // MLMD's unique key (artifact_id, execution_id, type) starts with artifact_id, so this is an index lookup.
+        let ids = try db.int64s("SELECT execution_id FROM `Event` WHERE artifact_id = ? AND type = ? ORDER BY execution_id", [id, MLMDSchema.EventType.input.rawValue])
+        return try loadExecutions(ids: ids)
+    }
 }
 
 /// Type ids by (name, kind), remembered per store so each type is looked up once. Only ids of

@@ -372,6 +372,10 @@ public final class MySQLMetadataStore: MetadataStore, @unchecked Sendable {
     public func producer(ofArtifact id: Int64) throws -> ExecutionRecord? {
         try transaction(readOnly: true) { try $0.producer(ofArtifact: id) }
     }
+
+    public func consumers(ofArtifact id: Int64) throws -> [ExecutionRecord] {
+        try transaction(readOnly: true) { try $0.consumers(ofArtifact: id) }
+    }
 }
 
 /// Open connections to one database, handed to one transaction at a time.

@@ -267,4 +267,6 @@ public protocol MetadataStore: Sendable {
     func artifacts(matching reference: String) throws -> [ArtifactRecord]
     /// The execution that produced an artifact first, if recorded.
     func producer(ofArtifact id: Int64) throws -> ExecutionRecord?
+    /// The executions that read an artifact, oldest first.
+    func consumers(ofArtifact id: Int64) throws -> [ExecutionRecord]
 }

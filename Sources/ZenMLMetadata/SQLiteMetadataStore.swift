@@ -133,6 +133,10 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
     public func producer(ofArtifact id: Int64) throws -> ExecutionRecord? {
         try read { try $0.producer(ofArtifact: id) }
     }
+
+    public func consumers(ofArtifact id: Int64) throws -> [ExecutionRecord] {
+        try read { try $0.consumers(ofArtifact: id) }
+    }
 }
 
 /// A GRDB database connection, inside a transaction GRDB opened, as an ``SQLConnection``.

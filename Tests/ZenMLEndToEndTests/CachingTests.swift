@@ -150,5 +150,15 @@ final class CachingTests: XCTestCase {
         XCTAssertEqual(mode & 0o222, 0, "published artifact files must be read-only")
         // Nothing is left in the staging area.
         XCTAssertEqual(sandbox.files(under: ".zenml/tmp"), [])
+
+        // Lineage both ways: the report comes from source through double; source fed double and total.
+        let upstream = try sandbox.run(["lineage", String(hex.prefix(10))])
+        XCTAssertTrue(upstream.stdout.contains("<- total") && upstream.stdout.contains("<- double") && upstream.stdout.contains("<- source"), upstream.output)
+        let source = (steps.first { $0["name"] as? String == "source" }?["outputs"] as? [String: String])?["numbers"] ?? ""
+        let downstream = try sandbox.run(["lineage", String(source.dropFirst(7).prefix(10)), "--downstream"])
+        XCTAssertEqual(downstream.exitCode, 0, downstream.output)
+        let lines = downstream.stdout.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("  double ") } && lines.contains { $0.hasPrefix("  total ") }, downstream.stdout)
+        XCTAssertFalse(lines.contains { $0.hasPrefix("  side ") }, "side does not read source: \(downstream.stdout)")
     }
 }
