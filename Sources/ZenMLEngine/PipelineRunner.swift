@@ -244,7 +244,7 @@ public final class PipelineRunner: Sendable {
         }
 
         let workDirectory: String
-        let executionID: Int64
+        let recorder = ExecutionRecorder(metadata: metadata, execution: newExecution)
         let logFile = context.logDirectory + "/" + step.name + ".log"
         var request: StepRequest
         do {
@@ -271,7 +271,7 @@ public final class PipelineRunner: Sendable {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             try FileTree.writeAtomically(try encoder.encode(request), to: StepLaunch.requestFile(in: workDirectory))
-            executionID = try metadata.startExecution(newExecution)
+            recorder.startTimer()
         } catch {
             return fail(step.name, "cannot prepare the step: \(error)", context: context, key: key)
         }
@@ -294,22 +294,20 @@ public final class PipelineRunner: Sendable {
                         properties: success.response.outputs[name] ?? [:], createdAt: now)
                 }
                 // Only now, with every output published, is the execution complete.
-                let recorded = try metadata.finishExecution(
-                    id: executionID,
-                    outcome: ExecutionOutcome(
+                let (executionID, recorded) = try recorder.finish(
+                    ExecutionOutcome(
                         state: .complete, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile,
                         message: success.response.message, metrics: success.response.metrics, outputs: outputs))
                 context.observer(.stepChanged(step: step.name, state: .completed(duration: result.duration)))
                 return StepResult(state: .completed(duration: result.duration), outputs: recorded, executionID: executionID, cacheKey: key, reason: reason)
             } catch {
-                _ = try? metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: "\(error)"))
+                _ = try? recorder.finish(ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: "\(error)"))
                 return fail(step.name, "cannot publish the outputs: \(error)", context: context, key: key)
             }
         case .failure(let failure):
             let state: ExecutionState = failure == .canceled ? .canceled : .failed
-            _ = try? metadata.finishExecution(
-                id: executionID,
-                outcome: ExecutionOutcome(state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description))
+            let executionID = (try? recorder.finish(
+                ExecutionOutcome(state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description)))?.id
             if case .modifiedInput(let path) = failure {
                 // The artifact no longer has its digest: take it out of the store so no cache hit reuses it.
                 try? FileTree.remove(path)

@@ -304,6 +304,12 @@ final class MLMDTransaction {
         try insertExecution(execution, state: .running, at: execution.startedAt)
     }
 
+    /// An execution that already ended, recorded in one go (start and outcome).
+    func recordExecution(_ execution: NewExecution, outcome: ExecutionOutcome) throws -> (id: Int64, outputs: [String: ArtifactRecord]) {
+        let id = try insertExecution(execution, state: .running, at: execution.startedAt)
+        return (id, try finishExecution(id: id, outcome: outcome))
+    }
+
     func finishExecution(id: Int64, outcome: ExecutionOutcome) throws -> [String: ArtifactRecord] {
         var recorded: [String: ArtifactRecord] = [:]
         let now = Self.milliseconds(outcome.endedAt)

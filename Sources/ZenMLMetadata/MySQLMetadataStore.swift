@@ -335,6 +335,19 @@ public final class MySQLMetadataStore: MetadataStore, @unchecked Sendable {
         ) { try $0.finishExecution(id: id, outcome: outcome) }
     }
 
+    public func recordExecution(_ execution: NewExecution, outcome: ExecutionOutcome) throws -> (id: Int64, outputs: [String: ArtifactRecord]) {
+        try transaction(
+            readOnly: false,
+            ifCommitWasLost: { transaction in
+                guard let id = try transaction.executionID(runID: execution.runID, step: execution.step),
+                      let recorded = try transaction.recordedOutcome(executionID: id), recorded.state == outcome.state,
+                      outcome.outputs.isEmpty || !recorded.outputs.isEmpty
+                else { return nil }
+                return (id, recorded.outputs)
+            }
+        ) { try $0.recordExecution(execution, outcome: outcome) }
+    }
+
     public func recordCachedExecution(_ execution: NewExecution, reusing source: ExecutionRecord, at date: Date) throws -> Int64 {
         try transaction(
             readOnly: false, ifCommitWasLost: { try $0.executionID(runID: execution.runID, step: execution.step) }

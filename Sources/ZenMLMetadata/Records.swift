@@ -249,6 +249,9 @@ public protocol MetadataStore: Sendable {
     /// Records how an execution ended and, if it completed, its outputs; returns the outputs with their ids.
     @discardableResult
     func finishExecution(id: Int64, outcome: ExecutionOutcome) throws -> [String: ArtifactRecord]
+    /// Records an execution that already ended, start and outcome in one transaction (a short step
+    /// costs one commit instead of two).
+    func recordExecution(_ execution: NewExecution, outcome: ExecutionOutcome) throws -> (id: Int64, outputs: [String: ArtifactRecord])
     /// Records a step satisfied from the cache: a `CACHED` execution linked to the reused outputs.
     func recordCachedExecution(_ execution: NewExecution, reusing source: ExecutionRecord, at date: Date) throws -> Int64
     /// Completed or cached executions with this cache key, newest first.

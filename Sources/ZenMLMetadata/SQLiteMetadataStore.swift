@@ -98,6 +98,10 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
         try write { try $0.finishExecution(id: id, outcome: outcome) }
     }
 
+    public func recordExecution(_ execution: NewExecution, outcome: ExecutionOutcome) throws -> (id: Int64, outputs: [String: ArtifactRecord]) {
+        try write { try $0.recordExecution(execution, outcome: outcome) }
+    }
+
     public func recordCachedExecution(_ execution: NewExecution, reusing source: ExecutionRecord, at date: Date) throws -> Int64 {
         try write { try $0.recordCachedExecution(execution, reusing: source, at: date) }
     }

@@ -158,6 +158,27 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(alive.trimmingCharacters(in: .whitespacesAndNewlines), "", "the step's background child must be killed with its process group")
     }
 
+    func testALongStepIsVisibleAsRunningWhileItRuns() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("slow", outputs: "{result: Result}", script: #"""
+            touch "$ZENML_BUNDLE_DIR/../../started"; sleep 3
+            O=$(out result); echo ok > "$O/ok.txt"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: visible\nsteps:\n  slow: {uses: ./bundles/slow}\n")
+        let process = try sandbox.start(["run", "pipeline.yaml"])
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: sandbox.root + "/started") && Date() < deadline { usleep(20_000) }
+        usleep(1_800_000)  // past the one second after which a running step is recorded
+        let runs = try sandbox.run(["runs", "list", "--json"])
+        let runID = (runs.stdout.components(separatedBy: "\"id\" : \"").dropFirst().first ?? "").components(separatedBy: "\"").first ?? ""
+        let during = try sandbox.run(["runs", "show", runID])
+        XCTAssertTrue(during.stdout.contains("slow: running"), during.output)
+        XCTAssertEqual(try process.wait(timeout: 30).exitCode, 0)
+        let after = try sandbox.run(["runs", "show", runID])
+        XCTAssertTrue(after.stdout.contains("slow: complete"), after.output)
+        XCTAssertTrue(after.stdout.contains("state     complete"), after.output)
+    }
+
     func testWritingIntoAnInputFailsAndTheDamagedArtifactIsRebuilt() throws {
         let sandbox = try Sandbox()
         try okBundle(sandbox, "make")
