@@ -162,3 +162,40 @@ final class CachingTests: XCTestCase {
         XCTAssertFalse(lines.contains { $0.hasPrefix("  side ") }, "side does not read source: \(downstream.stdout)")
     }
 }
+
+/// Two `zenml-run run` processes on one workspace at once.
+final class ConcurrentRunTests: XCTestCase {
+    func testTwoRunsOfTheSamePipelineAtOnceBothCompleteConsistently() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("work", outputs: "{result: Result}", config: "{properties: {n: {type: integer}}}", script: #"""
+            O=$(out result); sleep 0.3; echo "$(num n)" > "$O/n.txt"; echo "$$" >> "$ZENML_BUNDLE_DIR/../../executions.log"
+            echo '{"status":"ok"}'
+            """#)
+        var pipeline = "name: twice\nsteps:\n"
+        for index in 0..<6 { pipeline += "  s\(index): {uses: ./bundles/work, config: {n: \(index)}}\n" }
+        try sandbox.write("pipeline.yaml", pipeline)
+        try sandbox.run(["init"])
+        let first = try sandbox.start(["run", "pipeline.yaml", "--json"])
+        let second = try sandbox.start(["run", "pipeline.yaml", "--json"])
+        let results = [try first.wait(timeout: 60), try second.wait(timeout: 60)]
+        for result in results { XCTAssertEqual(result.exitCode, 0, result.output) }
+
+        // Each step ran at most twice (once per process), and every step is done or cached in each run.
+        let executions = try sandbox.read("executions.log").split(separator: "\n").count
+        XCTAssertGreaterThanOrEqual(executions, 6)
+        XCTAssertLessThanOrEqual(executions, 12)
+        for result in results {
+            let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            let states = Sandbox.states(object?["run"] as? [String: Any] ?? [:])
+            XCTAssertEqual(states.count, 6)
+            XCTAssertTrue(states.values.allSatisfy { $0 == "done" || $0 == "cached" }, "\(states)")
+        }
+        // Identical outputs were stored once, and a third run reuses everything.
+        let artifacts = try Sandbox.shell("find '\(sandbox.root)/.zenml/artifacts/sha256' -mindepth 2 -maxdepth 2 -type d | wc -l")
+        XCTAssertEqual(Int(artifacts.trimmingCharacters(in: .whitespacesAndNewlines)), 6, "one artifact per distinct output")
+        let (third, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(third.exitCode, 0, third.output)
+        XCTAssertTrue(Sandbox.states(summary).values.allSatisfy { $0 == "cached" }, "\(Sandbox.states(summary))")
+        XCTAssertEqual(sandbox.files(under: ".zenml/tmp"), [])
+    }
+}
