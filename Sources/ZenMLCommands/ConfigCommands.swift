@@ -77,7 +77,7 @@ extension ZenMLRun {
                 func run() async throws {
                     try await reportingErrors {
                         let workspace = workspaceOptions.resolve()
-                        if !workspace.exists { try workspace.initialize() }
+                        if !workspace.exists { try workspace.createDirectories() }
                         var settings = try workspace.configuration()
                         switch backend {
                         case .sqlite:
@@ -130,7 +130,7 @@ extension ZenMLRun.Config {
             func run() async throws {
                 try await reportingErrors {
                     let workspace = workspaceOptions.resolve()
-                    if !workspace.exists { try workspace.initialize() }
+                    if !workspace.exists { try workspace.createDirectories() }
                     var settings = try workspace.configuration()
                     if location == "local" {
                         settings.artifacts = nil

@@ -38,7 +38,8 @@ public final class PipelineRunner: Sendable {
 
     /// Opens the workspace's stores (creating them if needed).
     public init(workspace: Workspace) throws {
-        try workspace.initialize()
+        // The store is opened once, below; opening it here too ran its schema check twice per run.
+        try workspace.createDirectories()
         self.workspace = workspace
         self.metadata = try workspace.openMetadataStore()
         self.store = try workspace.openArtifactStore()

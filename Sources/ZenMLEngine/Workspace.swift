@@ -37,6 +37,14 @@ public struct Workspace: Sendable {
     /// Creates `.zenml/` and its stores (idempotent).
     @discardableResult
     public func initialize() throws -> Workspace {
+        try createDirectories()
+        _ = try openMetadataStore()
+        return self
+    }
+
+    /// Creates `.zenml/` and its folders, without opening the metadata store (its opener creates
+    /// the schema): for callers that open the store themselves right after.
+    public func createDirectories() throws {
         for directory in [stateDirectory, artifactsDirectory, logsDirectory, stagingDirectory, stateDirectory + "/cache"] {
             try FileTree.makeDirectory(directory)
         }
@@ -44,8 +52,6 @@ public struct Workspace: Sendable {
         if (try FileStatus.of(ignore)) == nil {
             try FileTree.writeAtomically(Data("# zenml-run state: artifacts, metadata, logs. Not for version control.\n*\n".utf8), to: ignore)
         }
-        _ = try openMetadataStore()
-        return self
     }
 
     /// Opens the workspace's artifact store.
