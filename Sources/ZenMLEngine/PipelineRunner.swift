@@ -223,7 +223,8 @@ public final class PipelineRunner: Sendable {
                 return fail(step.name, "cannot consult the cache: \(error)", context: context, key: key)
             }
         }
-        let reason = missReason(step: step, pipeline: graph.spec.name, ingredients: fingerprint.ingredients, context: context)
+        let reason = missReasons(step: step, pipeline: graph.spec.name, ingredients: fingerprint.ingredients, useCache: context.options.useCache)
+            .joined(separator: "; ")
         if Task.isCancelled {
             context.observer(.stepChanged(step: step.name, state: .canceled))
             return StepResult(state: .canceled, cacheKey: key)
@@ -335,12 +336,15 @@ public final class PipelineRunner: Sendable {
         return nil
     }
 
-    /// Why a step runs, compared with its latest successful execution in this pipeline.
-    func missReason(step: ResolvedStep, pipeline: String, ingredients: KeyIngredients, context: RunContext) -> String? {
-        if !context.options.useCache { return "--no-cache" }
-        if !step.cache { return "cache: false" }
-        guard let previous = try? metadata.latestExecution(pipeline: pipeline, step: step.name) else { return "first run" }
+    /// Why a step runs (it has no cache hit), compared with its latest successful execution in
+    /// this pipeline. `run` shows these while the step runs; `status` lists them.
+    func missReasons(step: ResolvedStep, pipeline: String, ingredients: KeyIngredients, useCache: Bool) -> [String] {
+        if !useCache { return ["--no-cache"] }
+        if !step.cache { return ["cache: false"] }
+        guard let previous = try? metadata.latestExecution(pipeline: pipeline, step: step.name) else {
+            return ["never ran in this workspace"]
+        }
         let changes = ingredients.changes(since: previous.keyIngredients)
-        return changes.isEmpty ? "outputs of the previous run are missing from the store" : changes.joined(separator: "; ")
+        return changes.isEmpty ? ["outputs of the previous run are missing from the store"] : changes
     }
 }

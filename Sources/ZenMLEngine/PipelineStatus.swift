@@ -52,17 +52,7 @@ extension PipelineRunner {
                 continue
             }
             willRun.insert(step.name)
-            var reasons: [String]
-            if !options.useCache {
-                reasons = ["--no-cache"]
-            } else if !step.cache {
-                reasons = ["cache: false"]
-            } else if let previous = try? metadata.latestExecution(pipeline: graph.spec.name, step: step.name) {
-                reasons = fingerprint.ingredients.changes(since: previous.keyIngredients)
-                if reasons.isEmpty { reasons = ["outputs of the previous run are missing from the store"] }
-            } else {
-                reasons = ["never ran in this workspace"]
-            }
+            let reasons = missReasons(step: step, pipeline: graph.spec.name, ingredients: fingerprint.ingredients, useCache: options.useCache)
             reports.append(StepStatusReport(step: step.name, decision: "run", reasons: reasons, cacheKey: fingerprint.key.description, cachedFromRun: nil))
         }
         try? fingerprinter.save()
