@@ -79,13 +79,10 @@ actor BundleBuilder {
             bundleDigest: bundleDigest, config: ["build": .string(command)],
             keyIngredients: ["key": ["build": .string(command), "bundle": .string(bundleDigest.description)]], startedAt: Date(), inputs: [:])
         let executionID = try metadata.startExecution(execution)
-        var launch = StepLaunch(
-            bundlePath: bundlePath, manifest: manifest,
-            request: StepRequest(pipeline: .init(name: pipeline, version: ""), run: .init(id: runID), step: .init(name: stepName, bundle: manifest.name, bundleVersion: manifest.version, bundleDigest: bundleDigest.description, cacheKey: key.description), config: [:], inputs: [:], outputs: [:], scratch: scratch, seed: 0),
-            workDirectory: work, logFile: logFile, timeout: nil, hostEnvironment: hostEnvironment)
-        launch.buildPath = output
         let configuration = ProcessConfiguration(
-            executable: "/bin/sh", arguments: ["-c", command], environment: launch.environment, workingDirectory: scratch,
+            executable: "/bin/sh", arguments: ["-c", command],
+            environment: StepLaunch.cleanEnvironment(bundlePath: bundlePath, manifest: manifest, scratch: scratch, hostEnvironment: hostEnvironment, buildPath: output),
+            workingDirectory: scratch,
             standardInputFile: work + "/stdin", logFile: logFile, timeout: 3600)
         let result = try await ProcessLauncher.run(configuration)
         func failed(_ message: String) throws -> Never {

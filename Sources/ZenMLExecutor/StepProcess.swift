@@ -38,7 +38,16 @@ public struct StepLaunch: Sendable {
 
     /// The clean environment the step starts with.
     public var environment: [String: String] {
-        let scratch = Self.scratchDirectory(in: workDirectory)
+        Self.cleanEnvironment(
+            bundlePath: bundlePath, manifest: manifest, scratch: Self.scratchDirectory(in: workDirectory),
+            hostEnvironment: hostEnvironment, buildPath: buildPath)
+    }
+
+    /// The clean environment of a step or a bundle's build command: only what the contract lists,
+    /// plus the variables the bundle declares.
+    public static func cleanEnvironment(
+        bundlePath: String, manifest: BundleManifest, scratch: String, hostEnvironment: [String: String], buildPath: String?
+    ) -> [String: String] {
         var environment: [String: String] = [
             "PATH": hostEnvironment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
             "HOME": hostEnvironment["HOME"] ?? scratch,
@@ -46,7 +55,7 @@ public struct StepLaunch: Sendable {
             "LC_ALL": "C.UTF-8",
             "TZ": "UTC",
             "TMPDIR": scratch + "/tmp",
-            "SOURCE_DATE_EPOCH": Self.sourceDateEpoch,
+            "SOURCE_DATE_EPOCH": sourceDateEpoch,
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONHASHSEED": "0",
             "ZENML_BUNDLE_DIR": bundlePath,
