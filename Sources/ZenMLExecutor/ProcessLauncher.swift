@@ -180,6 +180,7 @@ final class ProcessWatcher: @unchecked Sendable {
         var stopRequested = false
         var killDeadline: Date?
         var exitDrainDeadline: Date?
+        var killSent = false
         let deadline = configuration.timeout.map { started.addingTimeInterval($0) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 8)
         defer { buffer.deallocate() }
@@ -240,7 +241,7 @@ final class ProcessWatcher: @unchecked Sendable {
                 }
             } else if let killDeadline, now >= killDeadline {
                 stop(SIGKILL)
-                self.killDeadlineReached = true
+                killSent = true
             }
             var fds: [pollfd] = []
             if outOpen { fds.append(pollfd(fd: outPipe[0], events: Int16(POLLIN), revents: 0)) }
@@ -251,7 +252,7 @@ final class ProcessWatcher: @unchecked Sendable {
             for limit in [deadline, killDeadline, exitDrainDeadline].compactMap({ $0 }) {
                 waitMilliseconds = min(waitMilliseconds, max(0, limit.timeIntervalSince(now) * 1000))
             }
-            if killDeadlineReached && !exited { waitMilliseconds = min(waitMilliseconds, 10) }
+            if killSent && !exited { waitMilliseconds = min(waitMilliseconds, 10) }
             _ = poll(&fds, nfds_t(fds.count), Int32(waitMilliseconds.rounded(.up)))
             for entry in fds where entry.revents != 0 {
                 if entry.fd == outPipe[0] { outOpen = drain(outPipe[0], isOutput: true) }
@@ -285,7 +286,6 @@ final class ProcessWatcher: @unchecked Sendable {
             timedOut: timedOut, canceled: isCanceled, duration: Date().timeIntervalSince(started))
     }
 
-    private var killDeadlineReached = false
 }
 
 private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> R) -> R {
