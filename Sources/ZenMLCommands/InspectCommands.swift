@@ -4,31 +4,6 @@ import ZenMLCore
 import ZenMLEngine
 import ZenMLMetadata
 
-private func formatDate(_ date: Date?) -> String {
-    guard let date else { return "-" }
-    let formatter = DateFormatter()
-    formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
-    formatter.timeZone = TimeZone(identifier: "UTC")
-    formatter.locale = Locale(identifier: "en_US_POSIX")
-    return formatter.string(from: date) + "Z"
-}
-
-private func formatDuration(_ seconds: TimeInterval?) -> String {
-    guard let seconds else { return "-" }
-    return seconds < 10 ? String(format: "%.2f s", seconds) : String(format: "%.1f s", seconds)
-}
-
-private func table(_ rows: [[String]]) -> String {
-    guard let first = rows.first else { return "" }
-    var widths = Array(repeating: 0, count: first.count)
-    for row in rows { for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) } }
-    return rows.map { row in
-        row.enumerated().map { index, cell in
-            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-        }.joined(separator: "  ")
-    }.joined(separator: "\n")
-}
-
 extension ZenMLRun {
     struct Runs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -88,7 +63,8 @@ extension ZenMLRun {
                     if let commit = record.gitCommit { print("git       \(commit)\(record.gitDirty == true ? " (uncommitted changes)" : "")") }
                     print("")
                     for execution in executions {
-                        print("\(execution.step): \(execution.state.name), \(formatDuration(execution.duration)), bundle \(execution.bundle)@\(execution.bundleVersion)")
+                        let memory = execution.peakMemoryBytes.map { ", peak memory \(formatBytes($0))" } ?? ""
+                        print("\(execution.step): \(execution.state.name), \(formatDuration(execution.duration))\(memory), bundle \(execution.bundle)@\(execution.bundleVersion)")
                         print("  cache key  \(execution.cacheKey?.description ?? "-")")
                         for (name, artifacts) in execution.inputs.sorted(by: { $0.key < $1.key }) {
                             for artifact in artifacts { print("  input  \(name): \(artifact.type) \(artifact.digest.short) (id \(artifact.id))") }

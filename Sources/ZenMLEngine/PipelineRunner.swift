@@ -299,7 +299,8 @@ public final class PipelineRunner: Sendable {
                 let (executionID, recorded) = try recorder.finish(
                     ExecutionOutcome(
                         state: .complete, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile,
-                        message: success.response.message, metrics: success.response.metrics, outputs: outputs))
+                        message: success.response.message, metrics: success.response.metrics, outputs: outputs,
+                        peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds))
                 context.observer(.stepChanged(step: step.name, state: .completed(duration: result.duration)))
                 return StepResult(state: .completed(duration: result.duration), outputs: recorded, executionID: executionID, cacheKey: key, reason: reason)
             } catch {
@@ -309,7 +310,9 @@ public final class PipelineRunner: Sendable {
         case .failure(let failure):
             let state: ExecutionState = failure == .canceled ? .canceled : .failed
             let executionID = (try? recorder.finish(
-                ExecutionOutcome(state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description)))?.id
+                ExecutionOutcome(
+                    state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description,
+                    peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds)))?.id
             if case .modifiedInput(let path) = failure {
                 // The artifact no longer has its digest: take it out of the store so no cache hit reuses it.
                 try? FileTree.remove(path)
