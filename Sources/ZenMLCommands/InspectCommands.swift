@@ -86,8 +86,8 @@ extension ZenMLRun {
 
     struct Pipelines: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List pipelines and their versions.",
-            subcommands: [List.self, Show.self])
+            abstract: "List pipelines and their versions, and copy them.",
+            subcommands: [List.self, Show.self, Copy.self])
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List the pipelines this workspace has run.")

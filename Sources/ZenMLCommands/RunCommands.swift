@@ -70,8 +70,8 @@ extension ZenMLRun {
 
         func run() async throws {
             try await reportingErrors {
-                let graph = try PipelineGraph.resolve(PipelineSpec.load(pipeline))
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
+                let graph = try runner.registered.load(pipeline)
                 let display = ProgressDisplay(enabled: !output.json)
                 let options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
                 let task = Task { try await runner.run(graph, options: options) { display.handle($0) } }
@@ -141,8 +141,8 @@ extension ZenMLRun {
 
         func run() async throws {
             try await reportingErrors {
-                let graph = try PipelineGraph.resolve(PipelineSpec.load(pipeline))
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
+                let graph = try runner.registered.load(pipeline)
                 let reports = runner.status(graph, options: RunOptions())
                 if output.json {
                     try printJSON("steps", reports)

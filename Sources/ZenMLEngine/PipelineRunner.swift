@@ -31,6 +31,8 @@ public struct RunOptions: Sendable {
 public final class PipelineRunner: Sendable {
     public let workspace: Workspace
     let metadata: any MetadataStore
+    /// The pipelines registered in this workspace, which pipeline files may copy with `base:`.
+    public var registered: RegisteredPipelines { RegisteredPipelines(metadata: metadata) }
     let store: LocalArtifactStore
     let fingerprinter: Fingerprinter
     let builder: BundleBuilder
@@ -223,7 +225,7 @@ public final class PipelineRunner: Sendable {
                 return fail(step.name, "cannot consult the cache: \(error)", context: context, key: key)
             }
         }
-        let reason = missReasons(step: step, pipeline: graph.spec.name, ingredients: fingerprint.ingredients, useCache: context.options.useCache)
+        let reason = missReasons(step: step, spec: graph.spec, ingredients: fingerprint.ingredients, useCache: context.options.useCache)
             .joined(separator: "; ")
         if Task.isCancelled {
             context.observer(.stepChanged(step: step.name, state: .canceled))
@@ -340,14 +342,18 @@ public final class PipelineRunner: Sendable {
     }
 
     /// Why a step runs (it has no cache hit), compared with its latest successful execution in
-    /// this pipeline. `run` shows these while the step runs; `status` lists them.
-    func missReasons(step: ResolvedStep, pipeline: String, ingredients: KeyIngredients, useCache: Bool) -> [String] {
+    /// this pipeline, or for a copy that never ran it, in the pipeline it copies. `run` shows
+    /// these while the step runs; `status` lists them.
+    func missReasons(step: ResolvedStep, spec: PipelineSpec, ingredients: KeyIngredients, useCache: Bool) -> [String] {
         if !useCache { return ["--no-cache"] }
         if !step.cache { return ["cache: false"] }
-        guard let previous = try? metadata.latestExecution(pipeline: pipeline, step: step.name) else {
-            return ["never ran in this workspace"]
+        let base = spec.document.root["base"]?.stringValue.flatMap { $0.split(separator: "@").first.map(String.init) }
+        for pipeline in [spec.name] + [base].compactMap({ $0 }) {
+            guard let previous = try? metadata.latestExecution(pipeline: pipeline, step: step.name) else { continue }
+            let changes = ingredients.changes(since: previous.keyIngredients)
+            guard !changes.isEmpty else { return ["outputs of the previous run are missing from the store"] }
+            return pipeline == spec.name ? changes : ["vs pipeline \(pipeline): " + changes[0]] + changes.dropFirst()
         }
-        let changes = ingredients.changes(since: previous.keyIngredients)
-        return changes.isEmpty ? ["outputs of the previous run are missing from the store"] : changes
+        return ["never ran in this workspace"]
     }
 }
