@@ -42,6 +42,7 @@ extension ZenMLRun {
                 discussion: "A unique prefix of the run id is enough.\n\nExample:\n  zenml-run runs show 20261123-0412")
 
             @Argument(help: "The run id (or a unique prefix).") var run: String
+            @OptionGroup(title: "Views") var views: ViewOptions
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
             @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -52,6 +53,9 @@ extension ZenMLRun {
 
             func run() async throws {
                 try await reportingErrors {
+                    if try views.show(json: output.json, load: { try Repository(workspace: workspaceOptions.resolve()).views(ofRun: run, kinds: $0) }) {
+                        return
+                    }
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
                     let record = try inspector.run(run)
                     let executions = try inspector.metadata.executions(runID: record.id)
@@ -110,9 +114,10 @@ extension ZenMLRun {
 
         struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Show a pipeline's versions (each a recorded spec) and its recent runs.",
-                discussion: "Example:\n  zenml-run pipelines show quickstart")
+                abstract: "Show a pipeline's versions (each a recorded spec) and its recent runs, or its data and model views.",
+                discussion: "Examples:\n  zenml-run pipelines show quickstart\n  zenml-run pipelines show penguins --statistics --evaluation\n  zenml-run pipelines show penguins --html report.html")
             @Argument(help: "The pipeline name.") var name: String
+            @OptionGroup(title: "Views (of the newest complete run)") var views: ViewOptions
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
             @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -123,6 +128,9 @@ extension ZenMLRun {
 
             func run() async throws {
                 try await reportingErrors {
+                    if try views.show(json: output.json, load: { try Repository(workspace: workspaceOptions.resolve()).views(ofPipeline: name, kinds: $0) }) {
+                        return
+                    }
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
                     guard let pipeline = try inspector.metadata.pipelines().first(where: { $0.name == name }) else {
                         printError("error: no pipeline '\(name)'; list them with 'zenml-run pipelines list'")
@@ -151,6 +159,7 @@ extension ZenMLRun {
         struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Show an artifact's record and the execution that produced it.")
             @Argument(help: "Artifact id or digest prefix.") var artifact: String
+            @OptionGroup(title: "Views") var views: ViewOptions
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
             @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -162,6 +171,9 @@ extension ZenMLRun {
 
             func run() async throws {
                 try await reportingErrors {
+                    if try views.show(json: output.json, load: { try Repository(workspace: workspaceOptions.resolve()).views(ofArtifact: artifact, kinds: $0) }) {
+                        return
+                    }
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
                     let record = try inspector.artifact(artifact)
                     let producer = try inspector.metadata.producer(ofArtifact: record.id)
