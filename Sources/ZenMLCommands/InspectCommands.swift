@@ -7,8 +7,8 @@ import ZenMLMetadata
 extension ZenMLRun {
     struct Runs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List runs and show what a run did.",
-            subcommands: [List.self, Show.self])
+            abstract: "List runs, show what a run did, and compare runs.",
+            subcommands: [List.self, Show.self, Diff.self, Compare.self])
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(

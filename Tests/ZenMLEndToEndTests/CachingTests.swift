@@ -107,6 +107,45 @@ final class CachingTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.root + "/bad2.yaml"))
     }
 
+    /// `runs diff` on two runs that differ in one config key, one bundle file and one data row
+    /// names exactly those (and what followed from them), and `runs compare` shows what they shared.
+    func testDiffNamesExactlyTheConfigKeyBundleFileAndDataThatChanged() throws {
+        let sandbox = try Sandbox()
+        try makeChain(sandbox)
+        var (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        let runA = summary["run_id"] as? String ?? ""
+
+        try writePipeline(sandbox, value: 2)
+        try sandbox.write("bundles/double/helper.sh", "double() { echo $(( $1 + $1 )); }\n")
+        try sandbox.write("data.txt", "external\nanother row\n")
+        (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        let runB = summary["run_id"] as? String ?? ""
+
+        let diff = try sandbox.run(["runs", "diff", runA, runB])
+        XCTAssertEqual(diff.exitCode, 0, diff.output)
+        let lines = diff.stdout.split(separator: "\n").dropFirst().map { $0.trimmingCharacters(in: .whitespaces) }
+        XCTAssertTrue(lines.contains("step source: config key data: content of \(sandbox.root)/data.txt changed"), diff.stdout)
+        XCTAssertTrue(lines.contains("step source: config key value: 1 -> 2"), diff.stdout)
+        XCTAssertTrue(lines.contains("step double: bundle file helper.sh changed"), diff.stdout)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("data source.data: sha256:") }, diff.stdout)
+        XCTAssertTrue(lines.contains("step double: input numbers changed"), diff.stdout)
+        XCTAssertTrue(lines.contains("step total: input numbers changed"), diff.stdout)
+        XCTAssertFalse(lines.contains { $0.contains("side") }, "the untouched step is not a difference: \(diff.stdout)")
+        XCTAssertFalse(lines.contains { $0.hasPrefix("environment") }, "same machine: \(diff.stdout)")
+
+        let json = try sandbox.run(["runs", "diff", runA, runB, "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let steps = ((object?["comparison"] as? [String: Any])?["steps"] as? [[String: Any]]) ?? []
+        XCTAssertEqual(steps.filter { $0["shared"] as? Bool == true }.compactMap { $0["name"] as? String }, ["side"], json.stdout)
+
+        let same = try sandbox.run(["runs", "diff", runB, runB])
+        XCTAssertTrue(same.stdout.contains("no differences"), same.output)
+        let compare = try sandbox.run(["runs", "compare", runA, runB])
+        XCTAssertTrue(compare.stdout.contains("shared steps: side"), compare.output)
+    }
+
     func testHitMissMatrix() throws {
         let sandbox = try Sandbox()
         try makeChain(sandbox)
