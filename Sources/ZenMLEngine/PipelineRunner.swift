@@ -232,60 +232,19 @@ public final class PipelineRunner: Sendable {
             return StepResult(state: .canceled, cacheKey: key)
         }
 
-        var buildPath: String?
-        if step.manifest.build != nil {
-            do {
-                buildPath = try await builder.output(
-                    bundlePath: step.bundlePath, manifest: step.manifest, bundleDigest: bundleDigest, runID: context.runID,
-                    pipeline: graph.spec.name, logDirectory: context.logDirectory, hostEnvironment: context.options.hostEnvironment)
-            } catch let failure as BundleBuilder.Failure {
-                let report = StepFailureReport(message: failure.message, exitCode: nil, errorTail: failure.errorTail, logFile: failure.logFile)
-                context.observer(.stepChanged(step: step.name, state: .failed(report)))
-                return StepResult(state: .failed(report), cacheKey: key)
-            } catch {
-                return fail(step.name, "cannot build the bundle: \(error)", context: context, key: key)
-            }
-        }
-
-        let workDirectory: String
         let recorder = ExecutionRecorder(metadata: metadata, execution: newExecution)
-        let logFile = context.logDirectory + "/" + step.name + ".log"
-        var request: StepRequest
-        do {
-            workDirectory = try workDirectories.acquire()
-            let outputs = StepLaunch.outputsDirectory(in: workDirectory)
-            let scratch = StepLaunch.scratchDirectory(in: workDirectory)
-            var outputDirectories: [String: StepRequest.OutputDirectory] = [:]
-            for (name, spec) in step.manifest.outputs {
-                try FileTree.makeDirectory(outputs + "/" + name)
-                outputDirectories[name] = StepRequest.OutputDirectory(path: outputs + "/" + name, type: spec.type)
-            }
-            var requestInputs: [String: [StepRequest.InputArtifact]] = [:]
-            for (name, artifacts) in inputs {
-                requestInputs[name] = try artifacts.map { artifact in
-                    guard let path = try store.localPath(of: artifact.digest) else { throw ArtifactStoreError.missing(artifact.digest) }
-                    return StepRequest.InputArtifact(path: path, type: artifact.type, digest: artifact.digest.description, properties: artifact.properties)
-                }
-            }
-            request = StepRequest(
-                pipeline: .init(name: graph.spec.name, version: context.specDigest.description), run: .init(id: context.runID),
-                step: .init(name: step.name, bundle: step.manifest.name, bundleVersion: step.manifest.version, bundleDigest: bundleDigest.description, cacheKey: key.description),
-                config: fingerprint.requestConfig, inputs: requestInputs, outputs: outputDirectories, scratch: scratch,
-                seed: StepAction.seed(for: key))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            try FileTree.writeAtomically(try encoder.encode(request), to: StepLaunch.requestFile(in: workDirectory))
+        let launched: Launched
+        switch await launch(step, inputs: inputs, fingerprint: fingerprint, context: context, beforeStart: {
             recorder.startTimer()
-        } catch {
-            return fail(step.name, "cannot prepare the step: \(error)", context: context, key: key)
+            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
+        }) {
+        case .success(let value): launched = value
+        case .failure(let report):
+            context.observer(.stepChanged(step: step.name, state: .failed(report)))
+            return StepResult(state: .failed(report), cacheKey: key)
         }
+        let workDirectory = launched.workDirectory, logFile = launched.logFile, result = launched.result
         defer { workDirectories.release(workDirectory) }
-        context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
-
-        let launch = StepLaunch(
-            bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
-            timeout: step.timeout, hostEnvironment: context.options.hostEnvironment, buildPath: buildPath)
-        let result = await StepRunner.run(launch)
         switch result.outcome {
         case .success(let success):
             do {
@@ -327,6 +286,79 @@ public final class PipelineRunner: Sendable {
             context.observer(.stepChanged(step: step.name, state: .failed(report)))
             return StepResult(state: .failed(report), executionID: executionID, cacheKey: key)
         }
+    }
+
+    /// A step process that ran, successfully or not, in a work directory the caller releases.
+    struct Launched {
+        var result: StepRunResult
+        var workDirectory: String
+        var logFile: String
+    }
+
+    /// Builds the bundle if it has a `build:` command, writes the request and runs the step
+    /// process on `inputs`. `beforeStart` runs once everything is ready, just before the process.
+    func launch(
+        _ step: ResolvedStep, inputs: [String: [ArtifactRecord]], fingerprint: StepFingerprint, context: RunContext,
+        beforeStart: () -> Void
+    ) async -> Result<Launched, StepFailureReport> {
+        let graph = context.graph
+        let key = fingerprint.key
+        let bundleDigest = fingerprint.ingredients.action.bundleDigest
+        func failure(_ message: String) -> Result<Launched, StepFailureReport> {
+            .failure(StepFailureReport(message: message, exitCode: nil, errorTail: "", logFile: nil))
+        }
+        var buildPath: String?
+        if step.manifest.build != nil {
+            do {
+                buildPath = try await builder.output(
+                    bundlePath: step.bundlePath, manifest: step.manifest, bundleDigest: bundleDigest, runID: context.runID,
+                    pipeline: graph.spec.name, logDirectory: context.logDirectory, hostEnvironment: context.options.hostEnvironment)
+            } catch let failure as BundleBuilder.Failure {
+                return .failure(StepFailureReport(message: failure.message, exitCode: nil, errorTail: failure.errorTail, logFile: failure.logFile))
+            } catch {
+                return failure("cannot build the bundle: \(error)")
+            }
+        }
+        let workDirectory: String
+        do {
+            workDirectory = try workDirectories.acquire()
+        } catch {
+            return failure("cannot prepare the step: \(error)")
+        }
+        let logFile = context.logDirectory + "/" + step.name + ".log"
+        let request: StepRequest
+        do {
+            let outputs = StepLaunch.outputsDirectory(in: workDirectory)
+            let scratch = StepLaunch.scratchDirectory(in: workDirectory)
+            var outputDirectories: [String: StepRequest.OutputDirectory] = [:]
+            for (name, spec) in step.manifest.outputs {
+                try FileTree.makeDirectory(outputs + "/" + name)
+                outputDirectories[name] = StepRequest.OutputDirectory(path: outputs + "/" + name, type: spec.type)
+            }
+            var requestInputs: [String: [StepRequest.InputArtifact]] = [:]
+            for (name, artifacts) in inputs {
+                requestInputs[name] = try artifacts.map { artifact in
+                    guard let path = try store.localPath(of: artifact.digest) else { throw ArtifactStoreError.missing(artifact.digest) }
+                    return StepRequest.InputArtifact(path: path, type: artifact.type, digest: artifact.digest.description, properties: artifact.properties)
+                }
+            }
+            request = StepRequest(
+                pipeline: .init(name: graph.spec.name, version: context.specDigest.description), run: .init(id: context.runID),
+                step: .init(name: step.name, bundle: step.manifest.name, bundleVersion: step.manifest.version, bundleDigest: bundleDigest.description, cacheKey: key.description),
+                config: fingerprint.requestConfig, inputs: requestInputs, outputs: outputDirectories, scratch: scratch,
+                seed: StepAction.seed(for: key))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            try FileTree.writeAtomically(try encoder.encode(request), to: StepLaunch.requestFile(in: workDirectory))
+        } catch {
+            workDirectories.release(workDirectory)
+            return failure("cannot prepare the step: \(error)")
+        }
+        beforeStart()
+        let launch = StepLaunch(
+            bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
+            timeout: step.timeout, hostEnvironment: context.options.hostEnvironment, buildPath: buildPath)
+        return .success(Launched(result: await StepRunner.run(launch), workDirectory: workDirectory, logFile: logFile))
     }
 
     /// A completed or cached execution with this key whose outputs are all still in the store.
