@@ -47,7 +47,7 @@ let package = Package(
             name: "ZenMLEngine",
             dependencies: [
                 "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLCache",
-                "ZenMLArtifacts", "ZenMLMetadata", "ZenMLExecutor",
+                "ZenMLArtifacts", "ZenMLMetadata", "ZenMLExecutor", "ZenMLTFRecord",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

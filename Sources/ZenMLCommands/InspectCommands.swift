@@ -8,7 +8,7 @@ extension ZenMLRun {
     struct Runs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List runs, show what a run did, and compare runs.",
-            subcommands: [List.self, Show.self, Diff.self, Compare.self])
+            subcommands: [List.self, Show.self, Diff.self, Compare.self, Verify.self])
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
