@@ -71,52 +71,13 @@ extension ZenMLRun {
         func run() async throws {
             try await reportingErrors {
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
-                let graph = try runner.registered.load(pipeline)
-                let display = ProgressDisplay(enabled: !output.json)
-                let options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
-                let task = Task { try await runner.run(graph, options: options) { display.handle($0) } }
-                let signals = SignalForwarder(onSignal: { task.cancel() })
-                defer { signals.stop() }
-                let summary = try await task.value
-                if output.json {
-                    try printJSON("run", summary)
-                } else {
-                    printSummary(summary)
-                }
+                let graph = try runner.load(pipeline)
+                let summary = try await runShowingProgress(runner, graph, RunOptions(jobs: jobs, useCache: !noCache, only: only), json: output.json)
                 switch summary.state {
                 case .complete: return
                 case .canceled: throw CommandFailure(code: 130)
                 default: throw CommandFailure(code: 1)
                 }
-            }
-        }
-
-        private func printSummary(_ summary: RunSummary) {
-            for step in summary.steps {
-                guard let failure = step.failure else { continue }
-                printError("\nstep '\(step.name)' failed: \(failure.message)")
-                if !failure.errorTail.isEmpty {
-                    printError("  last lines of its stderr:")
-                    for line in failure.errorTail.split(separator: "\n", omittingEmptySubsequences: false).suffix(15) {
-                        printError("  | \(line)")
-                    }
-                }
-                if let log = failure.logFile { printError("  full log: \(log)") }
-            }
-            let skipped = summary.steps.filter { $0.state == "skipped" }.count
-            var parts = ["\(summary.ran) ran", "\(summary.cached) cached"]
-            if summary.failed > 0 { parts.append("\(summary.failed) failed") }
-            if skipped > 0 { parts.append("\(skipped) skipped") }
-            let verdict: String
-            switch summary.state {
-            case .complete: verdict = "run \(summary.runID) complete"
-            case .failed: verdict = "run \(summary.runID) failed"
-            case .canceled: verdict = "run \(summary.runID) interrupted"
-            case .running: verdict = "run \(summary.runID)"
-            }
-            print("\(verdict): \(parts.joined(separator: ", ")) in \(String(format: "%.2f", summary.duration)) s")
-            if summary.state == .failed {
-                print("fix the step and run the same command again: completed steps will be reused from the cache")
             }
         }
     }
@@ -142,7 +103,7 @@ extension ZenMLRun {
         func run() async throws {
             try await reportingErrors {
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
-                let graph = try runner.registered.load(pipeline)
+                let graph = try runner.load(pipeline)
                 let reports = runner.status(graph, options: RunOptions())
                 if output.json {
                     try printJSON("steps", reports)
@@ -186,3 +147,48 @@ final class SignalForwarder: @unchecked Sendable {
         for number in [SIGINT, SIGTERM] { signal(number, SIG_DFL) }
     }
 }
+
+/// Runs a graph with live progress (or quietly for `--json`), forwarding Ctrl-C as cancellation,
+/// and prints the summary.
+func runShowingProgress(_ runner: PipelineRunner, _ graph: PipelineGraph, _ options: RunOptions, json: Bool) async throws -> RunSummary {
+    let display = ProgressDisplay(enabled: !json)
+    let task = Task { try await runner.run(graph, options: options) { display.handle($0) } }
+    let signals = SignalForwarder(onSignal: { task.cancel() })
+    defer { signals.stop() }
+    let summary = try await task.value
+    if json {
+        try printJSON("run", summary)
+    } else {
+        printSummary(summary)
+    }
+    return summary
+}
+
+    func printSummary(_ summary: RunSummary) {
+        for step in summary.steps {
+            guard let failure = step.failure else { continue }
+            printError("\nstep '\(step.name)' failed: \(failure.message)")
+            if !failure.errorTail.isEmpty {
+                printError("  last lines of its stderr:")
+                for line in failure.errorTail.split(separator: "\n", omittingEmptySubsequences: false).suffix(15) {
+                    printError("  | \(line)")
+                }
+            }
+            if let log = failure.logFile { printError("  full log: \(log)") }
+        }
+        let skipped = summary.steps.filter { $0.state == "skipped" }.count
+        var parts = ["\(summary.ran) ran", "\(summary.cached) cached"]
+        if summary.failed > 0 { parts.append("\(summary.failed) failed") }
+        if skipped > 0 { parts.append("\(skipped) skipped") }
+        let verdict: String
+        switch summary.state {
+        case .complete: verdict = "run \(summary.runID) complete"
+        case .failed: verdict = "run \(summary.runID) failed"
+        case .canceled: verdict = "run \(summary.runID) interrupted"
+        case .running: verdict = "run \(summary.runID)"
+        }
+        print("\(verdict): \(parts.joined(separator: ", ")) in \(String(format: "%.2f", summary.duration)) s")
+        if summary.state == .failed {
+            print("fix the step and run the same command again: completed steps will be reused from the cache")
+        }
+    }

@@ -126,6 +126,7 @@ protocol UserInputError: Error {}
 extension InspectorError: UserInputError {}
 extension PipelineSourceError: UserInputError {}
 extension RepositoryError: UserInputError {}
+extension PinnedSourceError: UserInputError {}
 
 /// Runs a command body, turning known errors into clear messages and documented exit codes.
 func reportingErrors(_ body: () async throws -> Void) async throws {

@@ -70,6 +70,7 @@ public final class PipelineRunner: Sendable {
             throw FingerprintError(message: "--only \(name): the pipeline has no step '\(name)' (steps: \(graph.steps.map(\.name).joined(separator: ", ")))")
         }
         let steps = graph.steps.filter { selected.contains($0.name) }
+        try snapshotSources(of: steps, pipelineDirectory: graph.spec.directory)
         // git runs two processes; let them overlap with hashing the spec.
         let gitTask = Task.detached { GitState.of(directory: graph.spec.directory) }
         let specDigest = graph.specDigest
@@ -77,7 +78,7 @@ public final class PipelineRunner: Sendable {
         try metadata.startRun(
             NewRun(
                 id: runID, pipeline: graph.spec.name, specDigest: specDigest, spec: graph.spec.document.root,
-                pipelineFile: graph.spec.file, startedAt: started, gitCommit: git?.commit, gitDirty: git?.dirty,
+                pipelineFile: graph.spec.file, startedAt: started, gitCommit: git?.commit, gitDirty: git?.dirty, gitDiff: git?.diff,
                 environment: HostEnvironment.current.json, workspace: workspace.root))
         observer(.runStarted(runID: runID, pipeline: graph.spec.name, steps: steps.map(\.name)))
         let logDirectory = workspace.logsDirectory + "/" + runID
