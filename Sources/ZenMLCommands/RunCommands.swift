@@ -3,6 +3,7 @@ import Foundation
 import ZenMLContract
 import ZenMLCore
 import ZenMLEngine
+import ZenMLExecutor
 import ZenMLMetadata
 import ZenMLPipeline
 
@@ -47,10 +48,19 @@ extension ZenMLRun {
                   zenml-run run pipeline.yaml --jobs 4
                   zenml-run run pipeline.yaml --no-cache --only train
                   zenml-run run pipeline.yaml --json > run.json
+                  zenml-run run pipeline.yaml --backend slurm --partition gpu
                 """)
 
         @Argument(help: ArgumentHelp("The pipeline file.", valueName: "pipeline.yaml"))
         var pipeline: String
+
+        enum Backend: String, ExpressibleByArgument, CaseIterable { case local, slurm }
+
+        @Option(name: .long, help: "Where steps run: local processes, or Slurm batch jobs (the host still checks the cache and publishes).")
+        var backend: Backend = .local
+
+        @Option(name: .long, help: ArgumentHelp("The Slurm partition (default: the cluster's default).", valueName: "name"))
+        var partition: String?
 
         @Option(name: [.short, .long], help: "Steps to run at the same time (default: the number of cores).")
         var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -72,7 +82,12 @@ extension ZenMLRun {
             try await reportingErrors {
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
                 let graph = try runner.load(pipeline)
-                let summary = try await runShowingProgress(runner, graph, RunOptions(jobs: jobs, useCache: !noCache, only: only), json: output.json)
+                var options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
+                if backend == .slurm {
+                    try SlurmBackend.check()
+                    options.backend = SlurmBackend(workerCommand: [try currentExecutable(), "worker"], partition: partition)
+                }
+                let summary = try await runShowingProgress(runner, graph, options, json: output.json)
                 switch summary.state {
                 case .complete: return
                 case .canceled: throw CommandFailure(code: 130)
@@ -192,3 +207,26 @@ func runShowingProgress(_ runner: PipelineRunner, _ graph: PipelineGraph, _ opti
             print("fix the step and run the same command again: completed steps will be reused from the cache")
         }
     }
+
+/// The absolute path of this `zenml-run`, for workers started on other nodes.
+func currentExecutable() throws -> String {
+    try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+}
+
+extension ZenMLRun {
+    struct Worker: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run one prepared step on a cluster node (started by the Slurm backend, not by hand).",
+            shouldDisplay: false)
+
+        @Argument(help: "The job file the host wrote.") var job: String
+
+        func run() async throws {
+            let job = try JSONDecoder().decode(WorkerJob.self, from: FileTree.read(job))
+            let result = WorkerResult(await StepRunner.run(try job.launch()))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try FileTree.writeAtomically(encoder.encode(result), to: job.resultFile)
+        }
+    }
+}

@@ -17,8 +17,14 @@ public struct RunOptions: Sendable {
     public var only: [String]
     /// The environment steps take `PATH`, `HOME` and their declared variables from.
     public var hostEnvironment: [String: String]
+    /// Where step processes run.
+    public var backend: any StepBackend
 
-    public init(jobs: Int = ProcessInfo.processInfo.activeProcessorCount, useCache: Bool = true, only: [String] = [], hostEnvironment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(
+        jobs: Int = ProcessInfo.processInfo.activeProcessorCount, useCache: Bool = true, only: [String] = [],
+        hostEnvironment: [String: String] = ProcessInfo.processInfo.environment, backend: any StepBackend = LocalBackend()
+    ) {
+        self.backend = backend
         self.jobs = max(1, jobs)
         self.useCache = useCache
         self.only = only
@@ -262,7 +268,7 @@ public final class PipelineRunner: Sendable {
                     ExecutionOutcome(
                         state: .complete, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile,
                         message: success.response.message, metrics: success.response.metrics, outputs: outputs,
-                        peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds))
+                        peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds, backend: .object(launched.details)))
                 context.observer(.stepChanged(step: step.name, state: .completed(duration: result.duration)))
                 return StepResult(state: .completed(duration: result.duration), outputs: recorded, executionID: executionID, cacheKey: key, reason: reason)
             } catch {
@@ -274,7 +280,7 @@ public final class PipelineRunner: Sendable {
             let executionID = (try? recorder.finish(
                 ExecutionOutcome(
                     state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description,
-                    peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds)))?.id
+                    peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds, backend: .object(launched.details))))?.id
             if case .modifiedInput(let path) = failure {
                 // The artifact no longer has its digest: take it out of the store so no cache hit reuses it.
                 try? FileTree.remove(path)
@@ -294,6 +300,8 @@ public final class PipelineRunner: Sendable {
         var result: StepRunResult
         var workDirectory: String
         var logFile: String
+        /// Where it ran: the backend's details (job id, node, queue wait).
+        var details: [String: JSONValue]
     }
 
     /// Builds the bundle if it has a `build:` command, writes the request and runs the step
@@ -359,7 +367,13 @@ public final class PipelineRunner: Sendable {
         let launch = StepLaunch(
             bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
             timeout: step.timeout, hostEnvironment: context.options.hostEnvironment, buildPath: buildPath)
-        return .success(Launched(result: await StepRunner.run(launch), workDirectory: workDirectory, logFile: logFile))
+        let backend = context.options.backend
+        let ran = await backend.run(launch, step: step.name) { status in
+            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: status)))
+        }
+        var details = ran.details
+        details["backend"] = .string(backend.name)
+        return .success(Launched(result: ran.result, workDirectory: workDirectory, logFile: logFile, details: details))
     }
 
     /// A completed or cached execution with this key whose outputs are all still in the store.

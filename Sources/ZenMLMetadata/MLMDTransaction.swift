@@ -125,7 +125,7 @@ final class MLMDTransaction {
             ("run_id", .string), ("pipeline", .string), ("step", .string), ("cache_key", .string), ("bundle", .string),
             ("bundle_version", .string), ("bundle_digest", .string), ("config", .string), ("key_ingredients", .string),
             ("exit_code", .int), ("log_uri", .string), ("message", .string), ("started_at", .double), ("ended_at", .double),
-            ("reused_execution_id", .int), ("peak_memory_bytes", .int), ("cpu_seconds", .double),
+            ("reused_execution_id", .int), ("peak_memory_bytes", .int), ("cpu_seconds", .double), ("backend", .string),
         ])
     }
 
@@ -323,6 +323,7 @@ final class MLMDTransaction {
             ("ended_at", .int(now)), ("exit_code", outcome.exitCode.map { .int(Int64($0)) }),
             ("log_uri", outcome.logURI.map { .string($0) }), ("message", outcome.message.map { .string($0) }),
             ("peak_memory_bytes", outcome.peakMemoryBytes.map { .int($0) }), ("cpu_seconds", outcome.cpuSeconds.map { .double($0) }),
+            ("backend", outcome.backend == .null ? nil : .string(CanonicalJSON.encode(outcome.backend))),
         ])
         try setProperties(.execution, id: id, outcome.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true)
         let contexts = try db.int64s("SELECT context_id FROM `Association` WHERE execution_id = ?", [id])
@@ -493,7 +494,7 @@ final class MLMDTransaction {
                 startedAt: values.date("started_at") ?? Self.date(milliseconds: row.int64("create_time_since_epoch") ?? 0), endedAt: values.date("ended_at"),
                 metrics: metrics, reusedExecutionID: values.int("reused_execution_id"),
                 inputs: (inputs[id] ?? [:]).mapValues { $0.sorted { $0.0 < $1.0 }.map(\.1) }, outputs: outputs[id] ?? [:],
-                peakMemoryBytes: values.int("peak_memory_bytes"), cpuSeconds: values.double("cpu_seconds"))
+                peakMemoryBytes: values.int("peak_memory_bytes"), cpuSeconds: values.double("cpu_seconds"), backend: values.json("backend"))
         }
         return ids.compactMap { records[$0] }
     }

@@ -80,6 +80,8 @@ public struct ExecutionRecord: Codable, Sendable, Hashable {
     public var peakMemoryBytes: Int64? = nil
     /// The step process's user plus system CPU time, in seconds.
     public var cpuSeconds: Double? = nil
+    /// Where the step ran: `{"backend": "slurm", "slurm_job_id": ..., "node": ..., "queue_wait_seconds": ...}`.
+    public var backend: JSONValue = .null
 
     public var duration: TimeInterval? { endedAt.map { $0.timeIntervalSince(startedAt) } }
 }
@@ -191,11 +193,14 @@ public struct ExecutionOutcome: Sendable {
     public var outputs: [String: ArtifactRecord]
     public var peakMemoryBytes: Int64?
     public var cpuSeconds: Double?
+    public var backend: JSONValue
 
     public init(
         state: ExecutionState, endedAt: Date, exitCode: Int? = nil, logURI: String? = nil, message: String? = nil,
-        metrics: [String: Double] = [:], outputs: [String: ArtifactRecord] = [:], peakMemoryBytes: Int64? = nil, cpuSeconds: Double? = nil
+        metrics: [String: Double] = [:], outputs: [String: ArtifactRecord] = [:], peakMemoryBytes: Int64? = nil, cpuSeconds: Double? = nil,
+        backend: JSONValue = .null
     ) {
+        self.backend = backend
         self.peakMemoryBytes = peakMemoryBytes
         self.cpuSeconds = cpuSeconds
         self.state = state
