@@ -240,16 +240,28 @@ public final class PipelineRunner: Sendable {
         }
 
         let recorder = ExecutionRecorder(metadata: metadata, execution: newExecution)
-        let launched: Launched
-        switch await launch(step, inputs: inputs, fingerprint: fingerprint, context: context, beforeStart: {
-            recorder.startTimer()
-            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
-        }) {
-        case .success(let value): launched = value
-        case .failure(let report):
-            context.observer(.stepChanged(step: step.name, state: .failed(report)))
-            return StepResult(state: .failed(report), cacheKey: key)
+        var launched: Launched
+        var attempt = 1
+        while true {
+            switch await launch(step, inputs: inputs, fingerprint: fingerprint, context: context, beforeStart: {
+                recorder.startTimer()
+                context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
+            }) {
+            case .success(let value): launched = value
+            case .failure(let report):
+                context.observer(.stepChanged(step: step.name, state: .failed(report)))
+                return StepResult(state: .failed(report), cacheKey: key)
+            }
+            // `retries:` gives a failed step more attempts; an interrupted run or a step that
+            // damaged its input is not retried.
+            guard case .failure(let failure) = launched.result.outcome, attempt <= step.retries, failure != .canceled, !Task.isCancelled
+            else { break }
+            if case .modifiedInput = failure { break }
+            workDirectories.release(launched.workDirectory)
+            attempt += 1
+            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: "attempt \(attempt) of \(step.retries + 1) after: \(failure)")))
         }
+        if attempt > 1 { launched.details["attempts"] = .int(Int64(attempt)) }
         let workDirectory = launched.workDirectory, logFile = launched.logFile, result = launched.result
         defer { workDirectories.release(workDirectory) }
         switch result.outcome {

@@ -61,7 +61,7 @@ public struct SlurmBackend: StepBackend {
             return lost("sbatch refused the step: \(error)")
         }
         progress("slurm job \(jobID) submitted")
-        var details: [String: JSONValue] = ["slurm_job_id": .string(jobID)]
+        var details: [String: JSONValue] = ["slurm_job_id": .string(jobID), "submit_seconds": .double(Date().timeIntervalSince(submitted))]
         var started: Date?
         var lastState = ""
         while true {
