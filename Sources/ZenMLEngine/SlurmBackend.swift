@@ -21,11 +21,15 @@ public struct SlurmBackend: StepBackend {
     public var partition: String?
     /// How often job states are read.
     public var pollInterval: TimeInterval
+    /// One `squeue` call per interval serves every job of the run: a poller per job would start
+    /// hundreds of `squeue` processes a second in a wide fan-out and slow the controller down.
+    private let queue: SlurmQueue
 
     public init(workerCommand: [String], partition: String? = nil, pollInterval: TimeInterval = 0.2) {
         self.workerCommand = workerCommand
         self.partition = partition
         self.pollInterval = pollInterval
+        self.queue = SlurmQueue(interval: pollInterval)
     }
 
     /// Whether `sbatch` is there to talk to.
@@ -60,6 +64,7 @@ public struct SlurmBackend: StepBackend {
         } catch {
             return lost("sbatch refused the step: \(error)")
         }
+        let accepted = Date()
         progress("slurm job \(jobID) submitted")
         var details: [String: JSONValue] = ["slurm_job_id": .string(jobID), "submit_seconds": .double(Date().timeIntervalSince(submitted))]
         var started: Date?
@@ -73,15 +78,13 @@ public struct SlurmBackend: StepBackend {
                 }
                 return BackendRun(result: StepRunResult(outcome: .failure(.canceled), exitCode: nil, errorTail: "", duration: 0), details: details)
             }
-            let line = (try? Slurm.command(["squeue", "-h", "-j", jobID, "-o", "%T|%N"])) ?? ""
-            let fields = line.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-            let state = fields.first ?? ""
+            let (state, node) = await queue.state(of: jobID, since: accepted)
             if state.isEmpty || ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"].contains(state) {
                 break
             }
             if state == "RUNNING" && started == nil {
                 started = Date()
-                details["node"] = .string(fields.count > 1 ? fields[1] : "")
+                details["node"] = .string(node)
                 details["queue_wait_seconds"] = .double(Date().timeIntervalSince(submitted))
             }
             if state != lastState {
@@ -125,6 +128,46 @@ public struct SlurmBackend: StepBackend {
 
     static func shellQuoted(_ text: String) -> String {
         "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}
+
+/// The states of a run's jobs, read with one `squeue` call per interval however many jobs wait.
+actor SlurmQueue {
+    private let interval: TimeInterval
+    private var snapshot: [String: (state: String, node: String)] = [:]
+    private var readAt = Date.distantPast
+    /// When the current snapshot's `squeue` started.
+    private var reading: Task<(Date, [String: (state: String, node: String)]), Never>?
+
+    init(interval: TimeInterval) {
+        self.interval = interval
+    }
+
+    /// The job's state and node from a reading started after `since` (the job's submission) and
+    /// at most one interval old; an empty state once the job has left the queue.
+    func state(of job: String, since: Date) async -> (state: String, node: String) {
+        while readAt < since || Date().timeIntervalSince(readAt) >= interval {
+            if reading == nil {
+                let started = Date()
+                reading = Task.detached {
+                    let text = (try? Slurm.command(["squeue", "-h", "-o", "%i|%T|%N"])) ?? ""
+                    var states: [String: (state: String, node: String)] = [:]
+                    for line in text.split(separator: "\n") {
+                        let fields = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+                        if fields.count >= 3 { states[fields[0]] = (fields[1], fields[2]) }
+                    }
+                    return (started, states)
+                }
+            }
+            guard let reading else { continue }
+            let (started, states) = await reading.value
+            if started >= readAt {
+                snapshot = states
+                readAt = started
+            }
+            if self.reading == reading { self.reading = nil }
+        }
+        return snapshot[job] ?? ("", "")
     }
 }
 
