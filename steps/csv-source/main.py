@@ -8,9 +8,10 @@ value is a number, STRING otherwise), the second writes one Example per row. A m
 
 import csv
 import math
+import struct
 import sys
 
-from zenml_step import ExampleWriter, Feature, Example, fail, log, read_request, write_response
+from zenml_step import ExampleWriter, fail, log, read_request, write_response
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 csv.field_size_limit(sys.maxsize)
@@ -56,6 +57,46 @@ def classify(text):
 
 
 RANK = {"INT": 0, "FLOAT": 1, "STRING": 2}
+CACHE_LIMIT = 4096  # encoded values kept per column
+
+
+# ---- tf.train.Example encoding, specialized ------------------------------------------------------
+#
+# Every feature here holds exactly one value, so each row's Example is assembled from per-column
+# byte prefixes computed once, which is about three times faster than building Feature objects
+# and serializing them. The bytes are exactly the SDK's Example.serialize() (TensorFlow's
+# deterministic serialization: features sorted by name, lists packed); a test checks that.
+
+def varint(value):
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def length_delimited(tag, payload):
+    return tag + varint(len(payload)) + payload
+
+
+def feature_body(kind, text):
+    """The serialized Feature holding one value parsed from `text`."""
+    if kind == "INT":
+        value = int(text)
+        packed = varint(value if value >= 0 else value + (1 << 64))
+        return length_delimited(b"\x1a", length_delimited(b"\x0a", packed))
+    if kind == "FLOAT":
+        return b"\x12\x06\x0a\x04" + struct.pack("<f", float(text))
+    return length_delimited(b"\x0a", length_delimited(b"\x0a", text.encode("utf-8")))
+
+
+def map_entry(name, body):
+    """One entry of Features.feature: the key, then the Feature."""
+    return length_delimited(b"\x0a", length_delimited(b"\x0a", name.encode("utf-8")) + length_delimited(b"\x12", body))
 
 
 def rows(reader, path, width):
@@ -114,34 +155,35 @@ def main():
     header, types, count = infer_types(path, delimiter, missing, overrides, on_mismatch)
     log("columns:", ", ".join("%s:%s" % (n, t or "all missing") for n, t in zip(header, types)))
 
-    converters = []
-    for name, kind in zip(header, types):
-        if kind == "INT":
-            converters.append((name, kind, lambda text: Feature.int64_list([int(text)])))
-        elif kind == "FLOAT":
-            converters.append((name, kind, lambda text: Feature.float_list([float(text)])))
-        elif kind == "STRING":
-            converters.append((name, kind, lambda text: Feature.bytes_list([text.encode("utf-8")])))
-        else:
-            converters.append((name, kind, None))  # no present value anywhere: never written
-
+    # Columns in feature-name order (as serialized), each with its type; all-missing ones left out.
+    # Each column caches the encoded entries of its recent values: categorical and rounded values
+    # repeat, and a hit skips parsing and encoding.
+    columns = [(name, index, kind, {}) for name, index, kind in
+               sorted((name, index, kind) for index, (name, kind) in enumerate(zip(header, types)) if kind is not None)]
     written = 0
     handle, reader = open_rows(path, delimiter)
     with handle, ExampleWriter(request["outputs"]["examples"]["path"], shards=config.get("shards", 1),
                                compression=config.get("compression", "GZIP")) as out:
         read_header(reader, path)
         for row in rows(reader, path, len(header)):
-            features = {}
-            for (name, kind, convert), text in zip(converters, row):
-                text = text.strip()
-                if convert is None or text in missing:
-                    continue
-                try:
-                    features[name] = convert(text)
-                except (ValueError, OverflowError):
-                    fail("%s line %d: column %r (%s) holds %r, which is not a valid %s"
-                         % (path, reader.line_num, name, kind, text, kind))
-            out.write(Example(features))
+            parts = []
+            for name, index, kind, cache in columns:
+                text = row[index].strip()
+                part = cache.get(text)
+                if part is None:
+                    if text in missing:
+                        continue
+                    try:
+                        part = map_entry(name, feature_body(kind, text))
+                    except (ValueError, OverflowError, struct.error):
+                        fail("%s line %d: column %r (%s) holds %r, which is not a valid %s%s"
+                             % (path, reader.line_num, name, kind, text, kind,
+                                " (float32 ranges to about 3.4e38)" if kind == "FLOAT" else ""))
+                    if len(cache) >= CACHE_LIMIT:
+                        cache.clear()
+                    cache[text] = part
+                parts.append(part)
+            out.write(length_delimited(b"\x0a", b"".join(parts)))
             written += 1
     if written != count:
         fail("%s changed while it was being read (%d rows, then %d); run again" % (path, count, written))

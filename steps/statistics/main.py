@@ -10,7 +10,7 @@ import os
 import random
 
 from zenml_step import fail, log, read_examples, read_request, write_response
-from zenml_ml import (FLOAT, STRING, Enum, TextProto, example_splits, feature_type, num, write_json)
+from zenml_ml import (FLOAT, INT, STRING, Enum, TextProto, example_splits, feature_type, num, write_json)
 
 
 class NumericAccumulator:
@@ -144,6 +144,7 @@ class FeatureAccumulator:
     def __init__(self, name, kind, config, seed):
         self.name = name
         self.type = kind
+        self.kind = {INT: "int64_list", FLOAT: "float_list", STRING: "bytes_list"}[kind]
         self.present = 0
         self.min_values = None
         self.max_values = 0
@@ -181,7 +182,7 @@ def split_statistics(name, directory, config, types):
                          "artifact must give each feature one type" % (key, types[key], kind, name, records - 1))
                 seed = int.from_bytes(key.encode("utf-8")[:8].ljust(8, b"\0"), "little") ^ config["seed"]
                 accumulator = features[key] = FeatureAccumulator(key, kind, config, seed)
-            elif feature_type(feature) != accumulator.type and feature.kind is not None:
+            elif feature.kind != accumulator.kind and feature.kind is not None:
                 fail("feature %r is %s in some records and %s in others (split %s, record %d); an Examples "
                      "artifact must give each feature one type" % (key, accumulator.type, feature_type(feature),
                                                                    name, records - 1))

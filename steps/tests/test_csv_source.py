@@ -114,3 +114,28 @@ def test_the_csv_content_is_the_data_version(workspace):
     moved = workspace.run(workspace.pipeline(source(copy)))
     assert moved.state("data") == "cached"
     assert moved.digest("data", "examples") == edited.digest("data", "examples")
+
+
+def test_records_are_the_sdk_serialization(workspace):
+    """csv-source encodes Examples itself (faster); the bytes must be the SDK's (TensorFlow's)."""
+    from zenml_step import Example, read_records
+
+    rows = [["z", "a", "i", "f", "s"],
+            ["x", "1", "-5", "0.1", "héllo"], ["y", "NA", "9223372036854775807", "-3.5e10", ""],
+            ["x", "2", "-9223372036854775808", "1e-30", "a,b"], ["", "3", "0", "NaN", "x" * 200]]
+    path = workspace.write_csv("kinds.csv", rows)
+    result = workspace.run(workspace.pipeline(source(path)))
+    records = list(read_records(result.path("data", "examples")))
+    expected = [
+        {"z": "x", "a": 1, "i": -5, "f": 0.1, "s": "héllo"},
+        {"z": "y", "i": 9223372036854775807, "f": -3.5e10},
+        {"z": "x", "a": 2, "i": -9223372036854775808, "f": 1e-30, "s": "a,b"},
+        {"a": 3, "i": 0, "s": "x" * 200},
+    ]
+    assert records == [Example.from_dict(row).serialize() for row in expected]
+
+
+def test_a_float_beyond_float32_fails_clearly(workspace):
+    path = workspace.write_csv("huge.csv", [["f"], ["1.5"], ["1e300"]])
+    result = workspace.run(workspace.pipeline(source(path)), expect_ok=False)
+    assert "line 3" in result.stdout and "float32" in result.stdout
