@@ -8,8 +8,8 @@ Works for both model kinds (softmax from train-softmax, gaussian_nb from train-n
 
 import os
 
-from zenml_step import fail, log, read_examples, read_request, write_response
-from zenml_ml import load_model, model_inputs, num, predict, scalar, split_dir, write_json
+from zenml_step import fail, read_request, write_response
+from zenml_ml import example_splits, labeled_examples, load_model, model_inputs, num, predict, split_dir, write_json
 
 
 def main():
@@ -26,25 +26,20 @@ def main():
         fail("the baseline model predicts %r but the model predicts %r; compare models of the same label"
              % (baseline["label"], label))
     source = request["inputs"]["examples"][0]["path"]
-    directory = split_dir(source, split) if os.path.isdir(os.path.join(source, split)) else split_dir(source, "all")
+    names = [name for name, _ in example_splits(source)]
+    if split not in names and names == ["all"]:
+        split = "all"  # unsplit examples
+    directory = split_dir(source, split)
 
     pairs = {}  # (actual, predicted) -> count
     baseline_correct = 0
     examples = 0
-    unlabeled = 0
-    for example in read_examples(directory):
-        actual = scalar(example.get(label))
-        if actual is None:
-            unlabeled += 1
-            continue
-        actual = str(actual)
+    for example, actual in labeled_examples(directory, label):
         predicted = model["classes"][predict(model, model_inputs(model, example))]
         pairs[(actual, predicted)] = pairs.get((actual, predicted), 0) + 1
         if baseline is not None:
             baseline_correct += baseline["classes"][predict(baseline, model_inputs(baseline, example))] == actual
         examples += 1
-    if unlabeled:
-        log("skipped %d examples without a value for the label %r" % (unlabeled, label))
     if examples == 0:
         fail("the %s split has no example with a label %r: nothing to evaluate" % (split, label))
 

@@ -12,7 +12,7 @@ import json
 import math
 import os
 
-from zenml_step import fail, parse_shard_file_name
+from zenml_step import fail, log, parse_shard_file_name, read_examples
 
 #: Split folders in the order they are reported; other subfolders follow by name.
 SPLIT_ORDER = ("train", "eval", "test")
@@ -61,6 +61,20 @@ def scalar(feature):
         return None
     value = feature.values[0]
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def labeled_examples(directory, label, quiet=False):
+    """(example, label value as text) for every Example of a split folder that has a label;
+    the others are skipped and, at the end, counted in the log."""
+    unlabeled = 0
+    for example in read_examples(directory):
+        value = scalar(example.get(label))
+        if value is None:
+            unlabeled += 1
+            continue
+        yield example, str(value)
+    if unlabeled and not quiet:
+        log("skipped %d examples without a value for the label %r" % (unlabeled, label))
 
 
 # ---- Numbers and files -----------------------------------------------------------------------

@@ -10,8 +10,9 @@ prediction.
 import math
 import os
 
-from zenml_step import fail, log, read_examples, read_request, write_response
-from zenml_ml import (STRING, dataset, load_statistics, model_inputs, num, predict, scalar, split_dir, write_json)
+from zenml_step import fail, log, read_request, write_response
+from zenml_ml import (STRING, dataset, labeled_examples, load_statistics, model_inputs, num, predict, scalar,
+                      split_dir, write_json)
 
 
 def main():
@@ -49,13 +50,7 @@ def main():
 
     directory = split_dir(request["inputs"]["examples"][0]["path"], split)
     per_class = {}  # class -> {"n": count, feature name -> accumulator}
-    unlabeled = 0
-    for example in read_examples(directory):
-        target = scalar(example.get(label))
-        if target is None:
-            unlabeled += 1
-            continue
-        target = str(target)
+    for example, target in labeled_examples(directory, label):
         entry = per_class.get(target)
         if entry is None:
             entry = per_class[target] = {"n": 0}
@@ -79,8 +74,6 @@ def main():
                 counts = accumulator[1]
                 key = str(value)
                 counts[key] = counts.get(key, 0) + 1
-    if unlabeled:
-        log("skipped %d examples without a value for the label %r" % (unlabeled, label))
     if not per_class:
         fail("the %s split has no example with a label %r" % (split, label))
     classes = sorted(per_class)
@@ -116,10 +109,8 @@ def main():
         "train_examples": total, "alpha": alpha, "var_smoothing": smoothing,
     }
     correct = 0
-    for example in read_examples(directory):
-        target = scalar(example.get(label))
-        if target is not None and classes[predict(model, model_inputs(model, example))] == str(target):
-            correct += 1
+    for example, target in labeled_examples(directory, label, quiet=True):
+        correct += classes[predict(model, model_inputs(model, example))] == target
     accuracy = correct / total
     model["train_accuracy"] = num(accuracy)
     write_json(os.path.join(request["outputs"]["model"]["path"], "model.json"), model)
