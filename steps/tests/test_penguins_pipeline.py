@@ -43,6 +43,21 @@ def test_penguins_pipeline_end_to_end(tmp_path):
     again = ws.run(pipeline)
     assert all(step["state"] == "cached" for step in again.document["run"]["steps"])
 
+    # The same pipeline with the other trainer (what `pipelines copy --set train.uses=...` makes):
+    # everything upstream of the trainer is reused, not run again.
+    with open(pipeline, encoding="utf-8") as handle:
+        text = handle.read()
+    assert "uses: ../../steps/train-softmax\n" in text
+    other = root / "examples" / "penguins" / "pipeline-nb.yaml"
+    other.write_text(text.replace("name: penguins\n", "name: penguins-nb\n")
+                     .replace("uses: ../../steps/train-softmax\n", "uses: ../../steps/train-nb\n"))
+    swapped = ws.run(str(other))
+    states = {step["name"]: step["state"] for step in swapped.document["run"]["steps"]}
+    assert states == {"data": "cached", "split": "cached", "statistics": "cached", "schema": "cached",
+                      "validate": "cached", "train": "done", "evaluate": "done"}
+    assert swapped.json("train", "model", "model.json")["kind"] == "gaussian_nb"
+    assert swapped.json("evaluate", "evaluation", "evaluation.json")["accuracy"] > 0.9
+
     # Editing the data makes a new snapshot and re-runs everything downstream of it.
     data = root / "examples" / "penguins" / "data" / "penguins.csv"
     with open(data, "a", encoding="utf-8") as handle:
