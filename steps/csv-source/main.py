@@ -111,26 +111,35 @@ def rows(reader, path, width):
 
 def infer_types(path, delimiter, missing, overrides, on_mismatch):
     handle, reader = open_rows(path, delimiter)
+    strict = on_mismatch == "error"
     with handle:
         header = read_header(reader, path)
         types = [None] * len(header)  # None: no present value seen yet
-        first_number_line = [None] * len(header)
+        first_number = [None] * len(header)  # line of the first number, per column
+        first_text = [None] * len(header)  # (line, value) of the first non-number, per column
         count = 0
         for row in rows(reader, path, len(header)):
             count += 1
             for index, text in enumerate(row):
                 text = text.strip()
-                if text in missing or types[index] == "STRING":
+                if text in missing or (types[index] == "STRING" and not strict):
                     continue
                 kind = classify(text)
-                if kind == "STRING" and types[index] is not None and on_mismatch == "error":
-                    fail("%s line %d: column %r holds %r, which is not a number, but earlier rows (from line %d) "
-                         "hold numbers; fix the value, add it to missing_values, or set on_type_mismatch: string"
-                         % (path, reader.line_num, header[index], text, first_number_line[index]))
-                if types[index] is None and kind != "STRING":
-                    first_number_line[index] = reader.line_num
+                if kind == "STRING":
+                    if first_text[index] is None:
+                        first_text[index] = (reader.line_num, text)
+                elif first_number[index] is None:
+                    first_number[index] = reader.line_num
                 if types[index] is None or RANK[kind] > RANK[types[index]]:
                     types[index] = kind
+    if strict:
+        # A column holding numbers and other text: name the first value that is not a number.
+        for index, name in enumerate(header):
+            if first_number[index] is not None and first_text[index] is not None and name not in overrides:
+                line, text = first_text[index]
+                fail("%s line %d: column %r holds %r, which is not a number, but other rows (from line %d) hold "
+                     "numbers; fix the value, add it to missing_values, or set on_type_mismatch: string"
+                     % (path, line, name, text, first_number[index]))
     for name, kind in overrides.items():
         if name not in header:
             fail("column_types names %r, which is not a column of %s (columns: %s)" % (name, path, ", ".join(header)))

@@ -82,6 +82,13 @@ def test_non_numeric_value_is_an_error_when_configured(workspace):
     result = workspace.run(workspace.pipeline(source(path, on_type_mismatch="error")), expect_ok=False)
     assert result.returncode == 1
     assert "line 3" in result.stdout + result.stderr and "'oops'" in result.stdout + result.stderr
+    # Also when the text comes first; a column of text only is fine.
+    path = workspace.write_csv("first.csv", [["n", "m", "s"], ["1", "n/a", "x"], ["2", "2.5", "y"]])
+    result = workspace.run(workspace.pipeline(source(path, on_type_mismatch="error")), expect_ok=False)
+    assert "line 2: column 'm' holds 'n/a'" in result.stdout
+    # A forced type settles it.
+    result = workspace.run(workspace.pipeline(source(path, on_type_mismatch="error", column_types={"m": "STRING"})))
+    assert [row["m"] for row in read_split(result.path("data", "examples"))] == ["n/a", "2.5"]
 
 
 def test_custom_missing_values_and_forced_types(workspace):
