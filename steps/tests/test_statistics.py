@@ -119,3 +119,26 @@ def test_beyond_the_exact_limit_the_median_comes_from_the_sample(workspace):
     assert abs(sampled["numeric"]["median"] - pystats.median(values)) < 100_000  # within 10% of the range
     assert sampled["numeric"]["mean"] == exact["numeric"]["mean"]  # exact whatever the limits
     assert round(sum(b["count"] for b in sampled["numeric"]["histogram"])) == 3000
+
+
+def test_feature_absent_from_one_split_and_mixed_valency(tmp_path):
+    """A single-step case through protocol/tests/host_sim.py: hand-written split Examples where
+    `x` has values only in train and `tags` holds several values per example."""
+    import host_sim
+    from conftest import bundle
+    from zenml_step import write_examples
+
+    examples = tmp_path / "examples"
+    write_examples(str(examples / "train"), [{"x": 1.5, "tags": ["a", "b"]}, {"x": 2.5, "tags": ["a"]}])
+    write_examples(str(examples / "eval"), [{"tags": ["c", "a", "a"]}])
+    result = host_sim.run_step(bundle("statistics"), str(tmp_path / "work"), {}, {"examples": [str(examples)]})
+    assert result.ok, result.problems
+    with open(os.path.join(result.outputs["statistics"], "statistics.json"), encoding="utf-8") as handle:
+        document = __import__("json").load(handle)
+    train, evaluation = features(document, "train"), features(document, "eval")
+    assert train["x"]["numeric"]["mean"] == 2 and train["x"]["count"] == 2
+    assert evaluation["x"]["count"] == 0 and evaluation["x"]["missing"] == 1
+    assert evaluation["x"]["numeric"]["histogram"] == [] and evaluation["x"]["numeric"]["mean"] is None
+    assert train["tags"]["num_values"] == {"min": 1, "max": 2, "total": 3}
+    assert evaluation["tags"]["string"]["top_values"] == [{"value": "a", "count": 2}, {"value": "c", "count": 1}]
+    assert result.response["outputs"]["statistics"]["properties"]["train_examples"] == 2
