@@ -93,13 +93,7 @@ final class TeamTests: XCTestCase {
         let sandbox = try Sandbox()
         let database = "zenml_race_\(UUID().uuidString.prefix(8).lowercased())"
         let password = ["ZENML_METADATA_PASSWORD": "zenml-test-pw"]
-        try sandbox.shBundle("work", outputs: "{result: Result}", config: "{properties: {n: {type: integer}}}", script: #"""
-            O=$(out result); sleep 0.3; echo "$(num n)" > "$O/n.txt"; echo "$$" >> "$ZENML_BUNDLE_DIR/../../executions.log"
-            echo '{"status":"ok"}'
-            """#)
-        var pipeline = "name: race\nsteps:\n"
-        for index in 0..<6 { pipeline += "  s\(index): {uses: ./bundles/work, config: {n: \(index)}}\n" }
-        try sandbox.write("pipeline.yaml", pipeline)
+        try ConcurrentRunTests.writeSixSlowSteps(sandbox)
         for member in ["alice", "bob"] {
             var result = try sandbox.run(["config", "metadata", "set", "mysql", "--host", "127.0.0.1", "--port", port, "--username", "zenml", "--database", database, "--workspace", member], environment: password)
             XCTAssertEqual(result.exitCode, 0, result.output)
@@ -108,17 +102,7 @@ final class TeamTests: XCTestCase {
         }
         let first = try sandbox.start(["run", "pipeline.yaml", "--workspace", "alice", "--json"], environment: password)
         let second = try sandbox.start(["run", "pipeline.yaml", "--workspace", "bob", "--json"], environment: password)
-        let results = [try first.wait(timeout: 90), try second.wait(timeout: 90)]
-        for result in results { XCTAssertEqual(result.exitCode, 0, result.output) }
-        let executions = try sandbox.read("executions.log").split(separator: "\n").count
-        XCTAssertGreaterThanOrEqual(executions, 6)
-        XCTAssertLessThanOrEqual(executions, 12)
-        for result in results {
-            let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
-            let states = Sandbox.states(object?["run"] as? [String: Any] ?? [:])
-            XCTAssertEqual(states.count, 6)
-            XCTAssertTrue(states.values.allSatisfy { $0 == "done" || $0 == "cached" }, "\(states)")
-        }
+        try ConcurrentRunTests.assertBothCompletedConsistently([try first.wait(timeout: 90), try second.wait(timeout: 90)], sandbox)
         let info = try sandbox.run(["metadata", "info", "--workspace", "alice", "--json"], environment: password)
         let counts = (try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])?["metadata"] as? [String: Any]
         XCTAssertEqual(counts?["runs"] as? Int, 2, info.output)
