@@ -47,7 +47,7 @@ let package = Package(
             name: "ZenMLEngine",
             dependencies: [
                 "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLCache",
-                "ZenMLArtifacts", "ZenMLMetadata", "ZenMLExecutor",
+                "ZenMLArtifacts", "ZenMLMetadata", "ZenMLExecutor", "ZenMLTFRecord",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "ZenMLCommands",
             dependencies: [
-                "ZenMLEngine", "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLMetadata", "ZenMLTFRecord",
+                "ZenMLEngine", "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLMetadata", "ZenMLTFRecord", "ZenMLExecutor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -32,7 +32,7 @@ public struct ZenMLRun: AsyncParsableCommand {
               130  interrupted: steps were stopped, nothing partial kept
             """,
         version: zenmlRunVersion,
-        subcommands: [Init.self, Run.self, Status.self, Runs.self, Pipelines.self, Artifacts.self, Lineage.self, TFRecord.self, Config.self]
+        subcommands: [Init.self, Run.self, Status.self, Runs.self, Pipelines.self, Artifacts.self, Lineage.self, TFRecord.self, Config.self, Metadata.self, Worker.self]
     )
 
     public init() {}
@@ -119,6 +119,17 @@ func writeOutput(_ data: Data) {
     try? FileHandle.standardOutput.write(contentsOf: data)
 }
 
+/// An error in what the user asked for (exit code 2), as opposed to a failure of the machine,
+/// the stores or a step (exit code 3).
+protocol UserInputError: Error {}
+
+extension InspectorError: UserInputError {}
+extension PipelineSourceError: UserInputError {}
+extension RepositoryError: UserInputError {}
+extension PinnedSourceError: UserInputError {}
+extension SlurmError: UserInputError {}
+extension MetadataDumpError: UserInputError {}
+
 /// Runs a command body, turning known errors into clear messages and documented exit codes.
 func reportingErrors(_ body: () async throws -> Void) async throws {
     do {
@@ -143,6 +154,6 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
         throw error
     } catch {
         printError("error: \(error)")
-        throw ExitCode(error is InspectorError ? 2 : 3)
+        throw ExitCode(error is any UserInputError ? 2 : 3)
     }
 }

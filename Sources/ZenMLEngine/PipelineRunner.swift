@@ -17,8 +17,14 @@ public struct RunOptions: Sendable {
     public var only: [String]
     /// The environment steps take `PATH`, `HOME` and their declared variables from.
     public var hostEnvironment: [String: String]
+    /// Where step processes run.
+    public var backend: any StepBackend
 
-    public init(jobs: Int = ProcessInfo.processInfo.activeProcessorCount, useCache: Bool = true, only: [String] = [], hostEnvironment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(
+        jobs: Int = ProcessInfo.processInfo.activeProcessorCount, useCache: Bool = true, only: [String] = [],
+        hostEnvironment: [String: String] = ProcessInfo.processInfo.environment, backend: any StepBackend = LocalBackend()
+    ) {
+        self.backend = backend
         self.jobs = max(1, jobs)
         self.useCache = useCache
         self.only = only
@@ -31,6 +37,8 @@ public struct RunOptions: Sendable {
 public final class PipelineRunner: Sendable {
     public let workspace: Workspace
     let metadata: any MetadataStore
+    /// The pipelines registered in this workspace, which pipeline files may copy with `base:`.
+    public var registered: RegisteredPipelines { RegisteredPipelines(metadata: metadata) }
     let store: LocalArtifactStore
     let fingerprinter: Fingerprinter
     let builder: BundleBuilder
@@ -68,6 +76,7 @@ public final class PipelineRunner: Sendable {
             throw FingerprintError(message: "--only \(name): the pipeline has no step '\(name)' (steps: \(graph.steps.map(\.name).joined(separator: ", ")))")
         }
         let steps = graph.steps.filter { selected.contains($0.name) }
+        try snapshotSources(of: steps, pipelineDirectory: graph.spec.directory)
         // git runs two processes; let them overlap with hashing the spec.
         let gitTask = Task.detached { GitState.of(directory: graph.spec.directory) }
         let specDigest = graph.specDigest
@@ -75,7 +84,7 @@ public final class PipelineRunner: Sendable {
         try metadata.startRun(
             NewRun(
                 id: runID, pipeline: graph.spec.name, specDigest: specDigest, spec: graph.spec.document.root,
-                pipelineFile: graph.spec.file, startedAt: started, gitCommit: git?.commit, gitDirty: git?.dirty,
+                pipelineFile: graph.spec.file, startedAt: started, gitCommit: git?.commit, gitDirty: git?.dirty, gitDiff: git?.diff,
                 environment: HostEnvironment.current.json, workspace: workspace.root))
         observer(.runStarted(runID: runID, pipeline: graph.spec.name, steps: steps.map(\.name)))
         let logDirectory = workspace.logsDirectory + "/" + runID
@@ -223,13 +232,102 @@ public final class PipelineRunner: Sendable {
                 return fail(step.name, "cannot consult the cache: \(error)", context: context, key: key)
             }
         }
-        let reason = missReasons(step: step, pipeline: graph.spec.name, ingredients: fingerprint.ingredients, useCache: context.options.useCache)
+        let reason = missReasons(step: step, spec: graph.spec, ingredients: fingerprint.ingredients, useCache: context.options.useCache)
             .joined(separator: "; ")
         if Task.isCancelled {
             context.observer(.stepChanged(step: step.name, state: .canceled))
             return StepResult(state: .canceled, cacheKey: key)
         }
 
+        let recorder = ExecutionRecorder(metadata: metadata, execution: newExecution)
+        var launched: Launched
+        var attempt = 1
+        while true {
+            switch await launch(step, inputs: inputs, fingerprint: fingerprint, context: context, beforeStart: {
+                recorder.startTimer()
+                context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
+            }) {
+            case .success(let value): launched = value
+            case .failure(let report):
+                context.observer(.stepChanged(step: step.name, state: .failed(report)))
+                return StepResult(state: .failed(report), cacheKey: key)
+            }
+            // `retries:` gives a failed step more attempts; an interrupted run or a step that
+            // damaged its input is not retried.
+            guard case .failure(let failure) = launched.result.outcome, attempt <= step.retries, failure != .canceled, !Task.isCancelled
+            else { break }
+            if case .modifiedInput = failure { break }
+            workDirectories.release(launched.workDirectory)
+            attempt += 1
+            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: "attempt \(attempt) of \(step.retries + 1) after: \(failure)")))
+        }
+        if attempt > 1 { launched.details["attempts"] = .int(Int64(attempt)) }
+        let workDirectory = launched.workDirectory, logFile = launched.logFile, result = launched.result
+        defer { workDirectories.release(workDirectory) }
+        switch result.outcome {
+        case .success(let success):
+            do {
+                var outputs: [String: ArtifactRecord] = [:]
+                let now = Date()
+                for (name, spec) in step.manifest.outputs.sorted(by: { $0.key < $1.key }) {
+                    let stored = try store.publish(stagedDirectory: StepLaunch.outputsDirectory(in: workDirectory) + "/" + name)
+                    outputs[name] = ArtifactRecord(
+                        type: spec.type, uri: stored.uri, digest: stored.digest, size: stored.size, fileCount: stored.fileCount,
+                        properties: success.response.outputs[name] ?? [:], createdAt: now)
+                }
+                // Only now, with every output published, is the execution complete.
+                let (executionID, recorded) = try recorder.finish(
+                    ExecutionOutcome(
+                        state: .complete, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile,
+                        message: success.response.message, metrics: success.response.metrics, outputs: outputs,
+                        peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds, backend: .object(launched.details)))
+                context.observer(.stepChanged(step: step.name, state: .completed(duration: result.duration)))
+                return StepResult(state: .completed(duration: result.duration), outputs: recorded, executionID: executionID, cacheKey: key, reason: reason)
+            } catch {
+                _ = try? recorder.finish(ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: "\(error)"))
+                return fail(step.name, "cannot publish the outputs: \(error)", context: context, key: key)
+            }
+        case .failure(let failure):
+            let state: ExecutionState = failure == .canceled ? .canceled : .failed
+            let executionID = (try? recorder.finish(
+                ExecutionOutcome(
+                    state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description,
+                    peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds, backend: .object(launched.details))))?.id
+            if case .modifiedInput(let path) = failure {
+                // The artifact no longer has its digest: take it out of the store so no cache hit reuses it.
+                try? FileTree.remove(path)
+            }
+            if failure == .canceled {
+                context.observer(.stepChanged(step: step.name, state: .canceled))
+                return StepResult(state: .canceled, executionID: executionID, cacheKey: key)
+            }
+            let report = StepFailureReport(message: failure.description, exitCode: result.exitCode, errorTail: result.errorTail, logFile: logFile)
+            context.observer(.stepChanged(step: step.name, state: .failed(report)))
+            return StepResult(state: .failed(report), executionID: executionID, cacheKey: key)
+        }
+    }
+
+    /// A step process that ran, successfully or not, in a work directory the caller releases.
+    struct Launched {
+        var result: StepRunResult
+        var workDirectory: String
+        var logFile: String
+        /// Where it ran: the backend's details (job id, node, queue wait).
+        var details: [String: JSONValue]
+    }
+
+    /// Builds the bundle if it has a `build:` command, writes the request and runs the step
+    /// process on `inputs`. `beforeStart` runs once everything is ready, just before the process.
+    func launch(
+        _ step: ResolvedStep, inputs: [String: [ArtifactRecord]], fingerprint: StepFingerprint, context: RunContext,
+        beforeStart: () -> Void
+    ) async -> Result<Launched, StepFailureReport> {
+        let graph = context.graph
+        let key = fingerprint.key
+        let bundleDigest = fingerprint.ingredients.action.bundleDigest
+        func failure(_ message: String) -> Result<Launched, StepFailureReport> {
+            .failure(StepFailureReport(message: message, exitCode: nil, errorTail: "", logFile: nil))
+        }
         var buildPath: String?
         if step.manifest.build != nil {
             do {
@@ -237,20 +335,20 @@ public final class PipelineRunner: Sendable {
                     bundlePath: step.bundlePath, manifest: step.manifest, bundleDigest: bundleDigest, runID: context.runID,
                     pipeline: graph.spec.name, logDirectory: context.logDirectory, hostEnvironment: context.options.hostEnvironment)
             } catch let failure as BundleBuilder.Failure {
-                let report = StepFailureReport(message: failure.message, exitCode: nil, errorTail: failure.errorTail, logFile: failure.logFile)
-                context.observer(.stepChanged(step: step.name, state: .failed(report)))
-                return StepResult(state: .failed(report), cacheKey: key)
+                return .failure(StepFailureReport(message: failure.message, exitCode: nil, errorTail: failure.errorTail, logFile: failure.logFile))
             } catch {
-                return fail(step.name, "cannot build the bundle: \(error)", context: context, key: key)
+                return failure("cannot build the bundle: \(error)")
             }
         }
-
         let workDirectory: String
-        let recorder = ExecutionRecorder(metadata: metadata, execution: newExecution)
-        let logFile = context.logDirectory + "/" + step.name + ".log"
-        var request: StepRequest
         do {
             workDirectory = try workDirectories.acquire()
+        } catch {
+            return failure("cannot prepare the step: \(error)")
+        }
+        let logFile = context.logDirectory + "/" + step.name + ".log"
+        let request: StepRequest
+        do {
             let outputs = StepLaunch.outputsDirectory(in: workDirectory)
             let scratch = StepLaunch.scratchDirectory(in: workDirectory)
             var outputDirectories: [String: StepRequest.OutputDirectory] = [:]
@@ -273,55 +371,21 @@ public final class PipelineRunner: Sendable {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             try FileTree.writeAtomically(try encoder.encode(request), to: StepLaunch.requestFile(in: workDirectory))
-            recorder.startTimer()
         } catch {
-            return fail(step.name, "cannot prepare the step: \(error)", context: context, key: key)
+            workDirectories.release(workDirectory)
+            return failure("cannot prepare the step: \(error)")
         }
-        defer { workDirectories.release(workDirectory) }
-        context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
-
+        beforeStart()
         let launch = StepLaunch(
             bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
             timeout: step.timeout, hostEnvironment: context.options.hostEnvironment, buildPath: buildPath)
-        let result = await StepRunner.run(launch)
-        switch result.outcome {
-        case .success(let success):
-            do {
-                var outputs: [String: ArtifactRecord] = [:]
-                let now = Date()
-                for (name, spec) in step.manifest.outputs.sorted(by: { $0.key < $1.key }) {
-                    let stored = try store.publish(stagedDirectory: StepLaunch.outputsDirectory(in: workDirectory) + "/" + name)
-                    outputs[name] = ArtifactRecord(
-                        type: spec.type, uri: stored.uri, digest: stored.digest, size: stored.size, fileCount: stored.fileCount,
-                        properties: success.response.outputs[name] ?? [:], createdAt: now)
-                }
-                // Only now, with every output published, is the execution complete.
-                let (executionID, recorded) = try recorder.finish(
-                    ExecutionOutcome(
-                        state: .complete, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile,
-                        message: success.response.message, metrics: success.response.metrics, outputs: outputs))
-                context.observer(.stepChanged(step: step.name, state: .completed(duration: result.duration)))
-                return StepResult(state: .completed(duration: result.duration), outputs: recorded, executionID: executionID, cacheKey: key, reason: reason)
-            } catch {
-                _ = try? recorder.finish(ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: "\(error)"))
-                return fail(step.name, "cannot publish the outputs: \(error)", context: context, key: key)
-            }
-        case .failure(let failure):
-            let state: ExecutionState = failure == .canceled ? .canceled : .failed
-            let executionID = (try? recorder.finish(
-                ExecutionOutcome(state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description)))?.id
-            if case .modifiedInput(let path) = failure {
-                // The artifact no longer has its digest: take it out of the store so no cache hit reuses it.
-                try? FileTree.remove(path)
-            }
-            if failure == .canceled {
-                context.observer(.stepChanged(step: step.name, state: .canceled))
-                return StepResult(state: .canceled, executionID: executionID, cacheKey: key)
-            }
-            let report = StepFailureReport(message: failure.description, exitCode: result.exitCode, errorTail: result.errorTail, logFile: logFile)
-            context.observer(.stepChanged(step: step.name, state: .failed(report)))
-            return StepResult(state: .failed(report), executionID: executionID, cacheKey: key)
+        let backend = context.options.backend
+        let ran = await backend.run(launch, step: step.name) { status in
+            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: status)))
         }
+        var details = ran.details
+        details["backend"] = .string(backend.name)
+        return .success(Launched(result: ran.result, workDirectory: workDirectory, logFile: logFile, details: details))
     }
 
     /// A completed or cached execution with this key whose outputs are all still in the store.
@@ -337,14 +401,18 @@ public final class PipelineRunner: Sendable {
     }
 
     /// Why a step runs (it has no cache hit), compared with its latest successful execution in
-    /// this pipeline. `run` shows these while the step runs; `status` lists them.
-    func missReasons(step: ResolvedStep, pipeline: String, ingredients: KeyIngredients, useCache: Bool) -> [String] {
+    /// this pipeline, or for a copy that never ran it, in the pipeline it copies. `run` shows
+    /// these while the step runs; `status` lists them.
+    func missReasons(step: ResolvedStep, spec: PipelineSpec, ingredients: KeyIngredients, useCache: Bool) -> [String] {
         if !useCache { return ["--no-cache"] }
         if !step.cache { return ["cache: false"] }
-        guard let previous = try? metadata.latestExecution(pipeline: pipeline, step: step.name) else {
-            return ["never ran in this workspace"]
+        let base = spec.document.root["base"]?.stringValue.flatMap { $0.split(separator: "@").first.map(String.init) }
+        for pipeline in [spec.name] + [base].compactMap({ $0 }) {
+            guard let previous = try? metadata.latestExecution(pipeline: pipeline, step: step.name) else { continue }
+            let changes = ingredients.changes(since: previous.keyIngredients)
+            guard !changes.isEmpty else { return ["outputs of the previous run are missing from the store"] }
+            return pipeline == spec.name ? changes : ["vs pipeline \(pipeline): " + changes[0]] + changes.dropFirst()
         }
-        let changes = ingredients.changes(since: previous.keyIngredients)
-        return changes.isEmpty ? ["outputs of the previous run are missing from the store"] : changes
+        return ["never ran in this workspace"]
     }
 }

@@ -389,6 +389,36 @@ public final class MySQLMetadataStore: MetadataStore, @unchecked Sendable {
     public func consumers(ofArtifact id: Int64) throws -> [ExecutionRecord] {
         try transaction(readOnly: true) { try $0.consumers(ofArtifact: id) }
     }
+
+    @discardableResult
+    public func recordSnapshot(_ artifact: ArtifactRecord, type: String, key: Digest) throws -> Int64 {
+        // Idempotent: a lost commit is simply recorded again.
+        try transaction(readOnly: false) { try $0.recordSnapshot(artifact, type: type, key: key) }
+    }
+
+    public func snapshot(type: String, key: Digest) throws -> ArtifactRecord? {
+        try transaction(readOnly: true) { try $0.snapshot(type: type, key: key) }
+    }
+
+    public func info() throws -> MetadataInfo {
+        try transaction(readOnly: true) { try $0.info(backend: "mysql", location: configuration.description) }
+    }
+
+    public func check() throws -> [String] {
+        try transaction(readOnly: true) { try $0.check() }
+    }
+
+    public func dump(_ emit: (JSONValue) throws -> Void) throws {
+        let box = PassThroughError()
+        try withoutActuallyEscaping(emit) { emit in
+            try box.rethrowing { try transaction(readOnly: true) { try $0.dump { record in try box.catching { try emit(record) } } } }
+        }
+    }
+
+    public func load(_ records: [JSONValue]) throws {
+        let box = PassThroughError()
+        try box.rethrowing { try transaction(readOnly: false) { transaction in try box.catching { try transaction.load(records) } } }
+    }
 }
 
 /// Open connections to one database, handed to one transaction at a time.

@@ -17,6 +17,8 @@ public struct ResolvedStep: Sendable {
     public var cache: Bool
     /// The timeout that applies: the pipeline's override, else the bundle's.
     public var timeout: Double?
+    /// How many times a failed execution is tried again.
+    public var retries: Int = 0
 }
 
 /// A validated pipeline: steps in a stable topological order (ties broken by step name).
@@ -139,7 +141,7 @@ public struct PipelineGraph: Sendable {
             resolved.append(
                 ResolvedStep(
                     name: step.name, bundlePath: bundlePath, manifest: manifest, config: config, inputs: inputs,
-                    dependencies: dependencies.sorted(), cache: step.cache, timeout: step.timeout ?? manifest.timeout))
+                    dependencies: dependencies.sorted(), cache: step.cache, timeout: step.timeout ?? manifest.timeout, retries: step.retries))
         }
         if issues.isEmpty, let cycle = findCycle(resolved) {
             issue(["steps", cycle[0]], "the steps form a cycle: \(cycle.joined(separator: " -> ")); a step cannot depend on its own results", atKey: true)
