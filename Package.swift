@@ -78,6 +78,9 @@ let package = Package(
         /** The Swift step SDK: read the request, write the response, TFRecords; nothing else to build. */
         .target(name: "ZenMLStep", dependencies: ["ZenMLTFRecord"]),
 
+        /** Benchmark driver for bench/remote (publish/fetch through RemoteArtifactStore). */
+        .executableTarget(name: "remote-store-bench", dependencies: ["ZenMLArtifacts", "ZenMLObjectStore", "ZenMLCore"], path: "bench/remote/Sources"),
+
         .testTarget(name: "ZenMLCoreTests", dependencies: ["ZenMLCore"]),
         .testTarget(name: "ZenMLContractTests", dependencies: ["ZenMLContract"]),
         .testTarget(name: "ZenMLPipelineTests", dependencies: ["ZenMLPipeline"]),

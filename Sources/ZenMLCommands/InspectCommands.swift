@@ -189,7 +189,7 @@ extension ZenMLRun {
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
                     let record = try inspector.artifact(artifact)
                     let producer = try inspector.metadata.producer(ofArtifact: record.id)
-                    let present = try inspector.store.localPath(of: record.digest) != nil
+                    let present = try await inspector.store.localPath(of: record.digest) != nil
                     if output.json { return try printJSON("artifact", Details(artifact: record, producer: producer, present: present)) }
                     print("artifact  \(record.id)  \(record.type)")
                     print("digest    \(record.digest)")
@@ -211,7 +211,7 @@ extension ZenMLRun {
                 try await reportingErrors {
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
                     let record = try inspector.artifact(artifact)
-                    guard let path = try inspector.store.localPath(of: record.digest) else {
+                    guard let path = try await inspector.store.localPath(of: record.digest) else {
                         printError("error: artifact \(record.digest) is recorded but missing from the store; re-run the step that produced it")
                         throw CommandFailure(code: 3)
                     }
@@ -240,7 +240,7 @@ extension ZenMLRun {
                 try await reportingErrors {
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
                     let record = try inspector.artifact(artifact)
-                    guard let path = try inspector.store.localPath(of: record.digest) else {
+                    guard let path = try await inspector.store.localPath(of: record.digest) else {
                         printError("error: artifact \(record.digest) is recorded but missing from the store")
                         throw CommandFailure(code: 3)
                     }

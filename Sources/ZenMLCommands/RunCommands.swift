@@ -143,7 +143,7 @@ extension ZenMLRun {
             try await reportingErrors {
                 let graph = try PipelineGraph.resolve(PipelineSpec.load(pipeline))
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
-                let reports = runner.status(graph, options: RunOptions())
+                let reports = await runner.status(graph, options: RunOptions())
                 if output.json {
                     try printJSON("steps", reports)
                     return

@@ -31,7 +31,7 @@ public struct RunOptions: Sendable {
 public final class PipelineRunner: Sendable {
     public let workspace: Workspace
     let metadata: any MetadataStore
-    let store: LocalArtifactStore
+    let store: any ArtifactStore
     let fingerprinter: Fingerprinter
     let builder: BundleBuilder
     let workDirectories: WorkDirectoryPool
@@ -43,7 +43,7 @@ public final class PipelineRunner: Sendable {
         self.workspace = workspace
         self.metadata = try workspace.openMetadataStore()
         self.store = try workspace.openArtifactStore()
-        store.removeAbandonedStaging()
+        (store as? LocalArtifactStore)?.removeAbandonedStaging()
         self.fingerprinter = Fingerprinter(statCache: StatCache(file: workspace.statCachePath))
         self.builder = BundleBuilder(metadata: metadata, store: store)
         self.workDirectories = WorkDirectoryPool(store: store)
@@ -214,7 +214,7 @@ public final class PipelineRunner: Sendable {
 
         if context.options.useCache && step.cache {
             do {
-                if let hit = try cachedExecution(for: key, outputs: Set(step.manifest.outputs.keys)) {
+                if let hit = try await cachedExecution(for: key, outputs: Set(step.manifest.outputs.keys)) {
                     let id = try metadata.recordCachedExecution(newExecution, reusing: hit, at: Date())
                     context.observer(.stepChanged(step: step.name, state: .cached(fromRun: hit.runID)))
                     return StepResult(state: .cached(fromRun: hit.runID), outputs: hit.outputs, executionID: id, cacheKey: key)
@@ -260,10 +260,12 @@ public final class PipelineRunner: Sendable {
             }
             var requestInputs: [String: [StepRequest.InputArtifact]] = [:]
             for (name, artifacts) in inputs {
-                requestInputs[name] = try artifacts.map { artifact in
-                    guard let path = try store.localPath(of: artifact.digest) else { throw ArtifactStoreError.missing(artifact.digest) }
-                    return StepRequest.InputArtifact(path: path, type: artifact.type, digest: artifact.digest.description, properties: artifact.properties)
+                var resolved: [StepRequest.InputArtifact] = []
+                for artifact in artifacts {
+                    guard let path = try await store.localPath(of: artifact.digest) else { throw ArtifactStoreError.missing(artifact.digest) }
+                    resolved.append(StepRequest.InputArtifact(path: path, type: artifact.type, digest: artifact.digest.description, properties: artifact.properties))
                 }
+                requestInputs[name] = resolved
             }
             request = StepRequest(
                 pipeline: .init(name: graph.spec.name, version: context.specDigest.description), run: .init(id: context.runID),
@@ -290,7 +292,7 @@ public final class PipelineRunner: Sendable {
                 var outputs: [String: ArtifactRecord] = [:]
                 let now = Date()
                 for (name, spec) in step.manifest.outputs.sorted(by: { $0.key < $1.key }) {
-                    let stored = try store.publish(stagedDirectory: StepLaunch.outputsDirectory(in: workDirectory) + "/" + name)
+                    let stored = try await store.publish(stagedDirectory: StepLaunch.outputsDirectory(in: workDirectory) + "/" + name)
                     outputs[name] = ArtifactRecord(
                         type: spec.type, uri: stored.uri, digest: stored.digest, size: stored.size, fileCount: stored.fileCount,
                         properties: success.response.outputs[name] ?? [:], createdAt: now)
@@ -325,11 +327,12 @@ public final class PipelineRunner: Sendable {
     }
 
     /// A completed or cached execution with this key whose outputs are all still in the store.
-    func cachedExecution(for key: Digest, outputs: Set<String>) throws -> ExecutionRecord? {
+    func cachedExecution(for key: Digest, outputs: Set<String>) async throws -> ExecutionRecord? {
         for candidate in try metadata.executions(withCacheKey: key, limit: 5) {
             guard Set(candidate.outputs.keys) == outputs else { continue }
-            let intact = try candidate.outputs.values.allSatisfy { artifact in
-                try store.isIntact(StoredArtifact(digest: artifact.digest, uri: artifact.uri, size: artifact.size, fileCount: artifact.fileCount))
+            var intact = true
+            for artifact in candidate.outputs.values where intact {
+                intact = try await store.isIntact(StoredArtifact(digest: artifact.digest, uri: artifact.uri, size: artifact.size, fileCount: artifact.fileCount))
             }
             if intact { return candidate }
         }
