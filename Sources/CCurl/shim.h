@@ -17,6 +17,8 @@ typedef struct {
     const unsigned char *body;       /* NULL: no request body */
     size_t body_length;
     const char *download_path;       /* NULL: keep the response body in memory */
+    long long download_offset;       /* < 0: replace the file; else write the body at this offset (a range) */
+    long long download_written;
     long timeout_seconds;            /* low-speed limit window; 0 = default */
     /* Response (owned by the transfer; free with zc_transfer_free). */
     long status;
@@ -50,14 +52,18 @@ static size_t zc_write_callback(char *data, size_t size, size_t count, void *con
     size_t total = size * count;
     if (t->download_path && t->status / 100 == 2) {
         if (t->download_fd < 0) {
-            t->download_fd = open(t->download_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (t->download_offset < 0 ? O_TRUNC : 0);
+            t->download_fd = open(t->download_path, flags, 0644);
             if (t->download_fd < 0) { t->write_failed = 1; return 0; }
         }
         size_t done = 0;
         while (done < total) {
-            ssize_t n = write(t->download_fd, data + done, total - done);
+            ssize_t n = t->download_offset < 0
+                ? write(t->download_fd, data + done, total - done)
+                : pwrite(t->download_fd, data + done, total - done, (off_t)(t->download_offset + t->download_written));
             if (n <= 0) { t->write_failed = 1; return 0; }
             done += (size_t)n;
+            t->download_written += n;
         }
         return total;
     }
@@ -102,6 +108,7 @@ static int zc_perform(CURL *handle, zc_transfer *t) {
     curl_easy_reset(handle);
     t->status = 0;
     t->download_fd = -1;
+    t->download_written = 0;
     t->body_offset = 0;
     t->error[0] = 0;
     curl_easy_setopt(handle, CURLOPT_URL, t->url);
@@ -147,7 +154,7 @@ static int zc_perform(CURL *handle, zc_transfer *t) {
     if (t->download_fd >= 0) {
         if (close(t->download_fd) != 0) t->write_failed = 1;
         t->download_fd = -1;
-    } else if (t->download_path && code == CURLE_OK && t->status / 100 == 2) {
+    } else if (t->download_path && t->download_offset < 0 && code == CURLE_OK && t->status / 100 == 2) {
         /* An empty body never calls the write callback: still create the (empty) file. */
         int fd = open(t->download_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0 || close(fd) != 0) t->write_failed = 1;

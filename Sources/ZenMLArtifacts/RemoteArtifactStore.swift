@@ -122,7 +122,7 @@ public struct RemoteArtifactStore: ArtifactStore {
         let uri = self.uri(manifest.digest)
         try await forEachBounded(manifest.entries.filter { $0.kind == .file }, limit: concurrency) { entry in
             let path = staging + "/" + entry.path
-            guard let info = try await objects.get(base + "/" + entry.path, to: path) else {
+            guard let info = try await objects.get(base + "/" + entry.path, to: path, expectedSize: entry.size) else {
                 throw RemoteArtifactError.corrupted(uri: uri, detail: "\(entry.path) is missing")
             }
             guard info.size == entry.size else {

@@ -207,7 +207,9 @@ public struct GCSObjectStore: ObjectStore {
         let (descriptor, size) = try fileSize(path)
         defer { close(descriptor) }
         if size < settings.multipartThreshold {
-            return try await put(key, data: try readChunk(descriptor, offset: 0, length: Int(size), path: path))
+            return try await ByteBudget.shared.with(size) {
+                try await put(key, data: try readChunk(descriptor, offset: 0, length: Int(size), path: path))
+            }
         }
         // Resumable upload: chunks go one after the other (the protocol is sequential), each a
         // multiple of 256 KiB but the last.
@@ -239,7 +241,17 @@ public struct GCSObjectStore: ObjectStore {
         throw ObjectStoreError.server(operation: "upload", url: "\(bucketURL)/\(key)", status: 0, detail: "the resumable upload ended early")
     }
 
-    public func get(_ key: String, to path: String) async throws -> ObjectInfo? {
+    public func get(_ key: String, to path: String, expectedSize: Int64?) async throws -> ObjectInfo? {
+        if let expectedSize, expectedSize >= settings.multipartThreshold {
+            let partSize = max(settings.partSize, 1 << 20)
+            let url = objectURL(key) + "?alt=media"
+            let found = try await rangedDownload(path: path, size: expectedSize, partSize: partSize, concurrency: client.concurrency, url: "\(bucketURL)/\(key)") { offset, length in
+                var request = HTTPRequest(method: "GET", url: url, headers: [(name: "Range", value: "bytes=\(offset)-\(offset + length - 1)")], downloadPath: path, downloadOffset: offset)
+                if let authorization = try await tokens.authorization() { request.headers.append((name: "Authorization", value: authorization)) }
+                return try await client.send(request)
+            }
+            return found ? ObjectInfo(key: key, size: expectedSize, md5: nil, etag: nil) : nil
+        }
         let response = try await send("GET", objectURL(key) + "?alt=media", downloadPath: path)
         if response.status == 404 { return nil }
         try check(response, "download", key)

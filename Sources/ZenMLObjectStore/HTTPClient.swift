@@ -9,13 +9,16 @@ public struct HTTPRequest: Sendable {
     public var headers: [(name: String, value: String)]
     public var body: Data?
     public var downloadPath: String?
+    /// With `downloadPath`: write the body at this offset of the existing file (a range request).
+    public var downloadOffset: Int64?
 
-    public init(method: String, url: String, headers: [(name: String, value: String)] = [], body: Data? = nil, downloadPath: String? = nil) {
+    public init(method: String, url: String, headers: [(name: String, value: String)] = [], body: Data? = nil, downloadPath: String? = nil, downloadOffset: Int64? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.downloadPath = downloadPath
+        self.downloadOffset = downloadOffset
     }
 }
 
@@ -157,6 +160,7 @@ public final class HTTPClient: @unchecked Sendable {
                         transfer.body = body
                         transfer.body_length = length
                         transfer.download_path = downloadPath
+                        transfer.download_offset = request.downloadOffset ?? -1
                         return zc_perform(handle, &transfer)
                     }
                 }
@@ -194,5 +198,14 @@ private func withOptionalBytes<R>(_ data: Data?, _ body: (UnsafePointer<UInt8>?,
     guard let data else { return body(nil, 0) }
     return data.withUnsafeBytes { raw in
         body(raw.bindMemory(to: UInt8.self).baseAddress, raw.count)
+    }
+}
+
+extension HTTPRequest {
+    /// The same request, writing its body at `offset` of the download file.
+    func with(offset: Int64) -> HTTPRequest {
+        var copy = self
+        copy.downloadOffset = offset
+        return copy
     }
 }

@@ -21,8 +21,9 @@ public protocol ObjectStore: Sendable {
     @discardableResult func put(_ key: String, data: Data) async throws -> ObjectInfo
     /// Uploads a file; files over the settings' threshold go up in parts (S3 multipart, GCS resumable).
     @discardableResult func put(_ key: String, file path: String) async throws -> ObjectInfo
-    /// Downloads an object into a file (replaced); `nil` if there is no such object.
-    func get(_ key: String, to path: String) async throws -> ObjectInfo?
+    /// Downloads an object into a file (replaced); `nil` if there is no such object. With its
+    /// size known and over the multipart threshold, parts are fetched in parallel (range requests).
+    func get(_ key: String, to path: String, expectedSize: Int64?) async throws -> ObjectInfo?
     /// An object's bytes; `nil` if there is no such object.
     func data(_ key: String) async throws -> Data?
     /// An object's size and hashes; `nil` if there is no such object.
@@ -33,9 +34,45 @@ public protocol ObjectStore: Sendable {
     func delete(_ key: String) async throws
 }
 
+extension ObjectStore {
+    /// Downloads an object into a file (replaced); `nil` if there is no such object.
+    public func get(_ key: String, to path: String) async throws -> ObjectInfo? {
+        try await get(key, to: path, expectedSize: nil)
+    }
+}
+
+/// Fetches `size` bytes into `path` as parallel range requests of `partSize`; `nil` if the
+/// object is missing. `send(offset, length)` makes one request, writing at `offset`.
+func rangedDownload(path: String, size: Int64, partSize: Int64, concurrency: Int, url: String,
+                    _ send: @escaping @Sendable (Int64, Int64) async throws -> HTTPResponse) async throws -> Bool {
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard descriptor >= 0 else { throw ObjectStoreError.unreadableFile(path: path, reason: String(cString: strerror(errno))) }
+    let sized = ftruncate(descriptor, off_t(size)) == 0
+    close(descriptor)
+    guard sized else { throw ObjectStoreError.unreadableFile(path: path, reason: "cannot make it \(size) bytes long") }
+    let offsets = Array(stride(from: Int64(0), to: size, by: Int(partSize)))
+    let missing = MissingFlag()
+    try await forEachConcurrently(offsets, limit: concurrency) { offset in
+        let length = min(partSize, size - offset)
+        let response = try await send(offset, length)
+        if response.status == 404 { missing.set(); return }
+        guard response.status == 206, response.header("content-range")?.hasPrefix("bytes \(offset)-\(offset + length - 1)/") == true else {
+            throw ObjectStoreError.server(operation: "download bytes \(offset)-\(offset + length - 1) of", url: url, status: response.status, detail: errorDetail(response))
+        }
+    }
+    return !missing.value
+}
+
+private final class MissingFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    func set() { lock.lock(); flag = true; lock.unlock() }
+    var value: Bool { lock.lock(); defer { lock.unlock() }; return flag }
+}
+
 /// How uploads are split. Tests lower the threshold to exercise multipart/resumable uploads.
 public struct TransferSettings: Sendable, Equatable {
-    /// Files of at least this size are uploaded in parts.
+    /// Files of at least this size are uploaded (and, when their size is known, downloaded) in parts.
     public var multipartThreshold: Int64
     /// The size of a part (S3: at least 5 MiB but for the last; GCS: a multiple of 256 KiB).
     public var partSize: Int64
@@ -212,4 +249,51 @@ func xmlUnescape(_ text: String) -> String {
         .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
         .replacingOccurrences(of: "&#34;", with: "\"").replacingOccurrences(of: "&#39;", with: "'")
         .replacingOccurrences(of: "&amp;", with: "&")
+}
+
+/// Bounds the bytes of upload bodies held in memory at once (bodies are read from disk just
+/// before they are sent): many parallel parts of many large files would otherwise read whole
+/// files into memory while they wait for a transfer thread. `ZENML_UPLOAD_BUFFER` bytes, default 256 MiB.
+actor ByteBudget {
+    static let shared = ByteBudget(capacity: ProcessInfo.processInfo.environment["ZENML_UPLOAD_BUFFER"].flatMap(Int64.init).map { max($0, 1 << 20) } ?? 256 << 20)
+
+    let capacity: Int64
+    private var available: Int64
+    private var waiters: [(bytes: Int64, continuation: CheckedContinuation<Void, Never>)] = []
+
+    init(capacity: Int64) {
+        self.capacity = capacity
+        available = capacity
+    }
+
+    private func acquire(_ bytes: Int64) async {
+        if waiters.isEmpty && available >= bytes {
+            available -= bytes
+            return
+        }
+        await withCheckedContinuation { waiters.append((bytes, $0)) }
+    }
+
+    private func release(_ bytes: Int64) {
+        available += bytes
+        while let first = waiters.first, available >= first.bytes {
+            available -= first.bytes
+            waiters.removeFirst()
+            first.continuation.resume()
+        }
+    }
+
+    /// Runs `body` holding `bytes` of the budget (at most the whole budget, so one huge part still goes).
+    nonisolated func with<T: Sendable>(_ bytes: Int64, _ body: () async throws -> T) async throws -> T {
+        let held = min(max(bytes, 1), capacity)
+        await acquire(held)
+        do {
+            let result = try await body()
+            await release(held)
+            return result
+        } catch {
+            await release(held)
+            throw error
+        }
+    }
 }

@@ -112,6 +112,8 @@ public struct S3ObjectStore: ObjectStore {
     /// `http(s)://host:port` of an S3-compatible server; `nil` for AWS.
     public let endpoint: String?
     public let settings: TransferSettings
+    /// Keys per ListObjectsV2 page (the server's default, 1000, when `nil`); tests lower it to page.
+    var listPageSize: Int?
     private let signer: SigV4Signer
     private let client: HTTPClient
 
@@ -189,7 +191,9 @@ public struct S3ObjectStore: ObjectStore {
         let (descriptor, size) = try fileSize(path)
         defer { close(descriptor) }
         if size < settings.multipartThreshold {
-            return try await put(key, data: try readChunk(descriptor, offset: 0, length: Int(size), path: path))
+            return try await ByteBudget.shared.with(size) {
+                try await put(key, data: try readChunk(descriptor, offset: 0, length: Int(size), path: path))
+            }
         }
         return try await multipartUpload(key, descriptor: descriptor, size: size, path: path)
     }
@@ -206,11 +210,14 @@ public struct S3ObjectStore: ObjectStore {
         do {
             try await forEachConcurrently(Array(1...count), limit: client.concurrency) { number in
                 let offset = Int64(number - 1) * partSize
-                let chunk = try readChunk(descriptor, offset: offset, length: Int(min(partSize, size - offset)), path: path)
-                let md5 = Data(Insecure.MD5.hash(data: chunk))
-                let response = try await client.send(request(
-                    "PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
-                    headers: [("content-md5", md5.base64EncodedString()), ("content-type", "application/octet-stream")], body: chunk))
+                let length = min(partSize, size - offset)
+                let (md5, response) = try await ByteBudget.shared.with(length) {
+                    let chunk = try readChunk(descriptor, offset: offset, length: Int(length), path: path)
+                    let md5 = Data(Insecure.MD5.hash(data: chunk))
+                    return (md5, try await client.send(request(
+                        "PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
+                        headers: [("content-md5", md5.base64EncodedString()), ("content-type", "application/octet-stream")], body: chunk)))
+                }
                 try check(response, "upload part \(number) of", key)
                 let etag = response.header("etag")?.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) ?? ""
                 guard etag == hex(md5) else {
@@ -237,7 +244,14 @@ public struct S3ObjectStore: ObjectStore {
         return info
     }
 
-    public func get(_ key: String, to path: String) async throws -> ObjectInfo? {
+    public func get(_ key: String, to path: String, expectedSize: Int64?) async throws -> ObjectInfo? {
+        if let expectedSize, expectedSize >= settings.multipartThreshold {
+            let partSize = max(settings.partSize, 1 << 20)
+            let found = try await rangedDownload(path: path, size: expectedSize, partSize: partSize, concurrency: client.concurrency, url: "\(bucketURL)/\(key)") { offset, length in
+                try await client.send(request("GET", key: key, headers: [("range", "bytes=\(offset)-\(offset + length - 1)")], downloadPath: path).with(offset: offset))
+            }
+            return found ? ObjectInfo(key: key, size: expectedSize, md5: nil, etag: nil) : nil
+        }
         let response = try await client.send(request("GET", key: key, downloadPath: path))
         if response.status == 404 { return nil }
         try check(response, "download", key)
@@ -277,6 +291,7 @@ public struct S3ObjectStore: ObjectStore {
         var token: String?
         repeat {
             var query = [("list-type", "2"), ("prefix", prefix)]
+            if let listPageSize { query.append(("max-keys", String(listPageSize))) }
             if let token { query.append(("continuation-token", token)) }
             let response = try await client.send(request("GET", key: "", query: query))
             try check(response, "list", prefix + "*")

@@ -129,7 +129,13 @@ final class ObjectStoreRoundTripTests: XCTestCase {
             XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name).out")), data, name)
             let head = try await store.head("dir/\(name)")
             XCTAssertEqual(head?.size, Int64(size), name)
+            // With the size known, a large object comes down as parallel range requests.
+            let ranged = try await store.get("dir/\(name)", to: "\(directory)/\(name).ranged", expectedSize: Int64(size))
+            XCTAssertEqual(ranged?.size, Int64(size), name)
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name).ranged")), data, name)
         }
+        let absent = try await store.get("dir/absent", to: "\(directory)/absent", expectedSize: 100 << 20)
+        XCTAssertNil(absent)
         try await store.put("dir/sub/odd name+é.txt", data: Data("x".utf8))
         let keys = try await store.list(prefix: "dir/").map(\.key).sorted()
         XCTAssertEqual(keys, ["dir/empty", "dir/large", "dir/small", "dir/sub/odd name+é.txt"])
@@ -168,14 +174,17 @@ final class ObjectStoreRoundTripTests: XCTestCase {
         }
     }
 
-    func testManyParallelSmallUploads() async throws {
-        let store = try await Servers.swift()
+    func testManyParallelSmallUploadsAndPagedListing() async throws {
+        var paged = try await Servers.swift()
+        paged.listPageSize = 30  // 200 keys: 7 pages
+        let store = paged
         let keys = (0..<200).map { "many/\($0)" }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for key in keys { group.addTask { try await store.put(key, data: Data(key.utf8)) } }
             try await group.waitForAll()
         }
         let listed = try await store.list(prefix: "many/")
+        XCTAssertEqual(listed.count, 200)
         XCTAssertEqual(Set(listed.map(\.key)), Set(keys))
     }
 }
