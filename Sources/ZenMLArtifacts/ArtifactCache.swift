@@ -44,6 +44,19 @@ public struct ArtifactCache: Sendable {
         return path
     }
 
+    /// Removes staging folders (downloads, step work folders) left by processes of this machine
+    /// that no longer exist, such as a run killed in the middle of a download.
+    @discardableResult
+    public func removeAbandonedStaging() -> Int {
+        var removed = 0
+        for name in (try? FileTree.childNames(of: stagingRoot)) ?? [] {
+            let parts = name.split(separator: "~")
+            guard parts.count == 3, let pid = pid_t(parts[1]) else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH, (try? FileTree.remove(stagingRoot + "/" + name)) != nil { removed += 1 }
+        }
+        return removed
+    }
+
     /// Moves a verified directory into the cache as `digest` (consuming it), then prunes.
     public func adopt(_ directory: String, digest: Digest, size: Int64) throws {
         let destination = path(of: digest)

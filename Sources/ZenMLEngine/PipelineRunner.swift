@@ -44,6 +44,7 @@ public final class PipelineRunner: Sendable {
         self.metadata = try workspace.openMetadataStore()
         self.store = try workspace.openArtifactStore()
         (store as? LocalArtifactStore)?.removeAbandonedStaging()
+        (store as? RemoteArtifactStore)?.cache.removeAbandonedStaging()
         self.fingerprinter = Fingerprinter(statCache: StatCache(file: workspace.statCachePath))
         self.builder = BundleBuilder(metadata: metadata, store: store)
         self.workDirectories = WorkDirectoryPool(store: store)

@@ -165,3 +165,16 @@ final class RemoteArtifactStoreTests: XCTestCase {
         XCTAssertEqual(try a.cache.entries().count, 0)
     }
 }
+
+final class ArtifactCacheTests: XCTestCase {
+    func testAbandonedStagingOfDeadProcessesIsRemoved() throws {
+        let root = try Servers.temporaryDirectory()
+        defer { try? FileTree.remove(root) }
+        let cache = try ArtifactCache(root: root + "/cache", stagingRoot: root + "/tmp")
+        let mine = try cache.makeStagingDirectory(label: "fetch")
+        // A pid that cannot be alive (above the kernel's pid_max).
+        try FileTree.makeDirectory(root + "/tmp/fetch~99999999~abc")
+        XCTAssertEqual(cache.removeAbandonedStaging(), 1)
+        XCTAssertEqual(try FileTree.childNames(of: root + "/tmp"), [(mine as NSString).lastPathComponent])
+    }
+}
