@@ -123,6 +123,10 @@ static int zc_perform(CURL *handle, zc_transfer *t) {
     /* A transfer slower than 1 byte/s for this long is a dropped connection: give up and retry. */
     curl_easy_setopt(handle, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(handle, CURLOPT_LOW_SPEED_TIME, t->timeout_seconds > 0 ? t->timeout_seconds : 60L);
+    /* A hard cap per request as well: a server that accepts a connection and then answers a few
+       bytes at a time never trips the low-speed limit. Requests carry at most one part or one
+       file under the multipart threshold, so 15 minutes is generous; a retry follows. */
+    curl_easy_setopt(handle, CURLOPT_TIMEOUT, 900L);
     curl_easy_setopt(handle, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(handle, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(handle, CURLOPT_BUFFERSIZE, 512L * 1024L);
