@@ -26,7 +26,8 @@ start)
     if is_up; then echo "$PORT"; exit 0; fi
     VENV="$("$HERE/python-venv.sh")"
     mkdir -p "$DIR/data"
-    (cd "$DIR" && STORAGE_BASE="$DIR/data" nohup "$VENV/bin/gcp-storage-emulator" start --host=127.0.0.1 --port="$PORT" -q \
+    # `cd` first and on its own: with `cd && cmd &`, $! would be a subshell, not the server.
+    (cd "$DIR"; STORAGE_BASE="$DIR/data" nohup "$VENV/bin/gcp-storage-emulator" start --host=127.0.0.1 --port="$PORT" -q \
         >"$DIR/server.log" 2>&1 </dev/null & echo $! >"$PIDFILE")
     for _ in $(seq 1 100); do
         if is_up; then echo "$PORT"; exit 0; fi

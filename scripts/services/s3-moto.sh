@@ -25,7 +25,8 @@ start)
     if is_up; then echo "$PORT"; exit 0; fi
     VENV="$("$HERE/python-venv.sh")"
     mkdir -p "$DIR"
-    (cd "$DIR" && nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$DIR/server.log" 2>&1 </dev/null & echo $! >"$PIDFILE")
+    # `cd` first and on its own: with `cd && cmd &`, $! would be a subshell, not the server.
+    (cd "$DIR"; nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$DIR/server.log" 2>&1 </dev/null & echo $! >"$PIDFILE")
     for _ in $(seq 1 150); do
         if is_up; then echo "$PORT"; exit 0; fi
         sleep 0.1
