@@ -29,8 +29,18 @@ let package = Package(
         .target(name: "ZenMLPipeline", dependencies: ["ZenMLCore", "ZenMLContract", "Yams"]),
         /** Cache keys: bundle digests, external data digests (with a stat cache) and the step action key. */
         .target(name: "ZenMLCache", dependencies: ["ZenMLCore", "ZenMLContract"]),
-        /** Content-addressed artifact stores (local folder). */
-        .target(name: "ZenMLArtifacts", dependencies: ["ZenMLCore", "CZenMLSystem"]),
+        /** Content-addressed artifact stores (local folder; gs:// and s3:// with a local read-through cache). */
+        .target(name: "ZenMLArtifacts", dependencies: ["ZenMLCore", "CZenMLSystem", "ZenMLObjectStore"]),
+        /** HTTP on libcurl and object store clients (GCS JSON API, S3 with SigV4) for remote artifact stores. */
+        .target(
+            name: "ZenMLObjectStore",
+            dependencies: [
+                "CCurl", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        /** libcurl (`<curl/curl.h>`): TLS, HTTP/2, connection reuse; see HTTPClient for why. */
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         /** The metadata store on ML Metadata's schema (SQLite, MySQL/MariaDB). */
         .target(
             name: "ZenMLMetadata",
@@ -47,7 +57,7 @@ let package = Package(
             name: "ZenMLEngine",
             dependencies: [
                 "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLCache",
-                "ZenMLArtifacts", "ZenMLMetadata", "ZenMLExecutor", "ZenMLTFRecord",
+                "ZenMLArtifacts", "ZenMLMetadata", "ZenMLExecutor", "ZenMLTFRecord", "ZenMLObjectStore",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -68,11 +78,18 @@ let package = Package(
         /** The Swift step SDK: read the request, write the response, TFRecords; nothing else to build. */
         .target(name: "ZenMLStep", dependencies: ["ZenMLTFRecord"]),
 
+        /** Benchmark driver for bench/remote (publish/fetch through RemoteArtifactStore). */
+        .executableTarget(name: "remote-store-bench", dependencies: ["ZenMLArtifacts", "ZenMLObjectStore", "ZenMLCore"], path: "bench/remote/Sources"),
+
         .testTarget(name: "ZenMLCoreTests", dependencies: ["ZenMLCore"]),
         .testTarget(name: "ZenMLContractTests", dependencies: ["ZenMLContract"]),
         .testTarget(name: "ZenMLPipelineTests", dependencies: ["ZenMLPipeline"]),
         .testTarget(name: "ZenMLCacheTests", dependencies: ["ZenMLCache"]),
         .testTarget(name: "ZenMLArtifactsTests", dependencies: ["ZenMLArtifacts"]),
+        .testTarget(
+            name: "ZenMLObjectStoreTests",
+            dependencies: ["ZenMLObjectStore", "ZenMLArtifacts", "ZenMLCore", .product(name: "_CryptoExtras", package: "swift-crypto")]
+        ),
         .testTarget(name: "ZenMLMetadataTests", dependencies: ["ZenMLMetadata", "ZenMLCore", "CMariaDB"]),
         .testTarget(name: "ZenMLExecutorTests", dependencies: ["ZenMLExecutor"]),
         .testTarget(name: "ZenMLEndToEndTests", dependencies: ["ZenMLCore"]),

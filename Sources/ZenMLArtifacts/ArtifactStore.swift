@@ -26,13 +26,16 @@ public protocol ArtifactStore: Sendable {
     /// A new, empty directory on the same file system as the store, where a step writes its outputs.
     func makeStagingDirectory(label: String) throws -> String
     /// Turns a finished directory into an artifact; the staged directory is consumed.
-    func publish(stagedDirectory: String) throws -> StoredArtifact
+    /// Async because a remote store uploads here.
+    func publish(stagedDirectory: String) async throws -> StoredArtifact
     /// The local directory of an artifact, for steps to read; `nil` if the store does not have it.
-    func localPath(of digest: Digest) throws -> String?
-    /// Whether the artifact is present with the recorded size and file count (a cheap check, no hashing).
-    func isIntact(_ artifact: StoredArtifact) throws -> Bool
+    /// A remote store downloads it into its local cache first.
+    func localPath(of digest: Digest) async throws -> String?
+    /// Whether the artifact is present with the recorded size and file count (a cheap check, no
+    /// hashing; a remote store asks for the artifact's manifest, without downloading anything).
+    func isIntact(_ artifact: StoredArtifact) async throws -> Bool
     /// Re-hashes an artifact and reports whether its content still has its digest.
-    func verify(_ digest: Digest) throws -> Bool
+    func verify(_ digest: Digest) async throws -> Bool
     /// Makes everything published so far durable (the end of a run calls it once).
     func flush() throws
 }

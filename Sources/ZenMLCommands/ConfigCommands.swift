@@ -3,6 +3,8 @@ import Foundation
 import ZenMLEngine
 import ZenMLCore
 import ZenMLMetadata
+import ZenMLArtifacts
+import ZenMLObjectStore
 
 extension ZenMLRun {
     struct Config: AsyncParsableCommand {
@@ -19,6 +21,8 @@ extension ZenMLRun {
                       --username ml --database zenml
                   zenml-run config metadata set sqlite
                   zenml-run config artifacts set /shared/team/artifacts
+                  zenml-run config artifacts set gs://team-bucket/zenml
+                  zenml-run config artifacts set s3://team-bucket/zenml --endpoint https://s3.internal:9000
                 """,
             subcommands: [Show.self, Metadata.self, Artifacts.self])
 
@@ -37,7 +41,14 @@ extension ZenMLRun {
                     case .sqlite: print("metadata   sqlite \(workspace.metadataPath)")
                     case .mysql(let mysql): print("metadata   \(mysql.url) (password from $\(mysql.passwordVariable))")
                     }
-                    print("artifacts  \(settings.artifacts ?? workspace.artifactsDirectory)")
+                    if let remote = settings.remoteArtifacts {
+                        let extras = [remote.endpoint.map { "endpoint \($0)" }, remote.region.map { "region \($0)" }].compactMap { $0 }
+                        print("artifacts  \(remote.url)\(extras.isEmpty ? "" : " (" + extras.joined(separator: ", ") + ")")")
+                        let limit = settings.cacheMaxSize ?? ArtifactCache.defaultMaxSize
+                        print("cache      \(workspace.artifactCacheDirectory) (up to \(ByteCountFormatter.string(fromByteCount: limit, countStyle: .binary)))")
+                    } else {
+                        print("artifacts  \(settings.artifacts ?? workspace.artifactsDirectory)")
+                    }
                 }
             }
         }
@@ -114,17 +125,30 @@ extension ZenMLRun.Config {
 
         struct Set: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Keep artifacts in a folder shared with others, or back in .zenml/artifacts.",
+                abstract: "Keep artifacts in a bucket or a folder shared with others, or back in .zenml/artifacts.",
                 discussion: """
-                    A shared folder (a network file system mount, say) lets workspaces that also share \
-                    a metadata store reuse each other's cached steps. Give 'local' to go back to \
-                    .zenml/artifacts. Existing artifacts are not moved.
+                    A bucket (gs://BUCKET/PREFIX, s3://BUCKET/PREFIX) or a shared folder lets workspaces \
+                    that also share a metadata store reuse each other's cached steps. Steps still read \
+                    local files: a bucket's artifacts are fetched into .zenml/cache/artifacts (bounded, \
+                    see 'zenml-run cache prune'). Give 'local' to go back to .zenml/artifacts. Existing \
+                    artifacts are not moved.
 
-                    Example:
+                    Credentials are never stored: S3 uses AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY \
+                    (AWS_SESSION_TOKEN) or ~/.aws/credentials (AWS_PROFILE); GCS uses \
+                    GOOGLE_APPLICATION_CREDENTIALS (a service account key) or a token in ZENML_GCS_TOKEN, \
+                    and STORAGE_EMULATOR_HOST for an emulator.
+
+                    Examples:
                       zenml-run config artifacts set /mnt/team/zenml-artifacts
+                      zenml-run config artifacts set gs://team-bucket/zenml
+                      zenml-run config artifacts set s3://team-bucket/zenml --region eu-west-1
+                      zenml-run config artifacts set s3://zenml/artifacts --endpoint http://127.0.0.1:9000
                     """)
 
-            @Argument(help: "A folder, or 'local'.") var location: String
+            @Argument(help: "A folder, gs://BUCKET/PREFIX, s3://BUCKET/PREFIX, or 'local'.") var location: String
+            @Option(help: "An S3-compatible server (or a GCS emulator): http(s)://HOST:PORT.") var endpoint: String?
+            @Option(help: "The S3 region (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1).") var region: String?
+            @Option(help: "Bound of the local cache of a bucket store, e.g. 20G (default 10G).") var cacheMaxSize: String?
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
 
             func run() async throws {
@@ -132,19 +156,34 @@ extension ZenMLRun.Config {
                     let workspace = workspaceOptions.resolve()
                     if !workspace.exists { try workspace.createDirectories() }
                     var settings = try workspace.configuration()
+                    if let cacheMaxSize {
+                        guard let bytes = parseByteSize(cacheMaxSize) else { throw ValidationError("'\(cacheMaxSize)' is not a size (examples: 500M, 20G)") }
+                        settings.cacheMaxSize = bytes
+                    }
                     if location == "local" {
                         settings.artifacts = nil
-                    } else {
-                        guard !location.contains("://") else {
-                            throw ValidationError("only folders are supported as artifact stores so far; '\(location)' looks like a URL")
+                        settings.remoteArtifacts = nil
+                    } else if location.contains("://") {
+                        let parsed = try ObjectStoreLocation(parsing: location)
+                        if parsed.scheme == .gs && region != nil { throw ValidationError("--region is for s3:// stores") }
+                        if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+                            throw ValidationError("--endpoint must be an http:// or https:// URL, not '\(endpoint)'")
                         }
+                        settings.remoteArtifacts = .init(url: parsed.description, endpoint: endpoint, region: region)
+                        // Opening the store checks that credentials are there (and names the variable if not).
+                        let store = try workspace.openRemoteArtifactStore(settings.remoteArtifacts!, cacheMaxSize: settings.cacheMaxSize, environment: ProcessInfo.processInfo.environment)
+                        // One request now, so a wrong bucket, endpoint or secret shows here and not in the middle of a run.
+                        _ = try await store.objects.head(parsed.key(".zenml-probe"))
+                    } else {
+                        if endpoint != nil || region != nil { throw ValidationError("--endpoint and --region are for gs:// and s3:// stores") }
                         let path = absolutePath(location)
                         try FileTree.makeDirectory(path)
                         settings.artifacts = path
+                        settings.remoteArtifacts = nil
                     }
                     try workspace.save(settings)
                     _ = try workspace.openArtifactStore()
-                    print("artifact store: \(settings.artifacts ?? workspace.artifactsDirectory)")
+                    print("artifact store: \(settings.remoteArtifacts?.url ?? settings.artifacts ?? workspace.artifactsDirectory)")
                 }
             }
         }

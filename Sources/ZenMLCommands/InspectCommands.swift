@@ -53,7 +53,7 @@ extension ZenMLRun {
 
             func run() async throws {
                 try await reportingErrors {
-                    if try views.show(json: output.json, load: { try Repository(workspace: workspaceOptions.resolve()).views(ofRun: run, kinds: $0) }) {
+                    if try await views.show(json: output.json, load: { try await Repository(workspace: workspaceOptions.resolve()).views(ofRun: run, kinds: $0) }) {
                         return
                     }
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
@@ -128,7 +128,7 @@ extension ZenMLRun {
 
             func run() async throws {
                 try await reportingErrors {
-                    if try views.show(json: output.json, load: { try Repository(workspace: workspaceOptions.resolve()).views(ofPipeline: name, kinds: $0) }) {
+                    if try await views.show(json: output.json, load: { try await Repository(workspace: workspaceOptions.resolve()).views(ofPipeline: name, kinds: $0) }) {
                         return
                     }
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
@@ -171,13 +171,13 @@ extension ZenMLRun {
 
             func run() async throws {
                 try await reportingErrors {
-                    if try views.show(json: output.json, load: { try Repository(workspace: workspaceOptions.resolve()).views(ofArtifact: artifact, kinds: $0) }) {
+                    if try await views.show(json: output.json, load: { try await Repository(workspace: workspaceOptions.resolve()).views(ofArtifact: artifact, kinds: $0) }) {
                         return
                     }
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
                     let record = try inspector.artifact(artifact)
                     let producer = try inspector.metadata.producer(ofArtifact: record.id)
-                    let present = try inspector.store.localPath(of: record.digest) != nil
+                    let present = try await inspector.store.localPath(of: record.digest) != nil
                     if output.json { return try printJSON("artifact", Details(artifact: record, producer: producer, present: present)) }
                     print("artifact  \(record.id)  \(record.type)")
                     print("digest    \(record.digest)")
@@ -199,7 +199,7 @@ extension ZenMLRun {
                 try await reportingErrors {
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
                     let record = try inspector.artifact(artifact)
-                    guard let path = try inspector.store.localPath(of: record.digest) else {
+                    guard let path = try await inspector.store.localPath(of: record.digest) else {
                         printError("error: artifact \(record.digest) is recorded but missing from the store; re-run the step that produced it")
                         throw CommandFailure(code: 3)
                     }
@@ -228,7 +228,7 @@ extension ZenMLRun {
                 try await reportingErrors {
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
                     let record = try inspector.artifact(artifact)
-                    guard let path = try inspector.store.localPath(of: record.digest) else {
+                    guard let path = try await inspector.store.localPath(of: record.digest) else {
                         printError("error: artifact \(record.digest) is recorded but missing from the store")
                         throw CommandFailure(code: 3)
                     }

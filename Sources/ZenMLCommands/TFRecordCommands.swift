@@ -28,14 +28,14 @@ extension ZenMLRun {
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
 
             /// The files to read, in order.
-            func files() throws -> [String] {
+            func files() async throws -> [String] {
                 let path = absolutePath(source)
                 if let status = try FileStatus.of(path, followingLinks: true) {
                     return status.kind == .directory ? try shardFiles(in: path) : [path]
                 }
                 let inspector = try Inspector(workspace: workspaceOptions.resolve())
                 let artifact = try inspector.artifact(source)
-                guard let directory = try inspector.store.localPath(of: artifact.digest) else {
+                guard let directory = try await inspector.store.localPath(of: artifact.digest) else {
                     throw ValidationError("artifact \(artifact.digest) is recorded but not in the store")
                 }
                 return try shardFiles(in: directory)
@@ -62,7 +62,7 @@ extension ZenMLRun {
                 try await reportingErrors {
                     var total = 0
                     var perFile: [String: Int] = [:]
-                    for file in try source.files() {
+                    for file in try await source.files() {
                         let reader = try TFRecordReader(path: file)
                         var count = 0
                         while try reader.next() != nil { count += 1 }
@@ -82,7 +82,7 @@ extension ZenMLRun {
             @Flag(help: "Print each record's bytes (base64) instead of decoding it as a tf.train.Example.") var raw = false
 
             func run() async throws {
-                try await reportingErrors { try dump(source.files(), limit: number, raw: raw) }
+                try await reportingErrors { try dump(await source.files(), limit: number, raw: raw) }
             }
         }
 
@@ -92,7 +92,7 @@ extension ZenMLRun {
             @Flag(help: "Print each record's bytes (base64) instead of decoding it as a tf.train.Example.") var raw = false
 
             func run() async throws {
-                try await reportingErrors { try dump(source.files(), limit: nil, raw: raw) }
+                try await reportingErrors { try dump(await source.files(), limit: nil, raw: raw) }
             }
         }
     }

@@ -29,10 +29,10 @@ struct ViewOptions: ParsableArguments {
     }
 
     /// Prints (or writes) the views; `false` if none was asked for.
-    func show(json: Bool, load: (Set<Repository.Kind>) throws -> Repository.Views) throws -> Bool {
+    func show(json: Bool, load: (Set<Repository.Kind>) async throws -> Repository.Views) async throws -> Bool {
         let kinds = kinds
         guard !kinds.isEmpty else { return false }
-        let views = try load(kinds)
+        let views = try await load(kinds)
         let missing = Repository.Kind.allCases.filter { kinds.contains($0) && views.isEmpty(of: $0) }
         if let html {
             let path = absolutePath(html)

@@ -32,7 +32,7 @@ public struct ZenMLRun: AsyncParsableCommand {
               130  interrupted: steps were stopped, nothing partial kept
             """,
         version: zenmlRunVersion,
-        subcommands: [Init.self, Run.self, Status.self, Runs.self, Pipelines.self, Artifacts.self, Lineage.self, TFRecord.self, Config.self, Metadata.self, Worker.self]
+        subcommands: [Init.self, Run.self, Status.self, Runs.self, Pipelines.self, Artifacts.self, Lineage.self, TFRecord.self, Config.self, Cache.self, Metadata.self, Worker.self]
     )
 
     public init() {}

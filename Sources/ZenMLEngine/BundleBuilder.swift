@@ -21,10 +21,10 @@ actor BundleBuilder {
     }
 
     private let metadata: any MetadataStore
-    private let store: LocalArtifactStore
+    private let store: any ArtifactStore
     private var inFlight: [Digest: Task<String, Error>] = [:]
 
-    init(metadata: any MetadataStore, store: LocalArtifactStore) {
+    init(metadata: any MetadataStore, store: any ArtifactStore) {
         self.metadata = metadata
         self.store = store
     }
@@ -63,7 +63,7 @@ actor BundleBuilder {
         for candidate in try metadata.executions(withCacheKey: key, limit: 5) {
             guard let artifact = candidate.outputs["build"] else { continue }
             let stored = StoredArtifact(digest: artifact.digest, uri: artifact.uri, size: artifact.size, fileCount: artifact.fileCount)
-            if try store.isIntact(stored), let path = try store.localPath(of: artifact.digest) { return path }
+            if try await store.isIntact(stored), let path = try await store.localPath(of: artifact.digest) { return path }
         }
         let work = try store.makeStagingDirectory(label: "build-" + manifest.name)
         defer { try? FileTree.remove(work) }
@@ -96,9 +96,10 @@ actor BundleBuilder {
         guard !(try FileTree.childNames(of: output)).isEmpty else {
             try failed("the bundle's build command wrote nothing into $ZENML_BUILD_DIR: \(command)")
         }
-        let stored = try store.publish(stagedDirectory: output)
+        let stored = try await store.publish(stagedDirectory: output)
         let artifact = ArtifactRecord(type: "BundleBuild", uri: stored.uri, digest: stored.digest, size: stored.size, fileCount: stored.fileCount, properties: [:], createdAt: Date())
         try metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: .complete, endedAt: Date(), exitCode: 0, logURI: logFile, outputs: ["build": artifact]))
-        return stored.uri
+        // A remote store's URI is not a path: the build is run from the local copy.
+        return try await store.localPath(of: stored.digest) ?? stored.uri
     }
 }

@@ -6,7 +6,7 @@ import ZenMLMetadata
 /// Read-only views of a workspace's records, for the CLI's listings.
 public struct Inspector: Sendable {
     public let metadata: any MetadataStore
-    public let store: LocalArtifactStore
+    public let store: any ArtifactStore
 
     public init(workspace: Workspace) throws {
         guard workspace.exists else {

@@ -39,7 +39,7 @@ public final class PipelineRunner: Sendable {
     let metadata: any MetadataStore
     /// The pipelines registered in this workspace, which pipeline files may copy with `base:`.
     public var registered: RegisteredPipelines { RegisteredPipelines(metadata: metadata) }
-    let store: LocalArtifactStore
+    let store: any ArtifactStore
     let fingerprinter: Fingerprinter
     let builder: BundleBuilder
     let workDirectories: WorkDirectoryPool
@@ -51,7 +51,8 @@ public final class PipelineRunner: Sendable {
         self.workspace = workspace
         self.metadata = try workspace.openMetadataStore()
         self.store = try workspace.openArtifactStore()
-        store.removeAbandonedStaging()
+        (store as? LocalArtifactStore)?.removeAbandonedStaging()
+        (store as? RemoteArtifactStore)?.cache.removeAbandonedStaging()
         self.fingerprinter = Fingerprinter(statCache: StatCache(file: workspace.statCachePath))
         self.builder = BundleBuilder(metadata: metadata, store: store)
         self.workDirectories = WorkDirectoryPool(store: store)
@@ -86,7 +87,7 @@ public final class PipelineRunner: Sendable {
             throw FingerprintError(message: "--only \(name): the pipeline has no step '\(name)' (steps: \(graph.steps.map(\.name).joined(separator: ", ")))")
         }
         let steps = graph.steps.filter { selected.contains($0.name) }
-        try snapshotSources(of: steps, pipelineDirectory: graph.spec.directory)
+        try await snapshotSources(of: steps, pipelineDirectory: graph.spec.directory)
         closeAbandonedRuns()
         // git runs two processes; let them overlap with hashing the spec.
         let gitTask = Task.detached { GitState.of(directory: graph.spec.directory) }
@@ -247,7 +248,7 @@ public final class PipelineRunner: Sendable {
 
         if context.options.useCache && step.cache {
             do {
-                if let hit = try cachedExecution(for: key, outputs: Set(step.manifest.outputs.keys)) {
+                if let hit = try await cachedExecution(for: key, outputs: Set(step.manifest.outputs.keys)) {
                     let id = try metadata.recordCachedExecution(newExecution, reusing: hit, at: Date())
                     context.observer(.stepChanged(step: step.name, state: .cached(fromRun: hit.runID)))
                     return StepResult(state: .cached(fromRun: hit.runID), outputs: hit.outputs, executionID: id, cacheKey: key)
@@ -295,7 +296,7 @@ public final class PipelineRunner: Sendable {
                 var outputs: [String: ArtifactRecord] = [:]
                 let now = Date()
                 for (name, spec) in step.manifest.outputs.sorted(by: { $0.key < $1.key }) {
-                    let stored = try store.publish(stagedDirectory: StepLaunch.outputsDirectory(in: workDirectory) + "/" + name)
+                    let stored = try await store.publish(stagedDirectory: StepLaunch.outputsDirectory(in: workDirectory) + "/" + name)
                     outputs[name] = ArtifactRecord(
                         type: spec.type, uri: stored.uri, digest: stored.digest, size: stored.size, fileCount: stored.fileCount,
                         properties: success.response.outputs[name] ?? [:], createdAt: now)
@@ -383,10 +384,12 @@ public final class PipelineRunner: Sendable {
             }
             var requestInputs: [String: [StepRequest.InputArtifact]] = [:]
             for (name, artifacts) in inputs {
-                requestInputs[name] = try artifacts.map { artifact in
-                    guard let path = try store.localPath(of: artifact.digest) else { throw ArtifactStoreError.missing(artifact.digest) }
-                    return StepRequest.InputArtifact(path: path, type: artifact.type, digest: artifact.digest.description, properties: artifact.properties)
+                var resolved: [StepRequest.InputArtifact] = []
+                for artifact in artifacts {
+                    guard let path = try await store.localPath(of: artifact.digest) else { throw ArtifactStoreError.missing(artifact.digest) }
+                    resolved.append(StepRequest.InputArtifact(path: path, type: artifact.type, digest: artifact.digest.description, properties: artifact.properties))
                 }
+                requestInputs[name] = resolved
             }
             request = StepRequest(
                 pipeline: .init(name: graph.spec.name, version: context.specDigest.description), run: .init(id: context.runID),
@@ -414,11 +417,12 @@ public final class PipelineRunner: Sendable {
     }
 
     /// A completed or cached execution with this key whose outputs are all still in the store.
-    func cachedExecution(for key: Digest, outputs: Set<String>) throws -> ExecutionRecord? {
+    func cachedExecution(for key: Digest, outputs: Set<String>) async throws -> ExecutionRecord? {
         for candidate in try metadata.executions(withCacheKey: key, limit: 5) {
             guard Set(candidate.outputs.keys) == outputs else { continue }
-            let intact = try candidate.outputs.values.allSatisfy { artifact in
-                try store.isIntact(StoredArtifact(digest: artifact.digest, uri: artifact.uri, size: artifact.size, fileCount: artifact.fileCount))
+            var intact = true
+            for artifact in candidate.outputs.values where intact {
+                intact = try await store.isIntact(StoredArtifact(digest: artifact.digest, uri: artifact.uri, size: artifact.size, fileCount: artifact.fileCount))
             }
             if intact { return candidate }
         }

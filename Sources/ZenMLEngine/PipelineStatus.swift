@@ -20,7 +20,7 @@ public struct StepStatusReport: Sendable, Codable {
 
 extension PipelineRunner {
     /// Says, without running anything, which steps the next run would reuse and why the others would run.
-    public func status(_ graph: PipelineGraph, options: RunOptions) -> [StepStatusReport] {
+    public func status(_ graph: PipelineGraph, options: RunOptions) async -> [StepStatusReport] {
         var outputs: [String: [String: ArtifactRecord]] = [:]
         var willRun: Set<String> = []
         var reports: [StepStatusReport] = []
@@ -45,7 +45,7 @@ extension PipelineRunner {
                 reports.append(StepStatusReport(step: step.name, decision: "run", reasons: ["cannot compute its cache key: \(error)"], cacheKey: nil, cachedFromRun: nil))
                 continue
             }
-            let hit = options.useCache && step.cache ? (try? cachedExecution(for: fingerprint.key, outputs: Set(step.manifest.outputs.keys))) ?? nil : nil
+            let hit = options.useCache && step.cache ? (try? await cachedExecution(for: fingerprint.key, outputs: Set(step.manifest.outputs.keys))) ?? nil : nil
             if let hit {
                 outputs[step.name] = hit.outputs
                 reports.append(StepStatusReport(step: step.name, decision: "cached", reasons: [], cacheKey: fingerprint.key.description, cachedFromRun: hit.runID))

@@ -60,37 +60,37 @@ public struct Repository: Sendable {
     }
 
     /// The views of a pipeline's newest complete run.
-    public func views(ofPipeline name: String, kinds: Set<Kind>) throws -> Views {
+    public func views(ofPipeline name: String, kinds: Set<Kind>) async throws -> Views {
         guard let run = try inspector.metadata.runs(pipeline: name, limit: 50).first(where: { $0.state == .complete }) else {
             throw RepositoryError.noCompleteRun(pipeline: name)
         }
-        return try views(ofRun: run.id, kinds: kinds)
+        return try await views(ofRun: run.id, kinds: kinds)
     }
 
     /// The views of a run's outputs (including those it re-used from the cache), in step order.
-    public func views(ofRun reference: String, kinds: Set<Kind>) throws -> Views {
+    public func views(ofRun reference: String, kinds: Set<Kind>) async throws -> Views {
         let run = try inspector.run(reference)
         var views = Views(runID: run.id, pipeline: run.pipeline)
         for execution in try inspector.metadata.executions(runID: run.id) {
             for (output, artifact) in execution.outputs.sorted(by: { $0.key < $1.key }) {
-                try add(artifact, step: execution.step, output: output, runID: run.id, kinds: kinds, to: &views)
+                try await add(artifact, step: execution.step, output: output, runID: run.id, kinds: kinds, to: &views)
             }
         }
         return views
     }
 
     /// The views of one artifact (by id or digest prefix).
-    public func views(ofArtifact reference: String, kinds: Set<Kind>) throws -> Views {
+    public func views(ofArtifact reference: String, kinds: Set<Kind>) async throws -> Views {
         let artifact = try inspector.artifact(reference)
         let producer = try inspector.metadata.producer(ofArtifact: artifact.id)
         var views = Views(runID: producer?.runID, pipeline: producer?.pipeline)
         let output = producer?.outputs.first { $0.value.digest == artifact.digest }?.key ?? "-"
-        try add(artifact, step: producer?.step ?? "-", output: output, runID: producer?.runID ?? "-", kinds: kinds, to: &views)
+        try await add(artifact, step: producer?.step ?? "-", output: output, runID: producer?.runID ?? "-", kinds: kinds, to: &views)
         return views
     }
 
-    private func add(_ artifact: ArtifactRecord, step: String, output: String, runID: String, kinds: Set<Kind>, to views: inout Views) throws {
-        guard let directory = try inspector.store.localPath(of: artifact.digest) else { return }
+    private func add(_ artifact: ArtifactRecord, step: String, output: String, runID: String, kinds: Set<Kind>, to views: inout Views) async throws {
+        guard let directory = try await inspector.store.localPath(of: artifact.digest) else { return }
         for kind in Kind.allCases where kinds.contains(kind) {
             let path = directory + "/" + kind.fileName
             guard (try? FileStatus.of(path))??.kind == .file else { continue }

@@ -121,7 +121,7 @@ extension PipelineRunner {
                 let tree = try TreeDigest.compute(root: directory)
                 var output = VerificationReport.Output(name: name, recorded: recorded.digest.description, actual: tree.digest.description, differingFiles: [])
                 if tree.digest != recorded.digest {
-                    if let recordedPath = try store.localPath(of: recorded.digest) {
+                    if let recordedPath = try await store.localPath(of: recorded.digest) {
                         output.differingFiles = try OutputComparison.differingFiles(recordedPath, directory)
                         let records = OutputComparison.compareRecords(recordedPath, directory)
                         output.sameRecords = records.comparable ? records.firstDifference == nil : nil

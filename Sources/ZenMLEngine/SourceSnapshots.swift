@@ -21,11 +21,11 @@ public enum SourceSnapshots {
 extension PipelineRunner {
     /// Stores every bundle and data file these steps read that the stores do not have yet. Each is
     /// copied once per content version; later runs only look it up.
-    func snapshotSources(of steps: [ResolvedStep], pipelineDirectory: String) throws {
+    func snapshotSources(of steps: [ResolvedStep], pipelineDirectory: String) async throws {
         var seen = Set<Digest>()
         for step in steps {
             if let bundle = try? fingerprinter.bundle(at: step.bundlePath), seen.insert(bundle.digest).inserted {
-                try snapshot(
+                try await snapshot(
                     step.bundlePath, type: SourceSnapshots.bundleType, key: bundle.digest,
                     properties: ["name": .string(step.manifest.name), "version": .string(step.manifest.version)],
                     excluding: Fingerprinter.excludedBundleNames)
@@ -35,18 +35,18 @@ extension PipelineRunner {
                 let path = FileTree.absolute(value, relativeTo: pipelineDirectory)
                 // A missing file is reported by the step's fingerprint, with the step's name.
                 guard let digest = try? fingerprinter.content(at: path), seen.insert(digest).inserted else { continue }
-                try snapshot(path, type: SourceSnapshots.dataType, key: digest, properties: ["path": .string(path)], excluding: [])
+                try await snapshot(path, type: SourceSnapshots.dataType, key: digest, properties: ["path": .string(path)], excluding: [])
             }
         }
     }
 
-    private func snapshot(_ path: String, type: String, key: Digest, properties: [String: JSONValue], excluding: Set<String>) throws {
-        if let existing = try metadata.snapshot(type: type, key: key), try store.localPath(of: existing.digest) != nil { return }
+    private func snapshot(_ path: String, type: String, key: Digest, properties: [String: JSONValue], excluding: Set<String>) async throws {
+        if let existing = try metadata.snapshot(type: type, key: key), try await store.localPath(of: existing.digest) != nil { return }
         let staging = try store.makeStagingDirectory(label: "snapshot")
         do {
             let name = (path as NSString).lastPathComponent
             try FileTree.copyTree(from: path, to: staging + "/" + name, excluding: excluding)
-            let stored = try store.publish(stagedDirectory: staging)
+            let stored = try await store.publish(stagedDirectory: staging)
             var properties = properties
             properties["entry"] = .string(name)
             try metadata.recordSnapshot(
@@ -59,9 +59,9 @@ extension PipelineRunner {
     }
 
     /// The local path of a stored bundle or data file, by the digest a pipeline pins.
-    func pinnedSource(type: String, digest: Digest) throws -> String? {
+    func pinnedSource(type: String, digest: Digest) async throws -> String? {
         guard let artifact = try metadata.snapshot(type: type, key: digest),
-              let directory = try store.localPath(of: artifact.digest),
+              let directory = try await store.localPath(of: artifact.digest),
               let entry = artifact.properties["entry"]?.stringValue
         else { return nil }
         return directory + "/" + entry
@@ -82,12 +82,12 @@ public struct PinnedSourceError: Error, CustomStringConvertible, Sendable {
 extension PipelineRunner {
     /// Reads a pipeline file for running: `base:` may name a registered pipeline, and `uses:` or
     /// `format: path` config values may pin stored bundles and data files by digest (`sha256:…`).
-    public func load(_ path: String) throws -> PipelineGraph {
+    public func load(_ path: String) async throws -> PipelineGraph {
         var spec = try PipelineSpec.load(path, resolveBase: registered.resolver)
         for index in spec.steps.indices {
             let step = spec.steps[index]
             if step.uses.hasPrefix(SourceSnapshots.pinPrefix) {
-                guard let digest = Digest(step.uses), let bundle = try pinnedSource(type: SourceSnapshots.bundleType, digest: digest) else {
+                guard let digest = Digest(step.uses), let bundle = try await pinnedSource(type: SourceSnapshots.bundleType, digest: digest) else {
                     throw PinnedSourceError(step: step.name, reference: step.uses, what: "bundle")
                 }
                 spec.steps[index].uses = bundle
@@ -98,7 +98,7 @@ extension PipelineRunner {
             else { continue }
             for (key, value) in pinned where manifest.config.pathKeys.contains(key) {
                 guard let text = value.stringValue, let digest = Digest(text),
-                      let file = try pinnedSource(type: SourceSnapshots.dataType, digest: digest)
+                      let file = try await pinnedSource(type: SourceSnapshots.dataType, digest: digest)
                 else {
                     throw PinnedSourceError(step: step.name, reference: value.stringValue ?? "", what: "data file")
                 }

@@ -8,11 +8,11 @@ import ZenMLExecutor
 /// step itself. A released directory is emptied before it is handed out again, so every step
 /// still starts with empty outputs and an empty scratch space.
 final class WorkDirectoryPool: @unchecked Sendable {
-    private let store: LocalArtifactStore
+    private let store: any ArtifactStore
     private var idle: [String] = []
     private let lock = NSLock()
 
-    init(store: LocalArtifactStore) {
+    init(store: any ArtifactStore) {
         self.store = store
     }
 

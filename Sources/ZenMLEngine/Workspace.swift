@@ -3,6 +3,7 @@ import ZenMLArtifacts
 import ZenMLCache
 import ZenMLCore
 import ZenMLMetadata
+import ZenMLObjectStore
 
 /// A folder with a `.zenml/` directory: the local artifact store, the metadata store, logs and caches.
 public struct Workspace: Sendable {
@@ -54,14 +55,62 @@ public struct Workspace: Sendable {
         }
     }
 
-    /// Opens the workspace's artifact store.
-    public func openArtifactStore() throws -> LocalArtifactStore {
+    /// The local cache of a remote artifact store.
+    public var artifactCacheDirectory: String { stateDirectory + "/cache/artifacts" }
+
+    /// Opens the workspace's artifact store: a bucket (with a local cache) or a folder.
+    public func openArtifactStore(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> any ArtifactStore {
+        let settings = try configuration()
+        if let remote = settings.remoteArtifacts {
+            return try openRemoteArtifactStore(remote, cacheMaxSize: settings.cacheMaxSize, environment: environment)
+        }
         // ZENML_DURABLE_PUBLISH=1 flushes every artifact before publishing it (see LocalArtifactStore.durable).
-        let durable = ProcessInfo.processInfo.environment["ZENML_DURABLE_PUBLISH"] == "1"
-        if let shared = try configuration().artifacts {
+        let durable = environment["ZENML_DURABLE_PUBLISH"] == "1"
+        if let shared = settings.artifacts {
             // Staging must be on the store's file system, so that publishing stays one rename.
             return try LocalArtifactStore(root: shared, stagingRoot: shared + "/.staging", durable: durable)
         }
         return try LocalArtifactStore(root: artifactsDirectory, stagingRoot: stagingDirectory, durable: durable)
     }
+}
+
+extension Workspace {
+    /// The local cache of a remote store, bounded by the settings (or `ZENML_CACHE_MAX_SIZE`).
+    public func openArtifactCache(maxSize: Int64?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ArtifactCache {
+        let limit = maxSize ?? environment["ZENML_CACHE_MAX_SIZE"].flatMap { parseByteSize($0) } ?? ArtifactCache.defaultMaxSize
+        return try ArtifactCache(root: artifactCacheDirectory, stagingRoot: stagingDirectory, maxSize: limit)
+    }
+
+    /// A bucket store from settings, with credentials from the environment.
+    public func openRemoteArtifactStore(
+        _ remote: WorkspaceConfiguration.RemoteArtifactSettings, cacheMaxSize: Int64?, environment: [String: String]
+    ) throws -> RemoteArtifactStore {
+        let location = try ObjectStoreLocation(parsing: remote.url)
+        let transfer = TransferSettings.fromEnvironment(environment)
+        let objects: any ObjectStore
+        switch location.scheme {
+        case .gs:
+            let endpoint = remote.endpoint ?? environment["STORAGE_EMULATOR_HOST"]
+            var credentialEnvironment = environment
+            // An emulator endpoint in the settings is as good as STORAGE_EMULATOR_HOST for "no credentials needed".
+            if let endpoint { credentialEnvironment["STORAGE_EMULATOR_HOST"] = endpoint }
+            objects = GCSObjectStore(bucket: location.bucket, endpoint: endpoint, credentials: try GCSCredentials.fromEnvironment(credentialEnvironment), settings: transfer)
+        case .s3:
+            let region = remote.region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? "us-east-1"
+            objects = S3ObjectStore(bucket: location.bucket, region: region, endpoint: remote.endpoint, credentials: try S3Credentials.fromEnvironment(environment), settings: transfer)
+        }
+        return RemoteArtifactStore(objects: objects, location: location, cache: try openArtifactCache(maxSize: cacheMaxSize, environment: environment))
+    }
+}
+
+/// `500M`, `10G`, `1.5GiB`, `2048` (bytes); `nil` if it is not a size.
+public func parseByteSize(_ text: String) -> Int64? {
+    let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()
+    let units: [(String, Double)] = [("TIB", 0x1p40), ("GIB", 0x1p30), ("MIB", 0x1p20), ("KIB", 0x1p10), ("TB", 0x1p40), ("GB", 0x1p30), ("MB", 0x1p20), ("KB", 0x1p10),
+                                     ("T", 0x1p40), ("G", 0x1p30), ("M", 0x1p20), ("K", 0x1p10), ("B", 1)]
+    for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
+        guard let number = Double(trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), number >= 0 else { return nil }
+        return Int64(number * factor)
+    }
+    return Int64(trimmed).flatMap { $0 >= 0 ? $0 : nil }
 }

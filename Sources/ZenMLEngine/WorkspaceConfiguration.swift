@@ -8,10 +8,39 @@ public struct WorkspaceConfiguration: Codable, Sendable, Equatable {
     public var metadata: MetadataSettings
     /// An artifact store folder shared with others (absolute path); `nil` for `.zenml/artifacts`.
     public var artifacts: String?
+    /// An artifact store in a bucket (`gs://` or `s3://`); takes precedence over `artifacts`.
+    public var remoteArtifacts: RemoteArtifactSettings?
+    /// The local cache of a remote store is pruned to this many bytes (default 10 GiB).
+    public var cacheMaxSize: Int64?
 
-    public init(metadata: MetadataSettings = .sqlite, artifacts: String? = nil) {
+    public init(metadata: MetadataSettings = .sqlite, artifacts: String? = nil, remoteArtifacts: RemoteArtifactSettings? = nil, cacheMaxSize: Int64? = nil) {
         self.metadata = metadata
         self.artifacts = artifacts
+        self.remoteArtifacts = remoteArtifacts
+        self.cacheMaxSize = cacheMaxSize
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case metadata, artifacts
+        case remoteArtifacts = "remote_artifacts"
+        case cacheMaxSize = "cache_max_size"
+    }
+
+    /// A bucket holding artifacts. Credentials are not here: they come from the environment
+    /// (`AWS_*`, `~/.aws/credentials`, `GOOGLE_APPLICATION_CREDENTIALS`) each time.
+    public struct RemoteArtifactSettings: Codable, Sendable, Equatable {
+        /// `gs://BUCKET/PREFIX` or `s3://BUCKET/PREFIX`.
+        public var url: String
+        /// An S3-compatible server's `http(s)://host:port`, or a GCS emulator's; `nil` for the cloud.
+        public var endpoint: String?
+        /// The S3 region (default from `AWS_REGION`/`AWS_DEFAULT_REGION`, else us-east-1).
+        public var region: String?
+
+        public init(url: String, endpoint: String? = nil, region: String? = nil) {
+            self.url = url
+            self.endpoint = endpoint
+            self.region = region
+        }
     }
 
     /// Where runs are recorded.
