@@ -28,7 +28,12 @@ let package = Package(
         /** Pipeline YAML files, their validation (with file:line) and the step DAG. */
         .target(name: "ZenMLPipeline", dependencies: ["ZenMLCore", "ZenMLContract", "Yams"]),
         /** Cache keys: bundle digests, external data digests (with a stat cache) and the step action key. */
-        .target(name: "ZenMLCache", dependencies: ["ZenMLCore", "ZenMLContract"]),
+        .target(name: "ZenMLCache", dependencies: ["ZenMLCore", "ZenMLContract", "ZenMLBundles"]),
+        /** Bundle archives (deterministic tar: the bundle digest), safe unpacking, registries, lock files, signatures. */
+        .target(
+            name: "ZenMLBundles",
+            dependencies: ["ZenMLCore", "ZenMLContract", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         /** Content-addressed artifact stores (local folder). */
         .target(name: "ZenMLArtifacts", dependencies: ["ZenMLCore", "CZenMLSystem"]),
         /** The metadata store on ML Metadata's schema (SQLite, MySQL/MariaDB). */
@@ -71,7 +76,8 @@ let package = Package(
         .testTarget(name: "ZenMLCoreTests", dependencies: ["ZenMLCore"]),
         .testTarget(name: "ZenMLContractTests", dependencies: ["ZenMLContract"]),
         .testTarget(name: "ZenMLPipelineTests", dependencies: ["ZenMLPipeline"]),
-        .testTarget(name: "ZenMLCacheTests", dependencies: ["ZenMLCache"]),
+        .testTarget(name: "ZenMLCacheTests", dependencies: ["ZenMLCache", "ZenMLBundles"]),
+        .testTarget(name: "ZenMLBundlesTests", dependencies: ["ZenMLBundles"]),
         .testTarget(name: "ZenMLArtifactsTests", dependencies: ["ZenMLArtifacts"]),
         .testTarget(name: "ZenMLMetadataTests", dependencies: ["ZenMLMetadata", "ZenMLCore", "CMariaDB"]),
         .testTarget(name: "ZenMLExecutorTests", dependencies: ["ZenMLExecutor"]),
