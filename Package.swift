@@ -52,7 +52,7 @@ let package = Package(
             name: "ZenMLEngine",
             dependencies: [
                 "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLCache",
-                "ZenMLArtifacts", "ZenMLMetadata", "ZenMLExecutor",
+                "ZenMLArtifacts", "ZenMLMetadata", "ZenMLExecutor", "ZenMLBundles",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -60,7 +60,7 @@ let package = Package(
         .target(
             name: "ZenMLCommands",
             dependencies: [
-                "ZenMLEngine", "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLMetadata", "ZenMLTFRecord",
+                "ZenMLEngine", "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLMetadata", "ZenMLTFRecord", "ZenMLBundles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

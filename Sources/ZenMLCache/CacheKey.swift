@@ -61,20 +61,25 @@ public struct KeyIngredients: Sendable, Hashable {
     public var bundleFiles: [String: String]
     /// For `format: path` config keys, the path that was hashed.
     public var externalPaths: [String: String]
+    /// Where a registry bundle came from (recorded, not part of the key: the digest is).
+    public var bundleSource: String?
 
-    public init(action: StepAction, bundleFiles: [String: String], externalPaths: [String: String]) {
+    public init(action: StepAction, bundleFiles: [String: String], externalPaths: [String: String], bundleSource: String? = nil) {
         self.action = action
         self.bundleFiles = bundleFiles
         self.externalPaths = externalPaths
+        self.bundleSource = bundleSource
     }
 
     /// The form stored with each execution.
     public var json: JSONValue {
-        .object([
+        var object: [String: JSONValue] = [
             "key": action.canonicalForm,
             "bundle_files": .object(bundleFiles.mapValues { .string($0) }),
             "external_paths": .object(externalPaths.mapValues { .string($0) }),
-        ])
+        ]
+        if let bundleSource { object["bundle_source"] = .string(bundleSource) }
+        return .object(object)
     }
 
     /// What changed between a stored execution's ingredients and these, in words, most telling first.

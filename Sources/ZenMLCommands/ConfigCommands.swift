@@ -20,7 +20,7 @@ extension ZenMLRun {
                   zenml-run config metadata set sqlite
                   zenml-run config artifacts set /shared/team/artifacts
                 """,
-            subcommands: [Show.self, Metadata.self, Artifacts.self])
+            subcommands: [Show.self, Metadata.self, Artifacts.self, Registry.self, Trust.self])
 
         struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print the workspace's settings.")

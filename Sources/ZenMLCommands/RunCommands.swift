@@ -61,6 +61,9 @@ extension ZenMLRun {
         @Option(name: .long, help: ArgumentHelp("Run only this step and what it needs upstream (repeatable).", valueName: "step"))
         var only: [String] = []
 
+        @Flag(name: .long, help: "Resolve registry bundles (uses: NAME@RANGE) again and move the pins in zenml.lock.")
+        var update = false
+
         @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
         @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -70,7 +73,7 @@ extension ZenMLRun {
 
         func run() async throws {
             try await reportingErrors {
-                let graph = try PipelineGraph.resolve(PipelineSpec.load(pipeline))
+                let graph = try BundleSources(workspace: workspaceOptions.resolve()).graph(pipeline: pipeline, update: update)
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
                 let display = ProgressDisplay(enabled: !output.json)
                 let options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
@@ -141,7 +144,7 @@ extension ZenMLRun {
 
         func run() async throws {
             try await reportingErrors {
-                let graph = try PipelineGraph.resolve(PipelineSpec.load(pipeline))
+                let graph = try BundleSources(workspace: workspaceOptions.resolve()).graph(pipeline: pipeline)
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
                 let reports = runner.status(graph, options: RunOptions())
                 if output.json {

@@ -8,10 +8,22 @@ public struct WorkspaceConfiguration: Codable, Sendable, Equatable {
     public var metadata: MetadataSettings
     /// An artifact store folder shared with others (absolute path); `nil` for `.zenml/artifacts`.
     public var artifacts: String?
+    /// Bundle registries by name: a folder (gs:// and s3:// later). `nil` when none is configured.
+    public var registries: [String: String]?
+    /// Public keys (`ed25519:<base64>`) whose signatures this workspace trusts.
+    public var trustedKeys: [String]?
+    /// Whether registry bundles must carry a signature by a trusted key before they are used.
+    public var requireSignatures: Bool?
 
     public init(metadata: MetadataSettings = .sqlite, artifacts: String? = nil) {
         self.metadata = metadata
         self.artifacts = artifacts
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case metadata, artifacts, registries
+        case trustedKeys = "trusted_keys"
+        case requireSignatures = "require_signatures"
     }
 
     /// Where runs are recorded.

@@ -1,0 +1,141 @@
+import Foundation
+import XCTest
+
+/// Sharing bundles through the real binary: pack, registries, lock files, signatures.
+final class BundleTests: XCTestCase {
+    /// A bundle `hello` at `bundles/hello` whose step writes `greeting` into its output.
+    func makeHello(_ sandbox: Sandbox, version: String, greeting: String) throws {
+        try sandbox.shBundle(
+            "hello", outputs: "{text: Text}", script: "printf '\(greeting)\\n' > \"$(out text)/greeting.txt\"\necho '{\"status\":\"ok\"}'\n")
+        let manifest = try sandbox.read("bundles/hello/step.yaml").replacingOccurrences(of: "version: 1.0.0", with: "version: \"\(version)\"")
+        try sandbox.write("bundles/hello/step.yaml", manifest)
+    }
+
+    func greeting(_ sandbox: Sandbox, _ summary: [String: Any]) throws -> String {
+        // The Text artifacts' content, found in the store.
+        let files = sandbox.files(under: ".zenml/artifacts").filter { $0.hasSuffix("greeting.txt") }
+        return try files.map { try sandbox.read(".zenml/artifacts/" + $0) }.sorted().joined()
+    }
+
+    func testPackIsDeterministicAndInspectUnpackRoundTrip() throws {
+        let sandbox = try Sandbox()
+        try makeHello(sandbox, version: "1.0.0", greeting: "hi")
+        _ = try Sandbox.shell("cd '\(sandbox.root)' && (umask 077 && mkdir -p a && cp -R bundles/hello a/) && (umask 022 && mkdir -p b/c && cp -R bundles/hello b/c/) && touch -d '2001-01-01' b/c/hello/run.sh")
+        let first = try sandbox.run(["bundle", "pack", "a/hello", "-o", "one.tar"])
+        let second = try sandbox.run(["bundle", "pack", "b/c/hello", "-o", "two.tar"])
+        XCTAssertEqual(first.exitCode, 0, first.output)
+        XCTAssertEqual(second.exitCode, 0, second.output)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: sandbox.root + "/one.tar")), try Data(contentsOf: URL(fileURLWithPath: sandbox.root + "/two.tar")))
+        let digest = try XCTUnwrap(first.stdout.split(separator: " ").last).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(try Sandbox.shell("sha256sum '\(sandbox.root)/one.tar'").hasPrefix(String(digest.dropFirst(7))))
+
+        let inspect = try sandbox.run(["bundle", "inspect", "one.tar", "--json"])
+        XCTAssertEqual(inspect.exitCode, 0, inspect.output)
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [String: Any])
+        let bundle = try XCTUnwrap(object["bundle"] as? [String: Any])
+        XCTAssertEqual(bundle["digest"] as? String, digest)
+        XCTAssertEqual(bundle["name"] as? String, "hello")
+        XCTAssertEqual((bundle["files"] as? [[String: Any]])?.compactMap { $0["path"] as? String }, ["run.sh", "step.yaml"])
+        let folder = try sandbox.run(["bundle", "inspect", "a/hello", "--json"])
+        XCTAssertTrue(folder.stdout.contains(digest), "a folder and its archive have one digest")
+
+        XCTAssertEqual(try sandbox.run(["bundle", "unpack", "one.tar", "out/hello"]).exitCode, 0)
+        XCTAssertEqual(try sandbox.read("out/hello/step.yaml"), try sandbox.read("bundles/hello/step.yaml"))
+        let again = try sandbox.run(["bundle", "unpack", "one.tar", "out/hello"])
+        XCTAssertEqual(again.exitCode, 2)
+        XCTAssertTrue(again.stderr.contains("already exists"), again.stderr)
+    }
+
+    func testPublishPinPullUpdateAndTampering() throws {
+        let sandbox = try Sandbox()
+        XCTAssertEqual(try sandbox.run(["config", "registry", "add", "team", "registry"]).exitCode, 0)
+        try makeHello(sandbox, version: "1.0.0", greeting: "one")
+        var result = try sandbox.run(["bundle", "publish", "bundles/hello", "--registry", "team"])
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertTrue(result.stdout.contains("published hello@1.0.0 to team"), result.stdout)
+        result = try sandbox.run(["bundle", "publish", "bundles/hello", "--registry", "team"])
+        XCTAssertEqual(result.exitCode, 0, "the same content again is fine")
+        try makeHello(sandbox, version: "1.0.0", greeting: "changed")
+        result = try sandbox.run(["bundle", "publish", "bundles/hello", "--registry", "team"])
+        XCTAssertEqual(result.exitCode, 2)
+        XCTAssertTrue(result.stderr.contains("already published in registry 'team' with other content"), result.stderr)
+
+        try sandbox.write("pipeline.yaml", "name: shared\nsteps:\n  greet: {uses: hello@^1.0}\n")
+        var (run, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(run.exitCode, 0, run.output)
+        XCTAssertEqual(try greeting(sandbox, summary), "one\n")
+        let lock = try sandbox.read("zenml.lock")
+        XCTAssertTrue(lock.contains("\"hello@^1.0\""), lock)
+        XCTAssertTrue(lock.contains("\"version\" : \"1.0.0\""), lock)
+
+        // The registry reference is recorded with the execution.
+        let recorded = try Sandbox.shell("python3 -c \"import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print([r for r in c.execute('select string_value from ExecutionProperty') if 'bundle_source' in (r[0] or '')])\" '\(sandbox.root)/.zenml/metadata.db'")
+        XCTAssertTrue(recorded.contains("hello@1.0.0 from registry team"), recorded)
+
+        // A new compatible version does not move the pin...
+        try makeHello(sandbox, version: "1.1.0", greeting: "two")
+        XCTAssertEqual(try sandbox.run(["bundle", "publish", "bundles/hello", "--registry", "team"]).exitCode, 0)
+        (run, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(Sandbox.states(summary), ["greet": "cached"], run.output)
+        XCTAssertEqual(try sandbox.read("zenml.lock"), lock, "a run with a lock file changes nothing")
+        // ...until --update.
+        (run, summary) = try sandbox.runPipeline("pipeline.yaml", ["--update"])
+        XCTAssertEqual(Sandbox.states(summary), ["greet": "done"], run.output)
+        XCTAssertTrue(try sandbox.read("zenml.lock").contains("\"version\" : \"1.1.0\""))
+
+        let list = try sandbox.run(["bundle", "list"])
+        XCTAssertTrue(list.stdout.contains("team  hello@1.0.0"), list.stdout)
+        XCTAssertTrue(list.stdout.contains("team  hello@1.1.0"), list.stdout)
+        XCTAssertTrue(try sandbox.run(["bundle", "search", "HELL"]).stdout.contains("hello@1.1.0"))
+        XCTAssertTrue(try sandbox.run(["bundle", "search", "nothing-like-it"]).stdout.contains("no bundle matches"))
+
+        // Someone republishes 1.1.0 behind the registry's back: the pinned run refuses clearly.
+        try makeHello(sandbox, version: "1.1.0", greeting: "evil")
+        _ = try Sandbox.shell("rm '\(sandbox.root)/registry/bundles/hello/1.1.0.json'")
+        XCTAssertEqual(try sandbox.run(["bundle", "publish", "bundles/hello", "--registry", "team"]).exitCode, 0)
+        (run, _) = try sandbox.runPipeline()
+        XCTAssertEqual(run.exitCode, 2, run.output)
+        XCTAssertTrue(run.stderr.contains("pipeline.yaml:3"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("the published bundle changed"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("--update"), run.stderr)
+
+        // Pull by digest and by version.
+        let digest = try XCTUnwrap(lock.split(separator: "\"").first { $0.hasPrefix("sha256:") })
+        result = try sandbox.run(["bundle", "pull", "hello@\(digest)"])
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertTrue(result.stdout.contains("hello@1.0.0"), result.stdout)
+        result = try sandbox.run(["bundle", "pull", "hello@^7"])
+        XCTAssertEqual(result.exitCode, 2)
+        XCTAssertTrue(result.stderr.contains("no registry has a version matching"), result.stderr)
+    }
+
+    func testSignaturesRequiredByTheWorkspace() throws {
+        let sandbox = try Sandbox()
+        XCTAssertEqual(try sandbox.run(["config", "registry", "add", "team", "registry"]).exitCode, 0)
+        XCTAssertEqual(try sandbox.run(["bundle", "keygen", "alice"]).exitCode, 0)
+        XCTAssertEqual(try sandbox.run(["bundle", "keygen", "mallory"]).exitCode, 0)
+        XCTAssertEqual(try sandbox.run(["bundle", "keygen", "alice"]).exitCode, 2, "keys are never overwritten")
+        try makeHello(sandbox, version: "1.0.0", greeting: "signed")
+        XCTAssertEqual(try sandbox.run(["bundle", "publish", "bundles/hello", "--registry", "team", "--key", "mallory"]).exitCode, 0)
+        XCTAssertEqual(try sandbox.run(["config", "trust", "add", "alice.pub"]).exitCode, 0)
+        XCTAssertEqual(try sandbox.run(["config", "trust", "require"]).exitCode, 0)
+        try sandbox.write("pipeline.yaml", "name: signed\nsteps:\n  greet: {uses: hello@1.0.0}\n")
+        var (run, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(run.exitCode, 2, run.output)
+        XCTAssertTrue(run.stderr.contains("signed only by untrusted keys"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("config trust add"), run.stderr)
+
+        let sign = try sandbox.run(["bundle", "sign", "hello@1.0.0", "--registry", "team", "--key", "alice"])
+        XCTAssertEqual(sign.exitCode, 0, sign.output)
+        (run, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(run.exitCode, 0, run.output)
+        XCTAssertEqual(Sandbox.states(summary), ["greet": "done"])
+
+        // A registry that requires signatures refuses unsigned publishing.
+        XCTAssertEqual(try sandbox.run(["config", "registry", "add", "strict", "strict", "--require-signatures", "--trust", "alice.pub"]).exitCode, 0)
+        let unsigned = try sandbox.run(["bundle", "publish", "bundles/hello", "--registry", "strict"])
+        XCTAssertEqual(unsigned.exitCode, 2)
+        XCTAssertTrue(unsigned.stderr.contains("accepts only bundles signed by its trusted keys"), unsigned.stderr)
+        XCTAssertEqual(try sandbox.run(["bundle", "publish", "bundles/hello", "--registry", "strict", "--key", "alice"]).exitCode, 0)
+    }
+}
