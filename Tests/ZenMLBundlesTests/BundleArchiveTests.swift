@@ -88,6 +88,24 @@ final class BundleArchiveTests: XCTestCase {
         ])
     }
 
+    /// The same tree as `make_sharing_bundle` in protocol/tests/test_digests.py: the Python
+    /// reference writes the same archive bytes, so both check this value.
+    func testGoldenDigestSharedWithThePythonReference() throws {
+        let base = try temporaryDirectory()
+        defer { try? FileTree.remove(base) }
+        let root = base + "/example"
+        try write("#!/bin/sh\necho hi\n", to: root + "/run.sh", mode: 0o755)
+        try write("hello\n", to: root + "/data/a.txt")
+        try write("SDK\n", to: base + "/shared/sdk.py")
+        XCTAssertEqual(symlink("../shared/sdk.py", root + "/sdk.py"), 0)
+        XCTAssertEqual(symlink("data/a.txt", root + "/alias"), 0)
+        try write("x", to: root + "/" + String(repeating: "d", count: 60) + "/" + String(repeating: "f", count: 60))
+        try write("name: example\nversion: \"1.0.0\"\nentrypoint: run.sh\n", to: root + "/step.yaml")
+        XCTAssertEqual(
+            try BundleArchive.digest(of: BundleArchive.entries(of: root)).description,
+            "sha256:ea8ad3a1c928ca33f5884f96ff7d1aa690cb2e8fc6cdcf72b1431f039ca88429")
+    }
+
     func testContentModeAndNamesChangeTheDigestButTimesDoNot() throws {
         let base = try temporaryDirectory()
         defer { try? FileTree.remove(base) }
