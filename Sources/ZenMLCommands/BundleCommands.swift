@@ -25,7 +25,7 @@ extension ZenMLRun {
                   zenml-run bundle pull clean@^1.2
                   zenml-run bundle test steps/clean
                 """,
-            subcommands: [Pack.self, Unpack.self, Inspect.self, Publish.self, Pull.self, List.self, Search.self, Keygen.self, Sign.self])
+            subcommands: [Pack.self, Unpack.self, Inspect.self, Publish.self, Pull.self, List.self, Search.self, Keygen.self, Sign.self, Test.self])
     }
 }
 
@@ -302,6 +302,46 @@ extension ZenMLRun.Bundle {
                     ? try BundleArchive.digest(of: BundleArchive.entries(of: path)) : try Digest.ofFile(atPath: path)
                 let signature = try BundleSigning.sign(digest, with: privateKey)
                 try printJSON("signature", ["digest": digest.description, "public_key": signature.publicKey, "signature": signature.signature])
+            }
+        }
+    }
+}
+
+extension ZenMLRun.Bundle {
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check that a bundle obeys the step contract, with the samples it declares.",
+            discussion: """
+                Runs the bundle like a pipeline would (same executor, clean environment, output \
+                checks) against each sample in its step.yaml 'tests:' (or, without any, generated \
+                defaults and empty inputs), and checks: the manifest and config schema are valid; \
+                the response is valid; every declared output is written and nothing else; a request \
+                for an unknown contract version is refused (non-zero exit, no work); the bundle \
+                folder is not written to. Each sample runs twice: same output digests means \
+                deterministic (reported, not required). Exit code 1 if a check fails.
+
+                Example:
+                  zenml-run bundle test examples/quickstart/steps/normalize
+                """)
+
+        @Argument(help: ArgumentHelp("The bundle folder.", valueName: "dir")) var directory: String
+        @OptionGroup(title: "Output") var output: OutputOptions
+
+        func run() async throws {
+            try await reportingErrors {
+                let report = try await BundleConformance(bundlePath: absolutePath(directory)).run()
+                if output.json {
+                    try printJSON("report", report)
+                } else {
+                    for check in report.checks {
+                        print("\(check.passed ? "pass" : "FAIL")  \(check.name): \(check.detail)")
+                    }
+                    let determinism = report.deterministic.map { $0 ? ", deterministic" : ", NOT deterministic" } ?? ""
+                    print(report.passed
+                        ? "\(report.bundle) \(report.version) conforms to contract \(contractVersion)\(determinism)"
+                        : "\(report.bundle) \(report.version) does NOT conform: \(report.checks.filter { !$0.passed }.count) check(s) failed")
+                }
+                if !report.passed { throw CommandFailure(code: 1) }
             }
         }
     }

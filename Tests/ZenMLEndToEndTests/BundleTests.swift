@@ -138,4 +138,40 @@ final class BundleTests: XCTestCase {
         XCTAssertTrue(unsigned.stderr.contains("accepts only bundles signed by its trusted keys"), unsigned.stderr)
         XCTAssertEqual(try sandbox.run(["bundle", "publish", "bundles/hello", "--registry", "strict", "--key", "alice"]).exitCode, 0)
     }
+
+    /// Every quickstart bundle conforms; each deliberately broken fixture fails the right check for the right reason.
+    func testConformanceOfGoodAndBrokenBundles() throws {
+        let sandbox = try Sandbox()
+        for name in ["generate", "normalize", "report"] {
+            let result = try sandbox.run(["bundle", "test", Sandbox.repository + "/examples/quickstart/steps/" + name])
+            XCTAssertEqual(result.exitCode, 0, result.output)
+            XCTAssertTrue(result.stdout.contains("conforms to contract 1, deterministic"), result.stdout)
+        }
+        let expected: [String: (check: String, reason: String)] = [
+            "bad-manifest": ("manifest", "unknown manifest key 'entrypiont'"),
+            "bad-config-schema": ("manifest", "'type' must be one of"),
+            "bad-response": ("run generated", "stdout is not JSON"),
+            "missing-output": ("run generated", "left its declared output 'text' empty"),
+            "extra-output": ("run generated", "wrote 'stray' beside its outputs"),
+            "writes-bundle": ("bundle unchanged", "wrote into its bundle folder"),
+            "ignores-contract": ("unknown contract", "accepted a request for contract version 999"),
+            "missing-sample": ("inputs absent", "sample inputs missing: samples/nowhere"),
+            "required-config": ("config generated", "required config key 'rate' is missing"),
+        ]
+        let fixtures = Sandbox.repository + "/protocol/tests/fixtures/bundles"
+        // Copies: a broken bundle may write into its own folder.
+        _ = try Sandbox.shell("cp -R '\(fixtures)' '\(sandbox.root)/fixtures'")
+        for (name, failure) in expected.sorted(by: { $0.key < $1.key }) {
+            let result = try sandbox.run(["bundle", "test", "fixtures/" + name, "--json"])
+            XCTAssertEqual(result.exitCode, 1, "\(name): \(result.output)")
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], name)
+            let checks = (object["report"] as? [String: Any])?["checks"] as? [[String: Any]] ?? []
+            let failed = checks.filter { $0["passed"] as? Bool == false }
+            XCTAssertEqual(failed.compactMap { $0["name"] as? String }, [failure.check], "\(name): \(result.stdout)")
+            XCTAssertTrue((failed.first?["detail"] as? String ?? "").contains(failure.reason), "\(name): \(result.stdout)")
+        }
+        let loose = try sandbox.run(["bundle", "test", "fixtures/nondeterministic"])
+        XCTAssertEqual(loose.exitCode, 0, loose.output)
+        XCTAssertTrue(loose.stdout.contains("conforms to contract 1, NOT deterministic"), loose.stdout)
+    }
 }
