@@ -329,7 +329,9 @@ extension ZenMLRun.Bundle {
 
         func run() async throws {
             try await reportingErrors {
-                let report = try await BundleConformance(bundlePath: absolutePath(directory)).run()
+                // Python environments are shared with runs when a workspace is at hand.
+                let runtimes = Workspace.find(from: FileManager.default.currentDirectoryPath).map { PythonRuntimes(root: $0.stateDirectory + "/venvs") }
+                let report = try await BundleConformance(bundlePath: absolutePath(directory), runtimes: runtimes).run()
                 if output.json {
                     try printJSON("report", report)
                 } else {

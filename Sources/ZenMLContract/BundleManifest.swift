@@ -31,6 +31,9 @@ public struct BundleManifest: Sendable, Hashable {
     public var build: String?
     /// Sample requests for `zenml-run bundle test` (`tests:`); empty when the bundle declares none.
     public var tests: [SampleSpec] = []
+    /// A Python requirements file (relative to the bundle) the step's interpreter needs: the host
+    /// runs the step with a virtual environment made from it, cached per requirements digest.
+    public var pythonRequirements: String?
 
     public init(
         name: String, version: String, entrypoint: String, args: [String] = [],
@@ -131,7 +134,7 @@ extension BundleManifest {
         guard let root = document.root.objectValue else {
             throw fail([], "a manifest is a mapping with at least name, version, entrypoint")
         }
-        let known: Set<String> = ["contract", "name", "version", "description", "entrypoint", "args", "inputs", "outputs", "config", "env", "timeout", "build", "tests"]
+        let known: Set<String> = ["contract", "name", "version", "description", "entrypoint", "args", "inputs", "outputs", "config", "env", "timeout", "build", "tests", "python"]
         for key in root.keys.sorted() where !known.contains(key) {
             throw ManifestError(location: document.keyLocation([key]), message: "unknown manifest key '\(key)' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -238,6 +241,18 @@ extension BundleManifest {
                 throw fail(["build"], "'build' must be a shell command, e.g. build: cc -O2 -o \"$ZENML_BUILD_DIR/step\" main.c")
             }
             manifest.build = command
+        }
+        if let raw = root["python"] {
+            guard let fields = raw.objectValue else {
+                throw fail(["python"], "'python' must be a mapping, e.g. python: {requirements: requirements.txt}")
+            }
+            for field in fields.keys.sorted() where field != "requirements" {
+                throw fail(["python", field], "unknown python field '\(field)' (known: requirements)")
+            }
+            guard let file = fields["requirements"]?.stringValue, !file.isEmpty, !file.hasPrefix("/"), !file.split(separator: "/").contains("..") else {
+                throw fail(["python", "requirements"], "'requirements' must name a file inside the bundle, e.g. requirements.txt")
+            }
+            manifest.pythonRequirements = file
         }
         if let raw = root["tests"] {
             guard let list = raw.arrayValue else {

@@ -28,10 +28,13 @@ public struct BundleConformance: Sendable {
 
     public let bundlePath: String
     public let hostEnvironment: [String: String]
+    /// Where Python environments are kept (a workspace's); `nil` makes them in a temporary folder.
+    public let runtimes: PythonRuntimes?
 
-    public init(bundlePath: String, hostEnvironment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(bundlePath: String, hostEnvironment: [String: String] = ProcessInfo.processInfo.environment, runtimes: PythonRuntimes? = nil) {
         self.bundlePath = FileTree.normalize(bundlePath)
         self.hostEnvironment = hostEnvironment
+        self.runtimes = runtimes
     }
 
     /// The contract version sent to check that the step refuses requests it does not speak.
@@ -61,6 +64,22 @@ public struct BundleConformance: Sendable {
             case .success: buildPath = output; check("build", true, "the build command wrote \(output)")
             case .failure(let message):
                 check("build", false, message)
+                report.checks = checks
+                return report
+            }
+        }
+
+        var host = hostEnvironment
+        if manifest.pythonRequirements != nil {
+            let runtimes = self.runtimes ?? PythonRuntimes(root: work + "/venvs")
+            do {
+                let runtime = try await runtimes.environment(bundlePath: bundlePath, manifest: manifest, hostEnvironment: host, logFile: work + "/python.log")
+                host = PythonRuntimes.environment(host, with: runtime)
+                let python = runtime.description["python"]?.stringValue ?? "?"
+                let packages = runtime.description["packages"]?.objectValue?.count ?? 0
+                check("python", true, "environment ready: Python \(python), \(packages) packages (\(runtime.path))")
+            } catch {
+                check("python", false, "\(error)")
                 report.checks = checks
                 return report
             }
@@ -111,7 +130,7 @@ public struct BundleConformance: Sendable {
             }
             var first: [String: String] = [:]
             for attempt in 1...2 {
-                let outcome = await runOnce(manifest: manifest, config: config, inputs: inputs, work: work + "/run", buildPath: buildPath, contract: contractVersion, seed: 42)
+                let outcome = await runOnce(manifest: manifest, config: config, inputs: inputs, work: work + "/run", buildPath: buildPath, host: host, contract: contractVersion, seed: 42)
                 switch outcome {
                 case .failure(let message):
                     let hint = generated && !manifest.inputs.isEmpty ? " (with generated empty inputs: declare sample inputs with 'tests:' in step.yaml)" : ""
@@ -138,7 +157,7 @@ public struct BundleConformance: Sendable {
             for (name, folders) in sample.inputs {
                 inputs[name] = folders.map { StepRequest.InputArtifact(path: $0.hasPrefix("/") ? $0 : bundlePath + "/" + $0, type: manifest.inputs[name]?.type ?? "", digest: "", properties: [:]) }
             }
-            let outcome = await runOnce(manifest: manifest, config: resolved, inputs: inputs, work: work + "/contract", buildPath: buildPath, contract: Self.unknownContract, seed: 42)
+            let outcome = await runOnce(manifest: manifest, config: resolved, inputs: inputs, work: work + "/contract", buildPath: buildPath, host: host, contract: Self.unknownContract, seed: 42)
             switch outcome {
             case .success:
                 check("unknown contract", false, "the step accepted a request for contract version \(Self.unknownContract); it must check 'contract', print a message naming both versions on stderr and exit non-zero (2) without doing any work")
@@ -162,7 +181,7 @@ public struct BundleConformance: Sendable {
     /// reported as `refused: …`.
     private func runOnce(
         manifest: BundleManifest, config: [String: JSONValue], inputs: [String: [StepRequest.InputArtifact]], work: String,
-        buildPath: String?, contract: Int, seed: UInt64
+        buildPath: String?, host: [String: String], contract: Int, seed: UInt64
     ) async -> Outcome<[String: String]> {
         do {
             try? FileTree.remove(work)
@@ -185,7 +204,7 @@ public struct BundleConformance: Sendable {
             try FileTree.writeAtomically(try encoder.encode(request), to: StepLaunch.requestFile(in: work))
             let launch = StepLaunch(
                 bundlePath: bundlePath, manifest: manifest, request: request, workDirectory: work, logFile: work + ".log",
-                timeout: manifest.timeout ?? 600, hostEnvironment: hostEnvironment, buildPath: buildPath)
+                timeout: manifest.timeout ?? 600, hostEnvironment: host, buildPath: buildPath)
             let result = await StepRunner.run(launch)
             let tail = result.errorTail.isEmpty ? "" : "; last lines of its stderr:\n" + result.errorTail.split(separator: "\n").suffix(8).map { "  | " + $0 }.joined(separator: "\n")
             if contract != contractVersion {

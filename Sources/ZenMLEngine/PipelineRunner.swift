@@ -35,6 +35,7 @@ public final class PipelineRunner: Sendable {
     let fingerprinter: Fingerprinter
     let builder: BundleBuilder
     let workDirectories: WorkDirectoryPool
+    let pythonRuntimes: PythonRuntimes
 
     /// Opens the workspace's stores (creating them if needed).
     public init(workspace: Workspace) throws {
@@ -47,6 +48,7 @@ public final class PipelineRunner: Sendable {
         self.fingerprinter = Fingerprinter(statCache: StatCache(file: workspace.statCachePath))
         self.builder = BundleBuilder(metadata: metadata, store: store)
         self.workDirectories = WorkDirectoryPool(store: store)
+        self.pythonRuntimes = PythonRuntimes(root: workspace.stateDirectory + "/venvs")
     }
 
     /// A new run id: UTC time and a random suffix, sortable and unique enough to type a prefix of.
@@ -207,7 +209,7 @@ public final class PipelineRunner: Sendable {
         }
         let key = fingerprint.key
         let bundleDigest = fingerprint.ingredients.action.bundleDigest
-        let newExecution = NewExecution(
+        var newExecution = NewExecution(
             runID: context.runID, pipeline: graph.spec.name, step: step.name, cacheKey: key, bundle: step.manifest.name,
             bundleVersion: step.manifest.version, bundleDigest: bundleDigest, config: .object(step.config),
             keyIngredients: fingerprint.ingredients.json, startedAt: Date(), inputs: inputs)
@@ -242,6 +244,24 @@ public final class PipelineRunner: Sendable {
                 return StepResult(state: .failed(report), cacheKey: key)
             } catch {
                 return fail(step.name, "cannot build the bundle: \(error)", context: context, key: key)
+            }
+        }
+
+        // A bundle's Python environment (python: {requirements:}) is made once per requirements
+        // digest; what it resolved to is recorded with the execution, not keyed on.
+        var hostEnvironment = context.options.hostEnvironment
+        if step.manifest.pythonRequirements != nil {
+            do {
+                let runtime = try await pythonRuntimes.environment(
+                    bundlePath: step.bundlePath, manifest: step.manifest, hostEnvironment: hostEnvironment,
+                    logFile: context.logDirectory + "/python-\(step.manifest.name).log")
+                hostEnvironment = PythonRuntimes.environment(hostEnvironment, with: runtime)
+                if case .object(var ingredients) = newExecution.keyIngredients {
+                    ingredients["runtime"] = runtime.description
+                    newExecution.keyIngredients = .object(ingredients)
+                }
+            } catch {
+                return fail(step.name, "\(error)", context: context, key: key)
             }
         }
 
@@ -282,7 +302,7 @@ public final class PipelineRunner: Sendable {
 
         let launch = StepLaunch(
             bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
-            timeout: step.timeout, hostEnvironment: context.options.hostEnvironment, buildPath: buildPath)
+            timeout: step.timeout, hostEnvironment: hostEnvironment, buildPath: buildPath)
         let result = await StepRunner.run(launch)
         switch result.outcome {
         case .success(let success):

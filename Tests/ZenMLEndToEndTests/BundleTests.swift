@@ -174,4 +174,65 @@ final class BundleTests: XCTestCase {
         XCTAssertEqual(loose.exitCode, 0, loose.output)
         XCTAssertTrue(loose.stdout.contains("conforms to contract 1, NOT deterministic"), loose.stdout)
     }
+
+    /// `python: {requirements:}`: a virtual environment made once per requirements digest (pip,
+    /// offline from a wheel inside the bundle), used by the step and recorded with the execution.
+    func testPythonRequirementsGetACachedVirtualEnvironment() throws {
+        let sandbox = try Sandbox()
+        try FileManager.default.createDirectory(atPath: sandbox.root + "/b/wheels", withIntermediateDirectories: true)
+        _ = try Sandbox.shell("""
+            cd '\(sandbox.root)/b' && python3 -c "
+            import zipfile
+            n, v = 'zenmltinypkg', '1.2.3'
+            d = n + '-' + v + '.dist-info'
+            with zipfile.ZipFile('wheels/' + n + '-' + v + '-py3-none-any.whl', 'w') as z:
+                z.writestr(n + '.py', 'VALUE = 42\\n')
+                z.writestr(d + '/METADATA', 'Metadata-Version: 2.1\\nName: ' + n + '\\nVersion: ' + v + '\\n')
+                z.writestr(d + '/WHEEL', 'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')
+                z.writestr(d + '/RECORD', '')
+            "
+            """)
+        try sandbox.write("b/requirements.txt", "--no-index\n--find-links wheels\nzenmltinypkg==1.2.3\n")
+        try sandbox.write("b/step.yaml", """
+            name: tiny
+            version: "1.0.0"
+            entrypoint: python3
+            args: ["${BUNDLE}/main.py"]
+            python: {requirements: requirements.txt}
+            outputs: {text: Text}
+            """)
+        try sandbox.write("b/main.py", """
+            import json, os, sys
+            import zenmltinypkg
+            request = json.load(sys.stdin)
+            if request.get("contract") != 1:
+                sys.exit("this step speaks contract 1 only")
+            with open(os.path.join(request["outputs"]["text"]["path"], "value.txt"), "w") as handle:
+                handle.write("%d %s\\n" % (zenmltinypkg.VALUE, os.path.basename(sys.prefix) != "usr"))
+            print(json.dumps({"status": "ok"}))
+            """)
+        try sandbox.write("pipeline.yaml", "name: rt\nsteps:\n  tiny: {uses: ./b}\n")
+        var (run, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(run.exitCode, 0, run.output)
+        let values = sandbox.files(under: ".zenml/artifacts").filter { $0.hasSuffix("value.txt") }
+        XCTAssertEqual(try values.map { try sandbox.read(".zenml/artifacts/" + $0) }, ["42 True\n"])
+        let venvs = try FileManager.default.contentsOfDirectory(atPath: sandbox.root + "/.zenml/venvs").filter { !$0.contains(".") }
+        XCTAssertEqual(venvs.count, 1)
+        let recorded = try Sandbox.shell("python3 -c \"import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print([r[0] for r in c.execute('select string_value from ExecutionProperty') if 'runtime' in (r[0] or '')])\" '\(sandbox.root)/.zenml/metadata.db'")
+        XCTAssertTrue(recorded.contains(#""zenmltinypkg":"1.2.3""#), recorded)
+        XCTAssertTrue(recorded.contains(#""python":"3."#), recorded)
+
+        (run, summary) = try sandbox.runPipeline("pipeline.yaml", ["--no-cache"])
+        XCTAssertEqual(Sandbox.states(summary), ["tiny": "done"], run.output)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: sandbox.root + "/.zenml/venvs").filter { !$0.contains(".") }, venvs, "reused")
+
+        let test = try sandbox.run(["bundle", "test", "b"])
+        XCTAssertEqual(test.exitCode, 0, test.output)
+        XCTAssertTrue(test.stdout.contains("pass  python: environment ready"), test.stdout)
+
+        try sandbox.write("b/requirements.txt", "--no-index\n--find-links wheels\nzenmltinypkg==9.9.9\n")
+        (run, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(run.exitCode, 1, run.output)
+        XCTAssertTrue(run.output.contains("making the bundle's Python environment failed"), run.output)
+    }
 }
