@@ -85,9 +85,16 @@ public struct KeyIngredients: Sendable, Hashable {
     /// What changed between a stored execution's ingredients and these, in words, most telling first.
     /// An empty list means nothing that enters the key changed.
     public func changes(since previous: JSONValue) -> [String] {
-        guard let old = previous["key"]?.objectValue, let new = json["key"]?.objectValue else {
+        Self.changes(from: previous, to: json)
+    }
+
+    /// What changed between two stored executions' ingredients (``json``), in words.
+    public static func changes(from previous: JSONValue, to current: JSONValue) -> [String] {
+        guard let old = previous["key"]?.objectValue, let new = current["key"]?.objectValue else {
             return ["no record of what the previous execution was keyed on"]
         }
+        let bundleFiles = (current["bundle_files"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
+        let externalPaths = (current["external_paths"]?.objectValue ?? [:]).compactMapValues(\.stringValue)
         var changes: [String] = []
         if old["contract"] != new["contract"] { changes.append("contract version changed") }
         if old["bundle"] != new["bundle"] {

@@ -4,36 +4,11 @@ import ZenMLCore
 import ZenMLEngine
 import ZenMLMetadata
 
-private func formatDate(_ date: Date?) -> String {
-    guard let date else { return "-" }
-    let formatter = DateFormatter()
-    formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
-    formatter.timeZone = TimeZone(identifier: "UTC")
-    formatter.locale = Locale(identifier: "en_US_POSIX")
-    return formatter.string(from: date) + "Z"
-}
-
-private func formatDuration(_ seconds: TimeInterval?) -> String {
-    guard let seconds else { return "-" }
-    return seconds < 10 ? String(format: "%.2f s", seconds) : String(format: "%.1f s", seconds)
-}
-
-private func table(_ rows: [[String]]) -> String {
-    guard let first = rows.first else { return "" }
-    var widths = Array(repeating: 0, count: first.count)
-    for row in rows { for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) } }
-    return rows.map { row in
-        row.enumerated().map { index, cell in
-            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-        }.joined(separator: "  ")
-    }.joined(separator: "\n")
-}
-
 extension ZenMLRun {
     struct Runs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List runs and show what a run did.",
-            subcommands: [List.self, Show.self])
+            abstract: "List runs, show what a run did, and compare runs.",
+            subcommands: [List.self, Show.self, Diff.self, Compare.self, Verify.self])
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -67,6 +42,7 @@ extension ZenMLRun {
                 discussion: "A unique prefix of the run id is enough.\n\nExample:\n  zenml-run runs show 20261123-0412")
 
             @Argument(help: "The run id (or a unique prefix).") var run: String
+            @OptionGroup(title: "Views") var views: ViewOptions
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
             @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -77,6 +53,9 @@ extension ZenMLRun {
 
             func run() async throws {
                 try await reportingErrors {
+                    if try views.show(json: output.json, load: { try Repository(workspace: workspaceOptions.resolve()).views(ofRun: run, kinds: $0) }) {
+                        return
+                    }
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
                     let record = try inspector.run(run)
                     let executions = try inspector.metadata.executions(runID: record.id)
@@ -88,7 +67,8 @@ extension ZenMLRun {
                     if let commit = record.gitCommit { print("git       \(commit)\(record.gitDirty == true ? " (uncommitted changes)" : "")") }
                     print("")
                     for execution in executions {
-                        print("\(execution.step): \(execution.state.name), \(formatDuration(execution.duration)), bundle \(execution.bundle)@\(execution.bundleVersion)")
+                        let memory = execution.peakMemoryBytes.map { ", peak memory \(formatBytes($0))" } ?? ""
+                        print("\(execution.step): \(execution.state.name), \(formatDuration(execution.duration))\(memory), bundle \(execution.bundle)@\(execution.bundleVersion)")
                         print("  cache key  \(execution.cacheKey?.description ?? "-")")
                         for (name, artifacts) in execution.inputs.sorted(by: { $0.key < $1.key }) {
                             for artifact in artifacts { print("  input  \(name): \(artifact.type) \(artifact.digest.short) (id \(artifact.id))") }
@@ -110,8 +90,8 @@ extension ZenMLRun {
 
     struct Pipelines: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List pipelines and their versions.",
-            subcommands: [List.self, Show.self])
+            abstract: "List pipelines and their versions, and copy them.",
+            subcommands: [List.self, Show.self, Copy.self])
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List the pipelines this workspace has run.")
@@ -134,9 +114,10 @@ extension ZenMLRun {
 
         struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Show a pipeline's versions (each a recorded spec) and its recent runs.",
-                discussion: "Example:\n  zenml-run pipelines show quickstart")
+                abstract: "Show a pipeline's versions (each a recorded spec) and its recent runs, or its data and model views.",
+                discussion: "Examples:\n  zenml-run pipelines show quickstart\n  zenml-run pipelines show penguins --statistics --evaluation\n  zenml-run pipelines show penguins --html report.html")
             @Argument(help: "The pipeline name.") var name: String
+            @OptionGroup(title: "Views (of the newest complete run)") var views: ViewOptions
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
             @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -147,6 +128,9 @@ extension ZenMLRun {
 
             func run() async throws {
                 try await reportingErrors {
+                    if try views.show(json: output.json, load: { try Repository(workspace: workspaceOptions.resolve()).views(ofPipeline: name, kinds: $0) }) {
+                        return
+                    }
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
                     guard let pipeline = try inspector.metadata.pipelines().first(where: { $0.name == name }) else {
                         printError("error: no pipeline '\(name)'; list them with 'zenml-run pipelines list'")
@@ -175,6 +159,7 @@ extension ZenMLRun {
         struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Show an artifact's record and the execution that produced it.")
             @Argument(help: "Artifact id or digest prefix.") var artifact: String
+            @OptionGroup(title: "Views") var views: ViewOptions
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
             @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -186,6 +171,9 @@ extension ZenMLRun {
 
             func run() async throws {
                 try await reportingErrors {
+                    if try views.show(json: output.json, load: { try Repository(workspace: workspaceOptions.resolve()).views(ofArtifact: artifact, kinds: $0) }) {
+                        return
+                    }
                     let inspector = try Inspector(workspace: workspaceOptions.resolve())
                     let record = try inspector.artifact(artifact)
                     let producer = try inspector.metadata.producer(ofArtifact: record.id)

@@ -73,8 +73,8 @@ extension ZenMLRun {
 
         func run() async throws {
             try await reportingErrors {
-                let graph = try BundleSources(workspace: workspaceOptions.resolve()).graph(pipeline: pipeline, update: update)
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
+                let graph = try runner.registered.load(pipeline, bundles: runner.workspace, update: update)
                 let display = ProgressDisplay(enabled: !output.json)
                 let options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
                 let task = Task { try await runner.run(graph, options: options) { display.handle($0) } }
@@ -144,8 +144,8 @@ extension ZenMLRun {
 
         func run() async throws {
             try await reportingErrors {
-                let graph = try BundleSources(workspace: workspaceOptions.resolve()).graph(pipeline: pipeline)
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
+                let graph = try runner.registered.load(pipeline, bundles: runner.workspace)
                 let reports = runner.status(graph, options: RunOptions())
                 if output.json {
                     try printJSON("steps", reports)

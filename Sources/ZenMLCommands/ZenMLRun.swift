@@ -120,6 +120,14 @@ func writeOutput(_ data: Data) {
     try? FileHandle.standardOutput.write(contentsOf: data)
 }
 
+/// An error in what the user asked for (exit code 2), as opposed to a failure of the machine,
+/// the stores or a step (exit code 3).
+protocol UserInputError: Error {}
+
+extension InspectorError: UserInputError {}
+extension PipelineSourceError: UserInputError {}
+extension RepositoryError: UserInputError {}
+
 /// Runs a command body, turning known errors into clear messages and documented exit codes.
 func reportingErrors(_ body: () async throws -> Void) async throws {
     do {
@@ -147,6 +155,6 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
         throw error
     } catch {
         printError("error: \(error)")
-        throw ExitCode(error is InspectorError ? 2 : 3)
+        throw ExitCode(error is any UserInputError ? 2 : 3)
     }
 }

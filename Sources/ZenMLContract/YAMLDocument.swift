@@ -58,6 +58,17 @@ public struct YAMLDocument: Sendable {
         self.locations = locations
     }
 
+    /// A document assembled from others, such as a pipeline over its base: `root` is the merged
+    /// value, and a location is looked up in `layers` in order, so that each value points at the
+    /// file that wrote it.
+    public init(merged root: JSONValue, file: String, layers: [YAMLDocument]) {
+        self.file = file
+        self.root = root
+        var locations: [[String]: SourceLocation] = [:]
+        for layer in layers.reversed() { locations.merge(layer.locations) { _, upper in upper } }
+        self.locations = locations
+    }
+
     /// Reads and parses a YAML file.
     public init(contentsOf path: String) throws {
         let data = try FileTree.read(path)

@@ -152,6 +152,17 @@ public enum FileTree {
         return "/" + parts.joined(separator: "/")
     }
 
+    /// The relative path that leads from the folder `base` to `path` (both absolute), such as
+    /// `../steps/train`.
+    public static func relative(_ path: String, from base: String) -> String {
+        let target = normalize(path).split(separator: "/")
+        let start = normalize(base).split(separator: "/")
+        var common = 0
+        while common < min(target.count, start.count) && target[common] == start[common] { common += 1 }
+        let parts = Array(repeating: "..", count: start.count - common) + target[common...].map(String.init)
+        return parts.isEmpty ? "." : parts.joined(separator: "/")
+    }
+
     /// The current working directory.
     public static var currentDirectory: String { FileManager.default.currentDirectoryPath }
 }

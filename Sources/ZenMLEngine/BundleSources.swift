@@ -53,7 +53,11 @@ public struct BundleSources {
 
     /// Loads and validates a pipeline, resolving its registry references first.
     public func graph(pipeline: String, update: Bool = false) throws -> PipelineGraph {
-        let spec = try PipelineSpec.load(pipeline)
+        try graph(PipelineSpec.load(pipeline), update: update)
+    }
+
+    /// Validates a loaded pipeline, resolving its registry references first.
+    public func graph(_ spec: PipelineSpec, update: Bool = false) throws -> PipelineGraph {
         let resolution = try resolve(spec, update: update)
         return try PipelineGraph.resolve(spec, locations: resolution.locations)
     }

@@ -31,6 +31,8 @@ public struct RunOptions: Sendable {
 public final class PipelineRunner: Sendable {
     public let workspace: Workspace
     let metadata: any MetadataStore
+    /// The pipelines registered in this workspace, which pipeline files may copy with `base:`.
+    public var registered: RegisteredPipelines { RegisteredPipelines(metadata: metadata) }
     let store: LocalArtifactStore
     let fingerprinter: Fingerprinter
     let builder: BundleBuilder
@@ -225,37 +227,18 @@ public final class PipelineRunner: Sendable {
                 return fail(step.name, "cannot consult the cache: \(error)", context: context, key: key)
             }
         }
-        let reason = missReasons(step: step, pipeline: graph.spec.name, ingredients: fingerprint.ingredients, useCache: context.options.useCache)
+        let reason = missReasons(step: step, spec: graph.spec, ingredients: fingerprint.ingredients, useCache: context.options.useCache)
             .joined(separator: "; ")
         if Task.isCancelled {
             context.observer(.stepChanged(step: step.name, state: .canceled))
             return StepResult(state: .canceled, cacheKey: key)
         }
 
-        var buildPath: String?
-        if step.manifest.build != nil {
-            do {
-                buildPath = try await builder.output(
-                    bundlePath: step.bundlePath, manifest: step.manifest, bundleDigest: bundleDigest, runID: context.runID,
-                    pipeline: graph.spec.name, logDirectory: context.logDirectory, hostEnvironment: context.options.hostEnvironment)
-            } catch let failure as BundleBuilder.Failure {
-                let report = StepFailureReport(message: failure.message, exitCode: nil, errorTail: failure.errorTail, logFile: failure.logFile)
-                context.observer(.stepChanged(step: step.name, state: .failed(report)))
-                return StepResult(state: .failed(report), cacheKey: key)
-            } catch {
-                return fail(step.name, "cannot build the bundle: \(error)", context: context, key: key)
-            }
-        }
-
         // A bundle's Python environment (python: {requirements:}) is made once per requirements
         // digest; what it resolved to is recorded with the execution, not keyed on.
-        var hostEnvironment = context.options.hostEnvironment
         if step.manifest.pythonRequirements != nil {
             do {
-                let runtime = try await pythonRuntimes.environment(
-                    bundlePath: step.bundlePath, manifest: step.manifest, hostEnvironment: hostEnvironment,
-                    logFile: context.logDirectory + "/python-\(step.manifest.name).log")
-                hostEnvironment = PythonRuntimes.environment(hostEnvironment, with: runtime)
+                let runtime = try await pythonRuntime(for: step, context: context)
                 if case .object(var ingredients) = newExecution.keyIngredients {
                     ingredients["runtime"] = runtime.description
                     newExecution.keyIngredients = .object(ingredients)
@@ -264,13 +247,117 @@ public final class PipelineRunner: Sendable {
                 return fail(step.name, "\(error)", context: context, key: key)
             }
         }
-
-        let workDirectory: String
         let recorder = ExecutionRecorder(metadata: metadata, execution: newExecution)
-        let logFile = context.logDirectory + "/" + step.name + ".log"
-        var request: StepRequest
+        let launched: Launched
+        switch await launch(step, inputs: inputs, fingerprint: fingerprint, context: context, beforeStart: {
+            recorder.startTimer()
+            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
+        }) {
+        case .success(let value): launched = value
+        case .failure(let report):
+            context.observer(.stepChanged(step: step.name, state: .failed(report)))
+            return StepResult(state: .failed(report), cacheKey: key)
+        }
+        let workDirectory = launched.workDirectory, logFile = launched.logFile, result = launched.result
+        defer { workDirectories.release(workDirectory) }
+        switch result.outcome {
+        case .success(let success):
+            do {
+                var outputs: [String: ArtifactRecord] = [:]
+                let now = Date()
+                for (name, spec) in step.manifest.outputs.sorted(by: { $0.key < $1.key }) {
+                    let stored = try store.publish(stagedDirectory: StepLaunch.outputsDirectory(in: workDirectory) + "/" + name)
+                    outputs[name] = ArtifactRecord(
+                        type: spec.type, uri: stored.uri, digest: stored.digest, size: stored.size, fileCount: stored.fileCount,
+                        properties: success.response.outputs[name] ?? [:], createdAt: now)
+                }
+                // Only now, with every output published, is the execution complete.
+                let (executionID, recorded) = try recorder.finish(
+                    ExecutionOutcome(
+                        state: .complete, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile,
+                        message: success.response.message, metrics: success.response.metrics, outputs: outputs,
+                        peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds))
+                context.observer(.stepChanged(step: step.name, state: .completed(duration: result.duration)))
+                return StepResult(state: .completed(duration: result.duration), outputs: recorded, executionID: executionID, cacheKey: key, reason: reason)
+            } catch {
+                _ = try? recorder.finish(ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: "\(error)"))
+                return fail(step.name, "cannot publish the outputs: \(error)", context: context, key: key)
+            }
+        case .failure(let failure):
+            let state: ExecutionState = failure == .canceled ? .canceled : .failed
+            let executionID = (try? recorder.finish(
+                ExecutionOutcome(
+                    state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description,
+                    peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds)))?.id
+            if case .modifiedInput(let path) = failure {
+                // The artifact no longer has its digest: take it out of the store so no cache hit reuses it.
+                try? FileTree.remove(path)
+            }
+            if failure == .canceled {
+                context.observer(.stepChanged(step: step.name, state: .canceled))
+                return StepResult(state: .canceled, executionID: executionID, cacheKey: key)
+            }
+            let report = StepFailureReport(message: failure.description, exitCode: result.exitCode, errorTail: result.errorTail, logFile: logFile)
+            context.observer(.stepChanged(step: step.name, state: .failed(report)))
+            return StepResult(state: .failed(report), executionID: executionID, cacheKey: key)
+        }
+    }
+
+    func pythonRuntime(for step: ResolvedStep, context: RunContext) async throws -> PythonRuntimes.Environment {
+        try await pythonRuntimes.environment(
+            bundlePath: step.bundlePath, manifest: step.manifest, hostEnvironment: context.options.hostEnvironment,
+            logFile: context.logDirectory + "/python-\(step.manifest.name).log")
+    }
+
+    /// A step process that ran, successfully or not, in a work directory the caller releases.
+    struct Launched {
+        var result: StepRunResult
+        var workDirectory: String
+        var logFile: String
+    }
+
+    /// Builds the bundle if it has a `build:` command, writes the request and runs the step
+    /// process on `inputs`. `beforeStart` runs once everything is ready, just before the process.
+    func launch(
+        _ step: ResolvedStep, inputs: [String: [ArtifactRecord]], fingerprint: StepFingerprint, context: RunContext,
+        beforeStart: () -> Void
+    ) async -> Result<Launched, StepFailureReport> {
+        let graph = context.graph
+        let key = fingerprint.key
+        let bundleDigest = fingerprint.ingredients.action.bundleDigest
+        func failure(_ message: String) -> Result<Launched, StepFailureReport> {
+            .failure(StepFailureReport(message: message, exitCode: nil, errorTail: "", logFile: nil))
+        }
+        var buildPath: String?
+        if step.manifest.build != nil {
+            do {
+                buildPath = try await builder.output(
+                    bundlePath: step.bundlePath, manifest: step.manifest, bundleDigest: bundleDigest, runID: context.runID,
+                    pipeline: graph.spec.name, logDirectory: context.logDirectory, hostEnvironment: context.options.hostEnvironment)
+            } catch let failure as BundleBuilder.Failure {
+                return .failure(StepFailureReport(message: failure.message, exitCode: nil, errorTail: failure.errorTail, logFile: failure.logFile))
+            } catch {
+                return failure("cannot build the bundle: \(error)")
+            }
+        }
+        // The bundle's Python environment (made once; here only looked up again, see execute()).
+        var hostEnvironment = context.options.hostEnvironment
+        if step.manifest.pythonRequirements != nil {
+            do {
+                hostEnvironment = PythonRuntimes.environment(hostEnvironment, with: try await pythonRuntime(for: step, context: context))
+            } catch {
+                return failure("\(error)")
+            }
+        }
+        let workDirectory: String
         do {
             workDirectory = try workDirectories.acquire()
+        } catch {
+            return failure("cannot prepare the step: \(error)")
+        }
+        let logFile = context.logDirectory + "/" + step.name + ".log"
+        let request: StepRequest
+        do {
             let outputs = StepLaunch.outputsDirectory(in: workDirectory)
             let scratch = StepLaunch.scratchDirectory(in: workDirectory)
             var outputDirectories: [String: StepRequest.OutputDirectory] = [:]
@@ -293,55 +380,15 @@ public final class PipelineRunner: Sendable {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             try FileTree.writeAtomically(try encoder.encode(request), to: StepLaunch.requestFile(in: workDirectory))
-            recorder.startTimer()
         } catch {
-            return fail(step.name, "cannot prepare the step: \(error)", context: context, key: key)
+            workDirectories.release(workDirectory)
+            return failure("cannot prepare the step: \(error)")
         }
-        defer { workDirectories.release(workDirectory) }
-        context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
-
+        beforeStart()
         let launch = StepLaunch(
             bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
             timeout: step.timeout, hostEnvironment: hostEnvironment, buildPath: buildPath)
-        let result = await StepRunner.run(launch)
-        switch result.outcome {
-        case .success(let success):
-            do {
-                var outputs: [String: ArtifactRecord] = [:]
-                let now = Date()
-                for (name, spec) in step.manifest.outputs.sorted(by: { $0.key < $1.key }) {
-                    let stored = try store.publish(stagedDirectory: StepLaunch.outputsDirectory(in: workDirectory) + "/" + name)
-                    outputs[name] = ArtifactRecord(
-                        type: spec.type, uri: stored.uri, digest: stored.digest, size: stored.size, fileCount: stored.fileCount,
-                        properties: success.response.outputs[name] ?? [:], createdAt: now)
-                }
-                // Only now, with every output published, is the execution complete.
-                let (executionID, recorded) = try recorder.finish(
-                    ExecutionOutcome(
-                        state: .complete, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile,
-                        message: success.response.message, metrics: success.response.metrics, outputs: outputs))
-                context.observer(.stepChanged(step: step.name, state: .completed(duration: result.duration)))
-                return StepResult(state: .completed(duration: result.duration), outputs: recorded, executionID: executionID, cacheKey: key, reason: reason)
-            } catch {
-                _ = try? recorder.finish(ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: "\(error)"))
-                return fail(step.name, "cannot publish the outputs: \(error)", context: context, key: key)
-            }
-        case .failure(let failure):
-            let state: ExecutionState = failure == .canceled ? .canceled : .failed
-            let executionID = (try? recorder.finish(
-                ExecutionOutcome(state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description)))?.id
-            if case .modifiedInput(let path) = failure {
-                // The artifact no longer has its digest: take it out of the store so no cache hit reuses it.
-                try? FileTree.remove(path)
-            }
-            if failure == .canceled {
-                context.observer(.stepChanged(step: step.name, state: .canceled))
-                return StepResult(state: .canceled, executionID: executionID, cacheKey: key)
-            }
-            let report = StepFailureReport(message: failure.description, exitCode: result.exitCode, errorTail: result.errorTail, logFile: logFile)
-            context.observer(.stepChanged(step: step.name, state: .failed(report)))
-            return StepResult(state: .failed(report), executionID: executionID, cacheKey: key)
-        }
+        return .success(Launched(result: await StepRunner.run(launch), workDirectory: workDirectory, logFile: logFile))
     }
 
     /// A completed or cached execution with this key whose outputs are all still in the store.
@@ -357,14 +404,18 @@ public final class PipelineRunner: Sendable {
     }
 
     /// Why a step runs (it has no cache hit), compared with its latest successful execution in
-    /// this pipeline. `run` shows these while the step runs; `status` lists them.
-    func missReasons(step: ResolvedStep, pipeline: String, ingredients: KeyIngredients, useCache: Bool) -> [String] {
+    /// this pipeline, or for a copy that never ran it, in the pipeline it copies. `run` shows
+    /// these while the step runs; `status` lists them.
+    func missReasons(step: ResolvedStep, spec: PipelineSpec, ingredients: KeyIngredients, useCache: Bool) -> [String] {
         if !useCache { return ["--no-cache"] }
         if !step.cache { return ["cache: false"] }
-        guard let previous = try? metadata.latestExecution(pipeline: pipeline, step: step.name) else {
-            return ["never ran in this workspace"]
+        let base = spec.document.root["base"]?.stringValue.flatMap { $0.split(separator: "@").first.map(String.init) }
+        for pipeline in [spec.name] + [base].compactMap({ $0 }) {
+            guard let previous = try? metadata.latestExecution(pipeline: pipeline, step: step.name) else { continue }
+            let changes = ingredients.changes(since: previous.keyIngredients)
+            guard !changes.isEmpty else { return ["outputs of the previous run are missing from the store"] }
+            return pipeline == spec.name ? changes : ["vs pipeline \(pipeline): " + changes[0]] + changes.dropFirst()
         }
-        let changes = ingredients.changes(since: previous.keyIngredients)
-        return changes.isEmpty ? ["outputs of the previous run are missing from the store"] : changes
+        return ["never ran in this workspace"]
     }
 }

@@ -52,7 +52,7 @@ extension PipelineRunner {
                 continue
             }
             willRun.insert(step.name)
-            let reasons = missReasons(step: step, pipeline: graph.spec.name, ingredients: fingerprint.ingredients, useCache: options.useCache)
+            let reasons = missReasons(step: step, spec: graph.spec, ingredients: fingerprint.ingredients, useCache: options.useCache)
             reports.append(StepStatusReport(step: step.name, decision: "run", reasons: reasons, cacheKey: fingerprint.key.description, cachedFromRun: nil))
         }
         try? fingerprinter.save()

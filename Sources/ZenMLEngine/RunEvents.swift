@@ -33,7 +33,7 @@ public enum StepState: Sendable, Equatable {
 }
 
 /// What a user needs to see about a failed step.
-public struct StepFailureReport: Sendable, Equatable, Codable {
+public struct StepFailureReport: Error, Sendable, Equatable, Codable {
     public var message: String
     public var exitCode: Int32?
     /// The last lines the step wrote on stderr.

@@ -51,10 +51,41 @@ public struct ProcessResult: Sendable {
     public var timedOut: Bool
     public var canceled: Bool
     public var duration: TimeInterval
+    /// What the process and the children it waited for used, from `wait4`; `nil` if it was not reaped normally.
+    public var usage: ResourceUsage?
 
     public var exitCode: Int32? {
         if case .exited(let code) = termination { return code }
         return nil
+    }
+}
+
+/// The peak memory and CPU time of a finished process (with the descendants it waited for).
+public struct ResourceUsage: Sendable, Hashable, Codable {
+    /// The largest resident set size, in bytes.
+    public var peakMemoryBytes: Int64
+    /// User plus system CPU time, in seconds.
+    public var cpuSeconds: Double
+
+    public init(peakMemoryBytes: Int64, cpuSeconds: Double) {
+        self.peakMemoryBytes = peakMemoryBytes
+        self.cpuSeconds = cpuSeconds
+    }
+
+    /// Linux carries the high-water mark of the memory a process had before `exec` over into
+    /// `ru_maxrss`, and a spawned step's "before" is the host (vfork shares its memory). So
+    /// `ru_maxrss` is exact only above the host's own peak; below it, the step's peak comes from
+    /// `VmHWM` sampled while it ran (which misses only a spike in its last sampling interval).
+    init(_ usage: rusage, sampledPeakMemory: Int64) {
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1_000_000 }
+        var ownUsage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &ownUsage)
+        // Linux reports ru_maxrss in kilobytes.
+        let reported = Int64(usage.ru_maxrss) * 1024
+        let hostPeak = Int64(ownUsage.ru_maxrss) * 1024
+        self.init(
+            peakMemoryBytes: reported > hostPeak ? reported : sampledPeakMemory,
+            cpuSeconds: seconds(usage.ru_utime) + seconds(usage.ru_stime))
     }
 }
 
@@ -128,6 +159,18 @@ final class ProcessWatcher: @unchecked Sendable {
 
     private var isCanceled: Bool { cancelFlag.withLock { canceled } }
 
+    /// How often a running process's memory high-water mark is read (see ``ResourceUsage``).
+    static let memorySamplingMilliseconds: Double = 100
+
+    /// `VmHWM` of a live process, in bytes.
+    static func residentHighWaterMark(of pid: pid_t) -> Int64? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int64($0) })
+        else { return nil }
+        return kilobytes * 1024
+    }
+
     func watch() throws -> ProcessResult {
         let started = Date()
         let input = open(configuration.standardInputFile, O_RDONLY | O_CLOEXEC)
@@ -176,6 +219,9 @@ final class ProcessWatcher: @unchecked Sendable {
         var errOpen = true
         var exited = false
         var status: Int32 = 0
+        var usage = rusage()
+        var sampledPeakMemory: Int64 = 0
+        var nextMemorySample = Date.distantPast
         var timedOut = false
         var stopRequested = false
         var killDeadline: Date?
@@ -216,7 +262,7 @@ final class ProcessWatcher: @unchecked Sendable {
         while outOpen || errOpen || !exited {
             if !exited {
                 var reaped: Int32 = 0
-                let result = waitpid(pid, &reaped, WNOHANG)
+                let result = wait4(pid, &reaped, WNOHANG, &usage)
                 if result == pid {
                     exited = true
                     status = reaped
@@ -226,6 +272,11 @@ final class ProcessWatcher: @unchecked Sendable {
             }
             if exited && !(outOpen || errOpen) { break }
             let now = Date()
+            if !exited && now >= nextMemorySample {
+                // Chatty steps wake this loop often: read /proc at most once per sampling interval.
+                sampledPeakMemory = max(sampledPeakMemory, Self.residentHighWaterMark(of: pid) ?? 0)
+                nextMemorySample = now.addingTimeInterval(Self.memorySamplingMilliseconds / 2000)
+            }
             if let exitDrainDeadline, now >= exitDrainDeadline {
                 stop(SIGKILL)
                 _ = drain(outPipe[0], isOutput: true)
@@ -248,7 +299,7 @@ final class ProcessWatcher: @unchecked Sendable {
             if errOpen { fds.append(pollfd(fd: errPipe[0], events: Int16(POLLIN), revents: 0)) }
             if !exited && pidfd >= 0 { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
             fds.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
-            var waitMilliseconds: Double = (!exited && pidfd < 0) ? 10 : 60_000
+            var waitMilliseconds: Double = (!exited && pidfd < 0) ? 10 : (exited ? 60_000 : Self.memorySamplingMilliseconds)
             for limit in [deadline, killDeadline, exitDrainDeadline].compactMap({ $0 }) {
                 waitMilliseconds = min(waitMilliseconds, max(0, limit.timeIntervalSince(now) * 1000))
             }
@@ -267,7 +318,7 @@ final class ProcessWatcher: @unchecked Sendable {
         close(errPipe[0])
         if !exited {
             var reaped: Int32 = 0
-            while waitpid(pid, &reaped, 0) < 0 && errno == EINTR {}
+            while wait4(pid, &reaped, 0, &usage) < 0 && errno == EINTR {}
             status = reaped
         } else {
             stop(SIGKILL)
@@ -283,7 +334,8 @@ final class ProcessWatcher: @unchecked Sendable {
         let lines = tailText.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
         return ProcessResult(
             termination: termination, standardOutput: output, outputLimitExceeded: outputExceeded, errorTail: lines,
-            timedOut: timedOut, canceled: isCanceled, duration: Date().timeIntervalSince(started))
+            timedOut: timedOut, canceled: isCanceled, duration: Date().timeIntervalSince(started),
+            usage: ResourceUsage(usage, sampledPeakMemory: sampledPeakMemory))
     }
 
 }

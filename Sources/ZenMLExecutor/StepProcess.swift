@@ -157,6 +157,7 @@ public struct StepRunResult: Sendable {
     public var exitCode: Int32?
     public var errorTail: String
     public var duration: TimeInterval
+    public var usage: ResourceUsage? = nil
 }
 
 /// Runs step processes under the contract and checks what they leave behind.
@@ -185,7 +186,8 @@ public enum StepRunner {
             return StepRunResult(outcome: .failure(.cannotStart("\(error)")), exitCode: nil, errorTail: "", duration: 0)
         }
         func finish(_ outcome: Result<StepSuccess, StepFailure>) -> StepRunResult {
-            StepRunResult(outcome: outcome, exitCode: process.exitCode, errorTail: process.errorTail, duration: process.duration)
+            StepRunResult(
+                outcome: outcome, exitCode: process.exitCode, errorTail: process.errorTail, duration: process.duration, usage: process.usage)
         }
         for (path, signature) in zip(inputPaths, before) where InputGuard.signature(of: path) != signature {
             return finish(.failure(.modifiedInput(path: path)))

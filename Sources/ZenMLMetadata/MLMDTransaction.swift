@@ -124,7 +124,7 @@ final class MLMDTransaction {
             ("run_id", .string), ("pipeline", .string), ("step", .string), ("cache_key", .string), ("bundle", .string),
             ("bundle_version", .string), ("bundle_digest", .string), ("config", .string), ("key_ingredients", .string),
             ("exit_code", .int), ("log_uri", .string), ("message", .string), ("started_at", .double), ("ended_at", .double),
-            ("reused_execution_id", .int),
+            ("reused_execution_id", .int), ("peak_memory_bytes", .int), ("cpu_seconds", .double),
         ])
     }
 
@@ -167,6 +167,7 @@ final class MLMDTransaction {
         var custom: [String: JSONValue] = [:]
         func string(_ name: String) -> String? { typed[name]?.stringValue }
         func int(_ name: String) -> Int64? { typed[name]?.intValue }
+        func double(_ name: String) -> Double? { typed[name]?.doubleValue }
         func json(_ name: String) -> JSONValue {
             guard let text = string(name), let value = try? JSONValue.parse(Data(text.utf8)) else { return .null }
             return value
@@ -320,6 +321,7 @@ final class MLMDTransaction {
         try setProperties(.execution, id: id, [
             ("ended_at", .int(now)), ("exit_code", outcome.exitCode.map { .int(Int64($0)) }),
             ("log_uri", outcome.logURI.map { .string($0) }), ("message", outcome.message.map { .string($0) }),
+            ("peak_memory_bytes", outcome.peakMemoryBytes.map { .int($0) }), ("cpu_seconds", outcome.cpuSeconds.map { .double($0) }),
         ])
         try setProperties(.execution, id: id, outcome.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true)
         let contexts = try db.int64s("SELECT context_id FROM `Association` WHERE execution_id = ?", [id])
@@ -489,7 +491,8 @@ final class MLMDTransaction {
                 exitCode: values.int("exit_code").map { Int($0) }, logURI: values.string("log_uri"), message: values.string("message"),
                 startedAt: values.date("started_at") ?? Self.date(milliseconds: row.int64("create_time_since_epoch") ?? 0), endedAt: values.date("ended_at"),
                 metrics: metrics, reusedExecutionID: values.int("reused_execution_id"),
-                inputs: (inputs[id] ?? [:]).mapValues { $0.sorted { $0.0 < $1.0 }.map(\.1) }, outputs: outputs[id] ?? [:])
+                inputs: (inputs[id] ?? [:]).mapValues { $0.sorted { $0.0 < $1.0 }.map(\.1) }, outputs: outputs[id] ?? [:],
+                peakMemoryBytes: values.int("peak_memory_bytes"), cpuSeconds: values.double("cpu_seconds"))
         }
         return ids.compactMap { records[$0] }
     }

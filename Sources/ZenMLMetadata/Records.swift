@@ -76,6 +76,10 @@ public struct ExecutionRecord: Codable, Sendable, Hashable {
     public var reusedExecutionID: Int64?
     public var inputs: [String: [ArtifactRecord]]
     public var outputs: [String: ArtifactRecord]
+    /// The step process's peak resident memory, in bytes (executions that ran a process).
+    public var peakMemoryBytes: Int64? = nil
+    /// The step process's user plus system CPU time, in seconds.
+    public var cpuSeconds: Double? = nil
 
     public var duration: TimeInterval? { endedAt.map { $0.timeIntervalSince(startedAt) } }
 }
@@ -178,8 +182,15 @@ public struct ExecutionOutcome: Sendable {
     public var metrics: [String: Double]
     /// Output artifacts by output name; only for a complete execution.
     public var outputs: [String: ArtifactRecord]
+    public var peakMemoryBytes: Int64?
+    public var cpuSeconds: Double?
 
-    public init(state: ExecutionState, endedAt: Date, exitCode: Int? = nil, logURI: String? = nil, message: String? = nil, metrics: [String: Double] = [:], outputs: [String: ArtifactRecord] = [:]) {
+    public init(
+        state: ExecutionState, endedAt: Date, exitCode: Int? = nil, logURI: String? = nil, message: String? = nil,
+        metrics: [String: Double] = [:], outputs: [String: ArtifactRecord] = [:], peakMemoryBytes: Int64? = nil, cpuSeconds: Double? = nil
+    ) {
+        self.peakMemoryBytes = peakMemoryBytes
+        self.cpuSeconds = cpuSeconds
         self.state = state
         self.endedAt = endedAt
         self.exitCode = exitCode

@@ -15,19 +15,64 @@ public struct PipelineSpec: Sendable {
     /// The directory bundle paths are relative to.
     public var directory: String { (file as NSString).deletingLastPathComponent }
 
-    /// Reads and checks the shape of a pipeline file.
-    public static func load(_ path: String) throws -> PipelineSpec {
+    /// Reads and checks the shape of a pipeline file, composing it over its `base:` if it has one
+    /// (see ``PipelineComposition``). `resolveBase` finds bases that are not files, such as
+    /// pipelines registered in a workspace.
+    public static func load(_ path: String, resolveBase: BasePipelineResolver? = nil) throws -> PipelineSpec {
+        try load(path, resolveBase: resolveBase, visiting: [])
+    }
+
+    private static func load(_ path: String, resolveBase: BasePipelineResolver?, visiting: [String]) throws -> PipelineSpec {
         let absolute = FileTree.absolute(path, relativeTo: FileTree.currentDirectory)
         guard try FileStatus.of(absolute, followingLinks: true) != nil else {
             throw PipelineError(PipelineIssue(location: SourceLocation(file: path, line: 1, column: 1), message: "no pipeline file at '\(path)'"))
         }
-        let document: YAMLDocument
+        var document: YAMLDocument
         do {
             document = try YAMLDocument(contentsOf: absolute)
         } catch let error as YAMLDocumentError {
             throw PipelineError(PipelineIssue(location: error.location, message: error.message))
         }
+        if let reference = document.root.objectValue?["base"] {
+            document = try composed(document, reference: reference, resolveBase: resolveBase, visiting: visiting + [absolute])
+        }
         return try parse(document, file: absolute)
+    }
+
+    private static func composed(
+        _ document: YAMLDocument, reference: JSONValue, resolveBase: BasePipelineResolver?, visiting: [String]
+    ) throws -> YAMLDocument {
+        func failure(_ message: String) -> PipelineError {
+            PipelineError(PipelineIssue(location: document.location(["base"]), message: message))
+        }
+        guard let text = reference.stringValue, !text.isEmpty else {
+            throw failure("'base' names the pipeline this one copies: a registered pipeline (NAME or NAME@VERSION) or a pipeline file's path")
+        }
+        guard document.root.objectValue?["name"]?.stringValue != nil else {
+            throw PipelineError(PipelineIssue(
+                location: document.location([]), message: "a copy of '\(text)' needs a 'name' of its own, e.g. name: \(text)-copy"))
+        }
+        let directory = (document.file as NSString).deletingLastPathComponent
+        let base: BasePipeline
+        if PipelineComposition.isFileReference(text) {
+            let path = FileTree.absolute(text, relativeTo: directory)
+            if visiting.contains(path) {
+                let chain = (visiting + [path]).map { ($0 as NSString).lastPathComponent }.joined(separator: " -> ")
+                throw failure("pipeline files name each other as 'base' in a cycle: \(chain)")
+            }
+            let spec = try load(path, resolveBase: resolveBase, visiting: visiting)
+            base = BasePipeline(root: spec.document.root, directory: spec.directory, document: spec.document)
+        } else {
+            guard let resolveBase else {
+                throw failure("'base: \(text)' names a registered pipeline, which needs a workspace; run this inside one (zenml-run init)")
+            }
+            guard let found = try resolveBase(text) else {
+                throw failure("no pipeline '\(text)' is registered in this workspace (see 'zenml-run pipelines list'); or give 'base' a pipeline file's path")
+            }
+            base = found
+        }
+        let root = PipelineComposition.compose(base: base, copy: document.root, copyDirectory: directory)
+        return YAMLDocument(merged: root, file: document.file, layers: [document] + [base.document].compactMap { $0 })
     }
 
     /// Checks the shape of a parsed pipeline document.
@@ -39,8 +84,8 @@ public struct PipelineSpec: Sendable {
         guard let root = document.root.objectValue else {
             throw PipelineError(PipelineIssue(location: document.location([]), message: "a pipeline file is a mapping with 'name' and 'steps'"))
         }
-        for key in root.keys.sorted() where !["name", "steps", "description"].contains(key) {
-            issue([key], "unknown pipeline key '\(key)' (known: name, description, steps)", atKey: true)
+        for key in root.keys.sorted() where !["name", "steps", "description", "base"].contains(key) {
+            issue([key], "unknown pipeline key '\(key)' (known: name, description, base, steps)", atKey: true)
         }
         let name = root["name"]?.stringValue ?? ""
         if name.isEmpty {

@@ -62,6 +62,90 @@ final class CachingTests: XCTestCase {
             """)
     }
 
+    /// `pipelines copy` with another bundle for one step: the copy re-uses every step upstream of
+    /// the change (no process started for them) and runs only the changed step and what follows.
+    func testACopiedPipelineReusesTheStepsUpstreamOfItsChange() throws {
+        let sandbox = try Sandbox()
+        try makeChain(sandbox)
+        try sandbox.shBundle(
+            "triple", inputs: "{numbers: Numbers}", outputs: "{numbers: Numbers}",
+            script: #"""
+                I=$(inp numbers); O=$(out numbers)
+                echo $(( $(head -n1 "$I/values.txt") * 3 )) > "$O/values.txt"
+                echo '{"status":"ok"}'
+                """#)
+        var (result, _) = try sandbox.runPipeline()
+        XCTAssertEqual(result.exitCode, 0, result.output)
+
+        result = try sandbox.run(["pipelines", "copy", "chain", "chain-triple", "--set", "double.uses=bundles/triple", "-o", "copies/triple.yaml"])
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        let copy = try sandbox.read("copies/triple.yaml")
+        XCTAssertTrue(copy.contains("base: chain@"), copy)
+        XCTAssertTrue(copy.contains("uses: \"../bundles/triple\""), copy)
+
+        let status = try sandbox.run(["status", "copies/triple.yaml"])
+        let lines = status.stdout.split(separator: "\n")
+        XCTAssertTrue(lines.contains { $0.hasPrefix("source") && $0.contains("cached") }, status.output)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("double") && $0.contains("vs pipeline chain: bundle file") }, status.output)
+
+        var summary: [String: Any]
+        (result, summary) = try sandbox.runPipeline("copies/triple.yaml")
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertEqual(Sandbox.states(summary), ["source": "cached", "double": "done", "total": "done", "side": "cached"])
+        let logs = sandbox.root + "/.zenml/logs/" + (summary["run_id"] as? String ?? "")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: logs + "/double.log"), logs)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: logs + "/source.log"), "source must not start")
+        let pipelines = try sandbox.run(["pipelines", "list"]).stdout
+        XCTAssertTrue(pipelines.contains("chain-triple"), pipelines)
+
+        // A change the base does not have is refused, and no file is left behind.
+        result = try sandbox.run(["pipelines", "copy", "chain", "bad", "--set", "nosuch.uses=bundles/triple"])
+        XCTAssertEqual(result.exitCode, 2)
+        XCTAssertTrue(result.stderr.contains("the base has no step 'nosuch'"), result.output)
+        result = try sandbox.run(["pipelines", "copy", "chain", "bad2", "--set", "double.config.nokey=1"])
+        XCTAssertEqual(result.exitCode, 2, result.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.root + "/bad2.yaml"))
+    }
+
+    /// `runs diff` on two runs that differ in one config key, one bundle file and one data row
+    /// names exactly those (and what followed from them), and `runs compare` shows what they shared.
+    func testDiffNamesExactlyTheConfigKeyBundleFileAndDataThatChanged() throws {
+        let sandbox = try Sandbox()
+        try makeChain(sandbox)
+        var (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        let runA = summary["run_id"] as? String ?? ""
+
+        try writePipeline(sandbox, value: 2)
+        try sandbox.write("bundles/double/helper.sh", "double() { echo $(( $1 + $1 )); }\n")
+        try sandbox.write("data.txt", "external\nanother row\n")
+        (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        let runB = summary["run_id"] as? String ?? ""
+
+        let diff = try sandbox.run(["runs", "diff", runA, runB])
+        XCTAssertEqual(diff.exitCode, 0, diff.output)
+        let lines = diff.stdout.split(separator: "\n").dropFirst().map { $0.trimmingCharacters(in: .whitespaces) }
+        XCTAssertTrue(lines.contains("step source: config key data: content of \(sandbox.root)/data.txt changed"), diff.stdout)
+        XCTAssertTrue(lines.contains("step source: config key value: 1 -> 2"), diff.stdout)
+        XCTAssertTrue(lines.contains("step double: bundle file helper.sh changed"), diff.stdout)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("data source.data: sha256:") }, diff.stdout)
+        XCTAssertTrue(lines.contains("step double: input numbers changed"), diff.stdout)
+        XCTAssertTrue(lines.contains("step total: input numbers changed"), diff.stdout)
+        XCTAssertFalse(lines.contains { $0.contains("side") }, "the untouched step is not a difference: \(diff.stdout)")
+        XCTAssertFalse(lines.contains { $0.hasPrefix("environment") }, "same machine: \(diff.stdout)")
+
+        let json = try sandbox.run(["runs", "diff", runA, runB, "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let steps = ((object?["comparison"] as? [String: Any])?["steps"] as? [[String: Any]]) ?? []
+        XCTAssertEqual(steps.filter { $0["shared"] as? Bool == true }.compactMap { $0["name"] as? String }, ["side"], json.stdout)
+
+        let same = try sandbox.run(["runs", "diff", runB, runB])
+        XCTAssertTrue(same.stdout.contains("no differences"), same.output)
+        let compare = try sandbox.run(["runs", "compare", runA, runB])
+        XCTAssertTrue(compare.stdout.contains("shared steps: side"), compare.output)
+    }
+
     func testHitMissMatrix() throws {
         let sandbox = try Sandbox()
         try makeChain(sandbox)

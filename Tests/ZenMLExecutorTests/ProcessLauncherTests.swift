@@ -68,6 +68,19 @@ final class ProcessLauncherTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 3)
     }
 
+    func testReportsPeakMemoryAndCPUTimeOfTheStep() async throws {
+        // 300 MiB of written (not just reserved) memory, held for a while, then released.
+        let big = try await ProcessLauncher.run(configuration(
+            "exec python3 -c 'import time; b = b\"x\" * (300 << 20); time.sleep(0.3); sum(range(2000000))'"))
+        let bigUsage = try XCTUnwrap(big.usage)
+        XCTAssertGreaterThan(bigUsage.peakMemoryBytes, 300 << 20)
+        XCTAssertLessThan(bigUsage.peakMemoryBytes, 600 << 20)
+        XCTAssertGreaterThan(bigUsage.cpuSeconds, 0.01)
+        // A small program is not charged the host's own memory.
+        let small = try await ProcessLauncher.run(configuration("sleep 0.3"))
+        XCTAssertLessThan(try XCTUnwrap(small.usage).peakMemoryBytes, 20 << 20)
+    }
+
     func testMissingProgramIsALaunchError() async {
         var config = configuration("true")
         config.executable = directory + "/nope"

@@ -1,0 +1,112 @@
+import XCTest
+import ZenMLContract
+import ZenMLCore
+@testable import ZenMLPipeline
+
+final class PipelineCompositionTests: XCTestCase {
+    var root = ""
+
+    override func setUpWithError() throws {
+        root = NSTemporaryDirectory() + "composition-\(UUID().uuidString)"
+        try write("bundles/source/step.yaml", "name: source\nversion: 1\nentrypoint: sh\noutputs: {out: Data}\nconfig: {properties: {rows: {type: integer, default: 1}, seed: {type: integer, default: 0}}}\n")
+        try write("bundles/other/step.yaml", "name: other\nversion: 1\nentrypoint: sh\ninputs: {data: Data}\noutputs: {out: Data}\n")
+        try write("base/pipeline.yaml", """
+            name: base
+            description: the original
+            steps:
+              load:
+                uses: ../bundles/source
+                config: {rows: 10, seed: 3}
+              use:
+                uses: ../bundles/other
+                inputs: {data: load.out}
+              extra:
+                uses: ../bundles/source
+            """)
+    }
+
+    override func tearDownWithError() throws { try FileTree.remove(root) }
+
+    func write(_ path: String, _ text: String) throws {
+        try FileTree.makeDirectory((root + "/" + path as NSString).deletingLastPathComponent)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: root + "/" + path))
+    }
+
+    func testACopyPatchesConfigKeyByKeyRemovesStepsAndRebasesBundlePaths() throws {
+        try write("copies/deeper/copy.yaml", """
+            name: copy
+            base: ../../base/pipeline.yaml
+            steps:
+              load:
+                config: {rows: 20, seed: null}
+              extra: null
+            """)
+        let spec = try PipelineSpec.load(root + "/copies/deeper/copy.yaml")
+        XCTAssertEqual(spec.name, "copy")
+        XCTAssertEqual(spec.steps.map(\.name).sorted(), ["load", "use"])
+        let load = try XCTUnwrap(spec.steps.first { $0.name == "load" })
+        XCTAssertEqual(load.config, ["rows": .int(20)], "rows replaced, seed removed")
+        XCTAssertEqual(load.uses, "../../bundles/source")
+        XCTAssertNil(spec.document.root["description"], "the copy does not inherit the base's description")
+        // The rebased paths resolve to the same bundles.
+        let graph = try PipelineGraph.resolve(spec)
+        XCTAssertEqual(graph[step: "use"]?.dependencies, ["load"])
+    }
+
+    func testACopyThatChangesNothingButItsNameHasTheBasesSteps() throws {
+        try write("copy.yaml", "name: same\nbase: base/pipeline.yaml\n")
+        let base = try PipelineSpec.load(root + "/base/pipeline.yaml")
+        let copy = try PipelineSpec.load(root + "/copy.yaml")
+        XCTAssertEqual(copy.steps.map(\.name), base.steps.map(\.name))
+        XCTAssertEqual(copy.steps.map(\.config), base.steps.map(\.config))
+        XCTAssertEqual(Set(copy.steps.map(\.uses)), ["./bundles/source", "./bundles/other"])
+    }
+
+    func testErrorsInInheritedValuesPointAtTheBaseFile() throws {
+        try write("base/pipeline.yaml", "name: base\nsteps:\n  load:\n    uses: ../bundles/source\n    config: {rows: many}\n")
+        try write("copy.yaml", "name: copy\nbase: base/pipeline.yaml\nsteps:\n  load:\n    config: {seed: 1}\n")
+        XCTAssertThrowsError(try PipelineGraph.resolve(PipelineSpec.load(root + "/copy.yaml"))) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("base/pipeline.yaml:5"), text)
+            XCTAssertTrue(text.contains("rows"), text)
+        }
+    }
+
+    func testBaseCyclesAndMissingNamesAreClearErrors() throws {
+        try write("a.yaml", "name: a\nbase: b.yaml\n")
+        try write("b.yaml", "name: b\nbase: a.yaml\n")
+        XCTAssertThrowsError(try PipelineSpec.load(root + "/a.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("cycle: a.yaml -> b.yaml -> a.yaml"), "\(error)")
+        }
+        try write("nameless.yaml", "base: base/pipeline.yaml\n")
+        XCTAssertThrowsError(try PipelineSpec.load(root + "/nameless.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("needs a 'name' of its own"), "\(error)")
+        }
+        try write("registered.yaml", "name: r\nbase: penguins\n")
+        XCTAssertThrowsError(try PipelineSpec.load(root + "/registered.yaml")) { error in
+            XCTAssertTrue("\(error)".contains("needs a workspace"), "\(error)")
+        }
+        XCTAssertThrowsError(try PipelineSpec.load(root + "/registered.yaml", resolveBase: { _ in nil })) { error in
+            XCTAssertTrue("\(error)".contains("no pipeline 'penguins' is registered"), "\(error)")
+            XCTAssertTrue("\(error)".contains("registered.yaml:2"), "\(error)")
+        }
+    }
+
+    func testARegisteredBaseIsComposedFromItsRecordedSpec() throws {
+        let recorded: JSONValue = ["name": "penguins", "steps": ["load": ["uses": "./bundles/source", "config": ["rows": 5]]]]
+        try write("elsewhere/registered.yaml", "name: r\nbase: penguins@abc\nsteps:\n  load:\n    config: {seed: 9}\n")
+        let directory = root
+        let spec = try PipelineSpec.load(root + "/elsewhere/registered.yaml", resolveBase: { reference in
+            reference == "penguins@abc" ? BasePipeline(root: recorded, directory: directory) : nil
+        })
+        XCTAssertEqual(spec.steps.first?.uses, "../bundles/source")
+        XCTAssertEqual(spec.steps.first?.config, ["rows": .int(5), "seed": .int(9)])
+    }
+
+    func testRelativePaths() {
+        XCTAssertEqual(FileTree.relative("/a/b/c", from: "/a/x"), "../b/c")
+        XCTAssertEqual(FileTree.relative("/a/b", from: "/a/b"), ".")
+        XCTAssertEqual(FileTree.relative("/a/b/c", from: "/a"), "b/c")
+        XCTAssertEqual(PipelineComposition.relativeUses("/a/b/c", from: "/a"), "./b/c")
+    }
+}
