@@ -235,4 +235,17 @@ final class BundleTests: XCTestCase {
         XCTAssertEqual(run.exitCode, 1, run.output)
         XCTAssertTrue(run.output.contains("making the bundle's Python environment failed"), run.output)
     }
+
+    /// The rule: every bundle in the repository's steps/ passes `bundle test` (in CI).
+    func testEveryBundleInStepsConforms() throws {
+        let steps = Sandbox.repository + "/steps"
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: steps)) ?? [])
+            .filter { FileManager.default.fileExists(atPath: steps + "/" + $0 + "/step.yaml") }.sorted()
+        if names.isEmpty { throw XCTSkip("no bundles in steps/ yet") }
+        let sandbox = try Sandbox()
+        for name in names {
+            let result = try sandbox.run(["bundle", "test", steps + "/" + name], timeout: 600)
+            XCTAssertEqual(result.exitCode, 0, "steps/\(name) does not pass 'zenml-run bundle test':\n\(result.output)")
+        }
+    }
 }
