@@ -41,8 +41,16 @@ extension Workspace {
 /// registries and the lock file is rewritten (only if it changed).
 public struct BundleSources {
     public let workspace: Workspace
+    /// Digests cached bundles through the workspace's stat cache and archive digest memo (read,
+    /// never written here: the run's fingerprinter keeps them), so checking an unchanged cached
+    /// bundle costs one `lstat` per file.
+    private let digester: BundleDigester
 
-    public init(workspace: Workspace) { self.workspace = workspace }
+    public init(workspace: Workspace) {
+        self.workspace = workspace
+        let statCache = StatCache(file: workspace.statCachePath)
+        self.digester = BundleDigester(hasher: statCache, memoFile: (workspace.statCachePath as NSString).deletingLastPathComponent + "/bundle-digests.json")
+    }
 
     /// What a resolution did, for messages.
     public struct Resolution: Sendable {
@@ -137,7 +145,7 @@ public struct BundleSources {
 
     /// A cached folder must still be the pinned bundle: someone may have edited it in place.
     private func verify(_ folder: String, _ digest: Digest, text: String) throws {
-        let actual = try BundleArchive.digest(of: BundleArchive.entries(of: folder))
+        let actual = try digester.digest(of: folder).digest
         guard actual == digest else {
             throw BundleError.lock(
                 "the cached bundle for \(text) at \(folder) has digest \(actual.short), but \(digest.short) is pinned: it was modified in place; delete that folder and run again to pull it afresh")

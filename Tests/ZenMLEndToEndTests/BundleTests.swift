@@ -68,6 +68,18 @@ final class BundleTests: XCTestCase {
         XCTAssertTrue(lock.contains("\"hello@^1.0\""), lock)
         XCTAssertTrue(lock.contains("\"version\" : \"1.0.0\""), lock)
 
+        // A cached registry bundle edited in place is refused, then fine again once restored.
+        let cached = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: sandbox.root + "/.zenml/bundles").first { !$0.hasPrefix(".") })
+        let script = ".zenml/bundles/\(cached)/run.sh"
+        let original = try sandbox.read(script)
+        try sandbox.write(script, original + "# edited\n", executable: true)
+        (run, _) = try sandbox.runPipeline()
+        XCTAssertEqual(run.exitCode, 2, run.output)
+        XCTAssertTrue(run.stderr.contains("it was modified in place"), run.stderr)
+        try sandbox.write(script, original, executable: true)
+        (run, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(Sandbox.states(summary), ["greet": "cached"], run.output)
+
         // The registry reference is recorded with the execution.
         let recorded = try Sandbox.shell("python3 -c \"import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print([r for r in c.execute('select string_value from ExecutionProperty') if 'bundle_source' in (r[0] or '')])\" '\(sandbox.root)/.zenml/metadata.db'")
         XCTAssertTrue(recorded.contains("hello@1.0.0 from registry team"), recorded)
