@@ -127,6 +127,9 @@ public enum BundleUnpacker {
         while true {
             guard let header = try reader.block() else { throw refuse("it ends before its end-of-archive marker (truncated?)") }
             if header.allSatisfy({ $0 == 0 }) { break }
+            if count == 0 && header[0] == 0x1f && header[1] == 0x8b {
+                throw refuse("it is gzip-compressed; bundle archives are plain tar: gunzip it first")
+            }
             guard verifyChecksum(header) else { throw refuse("a header's checksum is wrong: this is not a tar archive, or it is damaged") }
             let type = header[156]
             guard var size = octal(header[124..<136]) else { throw refuse("a header has an unreadable size field") }

@@ -111,7 +111,10 @@ extension ZenMLRun.Bundle {
                 }
                 let manifest = try BundleManifest.load(bundle: folder)
                 let entries = try BundleArchive.entries(of: folder)
-                let digest = temporary == nil ? try BundleArchive.digest(of: entries) : try Digest.ofFile(atPath: path)
+                let digest = try BundleArchive.digest(of: entries)
+                if temporary != nil, let fileDigest = try? Digest.ofFile(atPath: path), fileDigest != digest {
+                    printError("note: \(target) is not in zenml-run's canonical form (its SHA-256 is \(fileDigest)); the bundle it holds has the digest shown, which 'bundle pack' reproduces")
+                }
                 let description = BundleDescription(
                     name: manifest.name, version: manifest.version, description: manifest.description, digest: digest.description,
                     files: entries.map { .init(path: $0.path, kind: $0.kind.rawValue, size: $0.size, executable: $0.kind == .file && $0.executable, target: $0.target) })
