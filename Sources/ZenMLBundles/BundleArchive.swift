@@ -89,7 +89,7 @@ public enum BundleArchive {
 
     /// A digest of the listing (paths, kinds, modes, sizes, content digests, link targets). The
     /// archive is a function of exactly this, so it keys the memo of archive digests.
-    public static func listingDigest(_ entries: [Entry]) -> Digest {
+    static func listingDigest(_ entries: [Entry]) -> Digest {
         Digest.of(canonical: .array(entries.map { entry in
             var object: [String: JSONValue] = ["p": .string(entry.path), "k": .string(entry.kind.rawValue)]
             if entry.kind == .file {
@@ -103,7 +103,7 @@ public enum BundleArchive {
     }
 
     /// Writes the archive of `entries` through `sink`, in order.
-    public static func write(_ entries: [Entry], to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+    static func write(_ entries: [Entry], to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         var padding = [UInt8](repeating: 0, count: 1024)
         for entry in entries {
             let header: [UInt8]

@@ -45,16 +45,6 @@ public enum BundleUnpacker {
         }
     }
 
-    /// The entries of an archive (checked as for unpacking, nothing written), with their sizes.
-    public static func list(_ archive: String, limits: UnpackLimits = UnpackLimits()) throws -> [(path: String, kind: BundleArchive.Entry.Kind, size: Int64, executable: Bool, target: String?)] {
-        var result: [(path: String, kind: BundleArchive.Entry.Kind, size: Int64, executable: Bool, target: String?)] = []
-        try read(archive, limits: limits) { entry, _ in
-            result.append((entry.path, entry.kind, entry.size, entry.executable, entry.target))
-            return nil
-        }
-        return result
-    }
-
     /// One checked entry of an archive.
     struct CheckedEntry {
         var path: String
