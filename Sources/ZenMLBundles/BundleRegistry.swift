@@ -35,14 +35,31 @@ public struct FolderRegistryStorage: RegistryStorage {
 
     public func download(_ key: String, to path: String) throws -> Bool {
         guard (try FileStatus.of(root + "/" + key)) != nil else { return false }
-        try FileTree.writeAtomically(try FileTree.read(root + "/" + key), to: path)
+        try Self.copy(root + "/" + key, to: path)
         return true
     }
 
     public func upload(_ path: String, to key: String) throws {
         let destination = root + "/" + key
         try FileTree.makeDirectory((destination as NSString).deletingLastPathComponent)
-        try FileTree.writeAtomically(try FileTree.read(path), to: destination, sync: true)
+        try Self.copy(path, to: destination)
+    }
+
+    /// Copies a file through a temporary file and a rename (streamed: archives can be large).
+    static func copy(_ source: String, to destination: String) throws {
+        let temporary = destination + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        do {
+            try FileManager.default.copyItem(atPath: source, toPath: temporary)
+            try FileTree.sync(temporary)
+        } catch {
+            unlink(temporary)
+            throw BundleError.registry("cannot copy \(source) to \(destination): \(error)")
+        }
+        if rename(temporary, destination) != 0 {
+            let code = errno
+            unlink(temporary)
+            throw FileSystemError.posix(path: destination, operation: "replace", errno: code)
+        }
     }
 
     public func write(_ data: Data, to key: String, exclusive: Bool) throws -> Bool {
