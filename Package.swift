@@ -60,7 +60,7 @@ let package = Package(
         .target(
             name: "ZenMLCommands",
             dependencies: [
-                "ZenMLEngine", "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLMetadata", "ZenMLTFRecord", "ZenMLBundles",
+                "ZenMLEngine", "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLMetadata", "ZenMLTFRecord", "ZenMLExecutor", "ZenMLBundles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

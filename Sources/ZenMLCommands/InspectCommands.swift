@@ -8,7 +8,7 @@ extension ZenMLRun {
     struct Runs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List runs, show what a run did, and compare runs.",
-            subcommands: [List.self, Show.self, Diff.self, Compare.self, Verify.self])
+            subcommands: [List.self, Show.self, Diff.self, Compare.self, Verify.self, Reproduce.self])
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -91,7 +91,7 @@ extension ZenMLRun {
     struct Pipelines: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List pipelines and their versions, and copy them.",
-            subcommands: [List.self, Show.self, Copy.self])
+            subcommands: [List.self, Show.self, Copy.self, Export.self])
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List the pipelines this workspace has run.")

@@ -72,7 +72,7 @@ extension ZenMLRun.Pipelines {
                 try FileTree.makeDirectory(directory)
                 try FileTree.writeAtomically(Data(text.utf8), to: file)
                 do {
-                    _ = try runner.registered.load(file, bundles: runner.workspace)
+                    _ = try runner.load(file)
                 } catch {
                     try? FileTree.remove(file)
                     throw error

@@ -3,6 +3,7 @@ import Foundation
 import ZenMLContract
 import ZenMLCore
 import ZenMLEngine
+import ZenMLExecutor
 import ZenMLMetadata
 import ZenMLPipeline
 
@@ -47,10 +48,19 @@ extension ZenMLRun {
                   zenml-run run pipeline.yaml --jobs 4
                   zenml-run run pipeline.yaml --no-cache --only train
                   zenml-run run pipeline.yaml --json > run.json
+                  zenml-run run pipeline.yaml --backend slurm --partition gpu
                 """)
 
         @Argument(help: ArgumentHelp("The pipeline file.", valueName: "pipeline.yaml"))
         var pipeline: String
+
+        enum Backend: String, ExpressibleByArgument, CaseIterable { case local, slurm }
+
+        @Option(name: .long, help: "Where steps run: local processes, or Slurm batch jobs (the host still checks the cache and publishes).")
+        var backend: Backend = .local
+
+        @Option(name: .long, help: ArgumentHelp("The Slurm partition (default: the cluster's default).", valueName: "name"))
+        var partition: String?
 
         @Option(name: [.short, .long], help: "Steps to run at the same time (default: the number of cores).")
         var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -74,52 +84,18 @@ extension ZenMLRun {
         func run() async throws {
             try await reportingErrors {
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
-                let graph = try runner.registered.load(pipeline, bundles: runner.workspace, update: update)
-                let display = ProgressDisplay(enabled: !output.json)
-                let options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
-                let task = Task { try await runner.run(graph, options: options) { display.handle($0) } }
-                let signals = SignalForwarder(onSignal: { task.cancel() })
-                defer { signals.stop() }
-                let summary = try await task.value
-                if output.json {
-                    try printJSON("run", summary)
-                } else {
-                    printSummary(summary)
+                let graph = try runner.load(pipeline, update: update)
+                var options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
+                if backend == .slurm {
+                    try SlurmBackend.check()
+                    options.backend = SlurmBackend(workerCommand: [try currentExecutable(), "worker"], partition: partition)
                 }
+                let summary = try await runShowingProgress(runner, graph, options, json: output.json)
                 switch summary.state {
                 case .complete: return
                 case .canceled: throw CommandFailure(code: 130)
                 default: throw CommandFailure(code: 1)
                 }
-            }
-        }
-
-        private func printSummary(_ summary: RunSummary) {
-            for step in summary.steps {
-                guard let failure = step.failure else { continue }
-                printError("\nstep '\(step.name)' failed: \(failure.message)")
-                if !failure.errorTail.isEmpty {
-                    printError("  last lines of its stderr:")
-                    for line in failure.errorTail.split(separator: "\n", omittingEmptySubsequences: false).suffix(15) {
-                        printError("  | \(line)")
-                    }
-                }
-                if let log = failure.logFile { printError("  full log: \(log)") }
-            }
-            let skipped = summary.steps.filter { $0.state == "skipped" }.count
-            var parts = ["\(summary.ran) ran", "\(summary.cached) cached"]
-            if summary.failed > 0 { parts.append("\(summary.failed) failed") }
-            if skipped > 0 { parts.append("\(skipped) skipped") }
-            let verdict: String
-            switch summary.state {
-            case .complete: verdict = "run \(summary.runID) complete"
-            case .failed: verdict = "run \(summary.runID) failed"
-            case .canceled: verdict = "run \(summary.runID) interrupted"
-            case .running: verdict = "run \(summary.runID)"
-            }
-            print("\(verdict): \(parts.joined(separator: ", ")) in \(String(format: "%.2f", summary.duration)) s")
-            if summary.state == .failed {
-                print("fix the step and run the same command again: completed steps will be reused from the cache")
             }
         }
     }
@@ -145,7 +121,7 @@ extension ZenMLRun {
         func run() async throws {
             try await reportingErrors {
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
-                let graph = try runner.registered.load(pipeline, bundles: runner.workspace)
+                let graph = try runner.load(pipeline)
                 let reports = runner.status(graph, options: RunOptions())
                 if output.json {
                     try printJSON("steps", reports)
@@ -187,5 +163,73 @@ final class SignalForwarder: @unchecked Sendable {
     func stop() {
         sources.forEach { $0.cancel() }
         for number in [SIGINT, SIGTERM] { signal(number, SIG_DFL) }
+    }
+}
+
+/// Runs a graph with live progress (or quietly for `--json`), forwarding Ctrl-C as cancellation,
+/// and prints the summary.
+func runShowingProgress(_ runner: PipelineRunner, _ graph: PipelineGraph, _ options: RunOptions, json: Bool) async throws -> RunSummary {
+    let display = ProgressDisplay(enabled: !json)
+    let task = Task { try await runner.run(graph, options: options) { display.handle($0) } }
+    let signals = SignalForwarder(onSignal: { task.cancel() })
+    defer { signals.stop() }
+    let summary = try await task.value
+    if json {
+        try printJSON("run", summary)
+    } else {
+        printSummary(summary)
+    }
+    return summary
+}
+
+    func printSummary(_ summary: RunSummary) {
+        for step in summary.steps {
+            guard let failure = step.failure else { continue }
+            printError("\nstep '\(step.name)' failed: \(failure.message)")
+            if !failure.errorTail.isEmpty {
+                printError("  last lines of its stderr:")
+                for line in failure.errorTail.split(separator: "\n", omittingEmptySubsequences: false).suffix(15) {
+                    printError("  | \(line)")
+                }
+            }
+            if let log = failure.logFile { printError("  full log: \(log)") }
+        }
+        let skipped = summary.steps.filter { $0.state == "skipped" }.count
+        var parts = ["\(summary.ran) ran", "\(summary.cached) cached"]
+        if summary.failed > 0 { parts.append("\(summary.failed) failed") }
+        if skipped > 0 { parts.append("\(skipped) skipped") }
+        let verdict: String
+        switch summary.state {
+        case .complete: verdict = "run \(summary.runID) complete"
+        case .failed: verdict = "run \(summary.runID) failed"
+        case .canceled: verdict = "run \(summary.runID) interrupted"
+        case .running: verdict = "run \(summary.runID)"
+        }
+        print("\(verdict): \(parts.joined(separator: ", ")) in \(String(format: "%.2f", summary.duration)) s")
+        if summary.state == .failed {
+            print("fix the step and run the same command again: completed steps will be reused from the cache")
+        }
+    }
+
+/// The absolute path of this `zenml-run`, for workers started on other nodes.
+func currentExecutable() throws -> String {
+    try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+}
+
+extension ZenMLRun {
+    struct Worker: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run one prepared step on a cluster node (started by the Slurm backend, not by hand).",
+            shouldDisplay: false)
+
+        @Argument(help: "The job file the host wrote.") var job: String
+
+        func run() async throws {
+            let job = try JSONDecoder().decode(WorkerJob.self, from: FileTree.read(job))
+            let result = WorkerResult(await StepRunner.run(try job.launch()))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try FileTree.writeAtomically(encoder.encode(result), to: job.resultFile)
+        }
     }
 }

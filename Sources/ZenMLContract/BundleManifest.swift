@@ -34,6 +34,19 @@ public struct BundleManifest: Sendable, Hashable {
     /// A Python requirements file (relative to the bundle) the step's interpreter needs: the host
     /// runs the step with a virtual environment made from it, cached per requirements digest.
     public var pythonRequirements: String?
+    /// What the step needs from a cluster scheduler (Slurm); ignored when steps run locally.
+    public var resources: Resources?
+
+    /// A step's resource request, mapped to the scheduler's options (`--cpus-per-task`, `--mem`, ...).
+    public struct Resources: Sendable, Hashable, Codable {
+        public var cpus: Int?
+        /// As the scheduler writes it: `4G`, `512M`.
+        public var memory: String?
+        /// A time limit as the scheduler writes it (`30`, `2:00:00`); else the step's timeout.
+        public var time: String?
+        public var gpus: Int?
+        public var partition: String?
+    }
 
     public init(
         name: String, version: String, entrypoint: String, args: [String] = [],
@@ -134,7 +147,7 @@ extension BundleManifest {
         guard let root = document.root.objectValue else {
             throw fail([], "a manifest is a mapping with at least name, version, entrypoint")
         }
-        let known: Set<String> = ["contract", "name", "version", "description", "entrypoint", "args", "inputs", "outputs", "config", "env", "timeout", "build", "tests", "python"]
+        let known: Set<String> = ["contract", "name", "version", "description", "entrypoint", "args", "inputs", "outputs", "config", "env", "timeout", "build", "resources", "tests", "python"]
         for key in root.keys.sorted() where !known.contains(key) {
             throw ManifestError(location: document.keyLocation([key]), message: "unknown manifest key '\(key)' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -288,6 +301,25 @@ extension BundleManifest {
                 throw fail(["timeout"], "'timeout' must be a positive number of seconds")
             }
             manifest.timeout = seconds
+        }
+        if let raw = root["resources"] {
+            guard let object = raw.objectValue else { throw fail(["resources"], "'resources' is a mapping: cpus, memory, time, gpus, partition") }
+            for key in object.keys.sorted() where !["cpus", "memory", "time", "gpus", "partition"].contains(key) {
+                throw ManifestError(location: document.keyLocation(["resources", key]), message: "unknown resource '\(key)' (known: cpus, memory, time, gpus, partition)")
+            }
+            func count(_ key: String) throws -> Int? {
+                guard let value = object[key] else { return nil }
+                guard let number = value.intValue, number >= 0 else { throw fail(["resources", key], "'\(key)' must be a whole number") }
+                return Int(number)
+            }
+            func text(_ key: String) throws -> String? {
+                guard let value = object[key] else { return nil }
+                if let number = value.intValue { return String(number) }
+                guard let string = value.stringValue, !string.isEmpty else { throw fail(["resources", key], "'\(key)' must be text such as 4G or 2:00:00") }
+                return string
+            }
+            manifest.resources = Resources(
+                cpus: try count("cpus"), memory: try text("memory"), time: try text("time"), gpus: try count("gpus"), partition: try text("partition"))
         }
         return manifest
     }

@@ -3,7 +3,7 @@ import ZenMLCore
 
 /// The one JSON object a step prints on its standard output.
 /// `protocol/schemas/response.schema.json` is its schema.
-public struct StepResponse: Sendable, Hashable {
+public struct StepResponse: Sendable, Hashable, Codable {
     public enum Status: String, Sendable, Hashable, Codable { case ok, error }
 
     public var status: Status

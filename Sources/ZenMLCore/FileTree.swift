@@ -163,6 +163,34 @@ public enum FileTree {
         return parts.isEmpty ? "." : parts.joined(separator: "/")
     }
 
+    /// Copies a file or folder to `destination` (which must not exist), keeping execute bits.
+    /// Links that stay inside `source` are copied as links; links that leave it are copied as
+    /// what they point to, so the copy is self-contained. Names in `excluding` are skipped.
+    public static func copyTree(from source: String, to destination: String, excluding: Set<String> = []) throws {
+        let root = normalize(source)
+        func copy(_ path: String, _ target: String) throws {
+            guard let status = try FileStatus.of(path) else { throw FileSystemError.notFound(path: path) }
+            switch status.kind {
+            case .directory:
+                try makeDirectory(target)
+                for name in try childNames(of: path) where !excluding.contains(name) {
+                    try copy(path + "/" + name, target + "/" + name)
+                }
+            case .symlink:
+                let link = try linkTarget(path)
+                let resolved = absolute(link, relativeTo: (path as NSString).deletingLastPathComponent)
+                if resolved == root || resolved.hasPrefix(root + "/") {
+                    try FileManager.default.createSymbolicLink(atPath: target, withDestinationPath: link)
+                } else {
+                    try copy(resolved, target)
+                }
+            default:
+                try FileManager.default.copyItem(atPath: path, toPath: target)
+            }
+        }
+        try copy(root, destination)
+    }
+
     /// The current working directory.
     public static var currentDirectory: String { FileManager.default.currentDirectoryPath }
 }

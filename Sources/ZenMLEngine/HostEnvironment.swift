@@ -40,6 +40,11 @@ public struct HostEnvironment: Sendable, Codable {
 public struct GitState: Sendable, Codable {
     public var commit: String
     public var dirty: Bool
+    /// The uncommitted changes to tracked files (`git diff HEAD`), when dirty; cut at
+    /// ``diffLimit`` bytes with a note, so a stray generated file cannot bloat the store.
+    public var diff: String?
+
+    static let diffLimit = 1 << 20
 
     /// `nil` outside a git work tree or without git.
     public static func of(directory: String) -> GitState? {
@@ -47,7 +52,12 @@ public struct GitState: Sendable, Codable {
             return nil
         }
         let status = git(["status", "--porcelain", "--untracked-files=no"], in: directory) ?? ""
-        return GitState(commit: commit, dirty: !status.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+        let dirty = !status.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+        var diff: String?
+        if dirty, let text = git(["diff", "HEAD", "--no-color", "--no-ext-diff"], in: directory) {
+            diff = text.utf8.count <= diffLimit ? text : String(decoding: text.utf8.prefix(diffLimit), as: UTF8.self) + "\n[zenml-run: diff cut at \(diffLimit) bytes]\n"
+        }
+        return GitState(commit: commit, dirty: dirty, diff: diff)
     }
 
     private static func git(_ arguments: [String], in directory: String) -> String? {

@@ -17,8 +17,14 @@ public struct RunOptions: Sendable {
     public var only: [String]
     /// The environment steps take `PATH`, `HOME` and their declared variables from.
     public var hostEnvironment: [String: String]
+    /// Where step processes run.
+    public var backend: any StepBackend
 
-    public init(jobs: Int = ProcessInfo.processInfo.activeProcessorCount, useCache: Bool = true, only: [String] = [], hostEnvironment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(
+        jobs: Int = ProcessInfo.processInfo.activeProcessorCount, useCache: Bool = true, only: [String] = [],
+        hostEnvironment: [String: String] = ProcessInfo.processInfo.environment, backend: any StepBackend = LocalBackend()
+    ) {
+        self.backend = backend
         self.jobs = max(1, jobs)
         self.useCache = useCache
         self.only = only
@@ -72,6 +78,7 @@ public final class PipelineRunner: Sendable {
             throw FingerprintError(message: "--only \(name): the pipeline has no step '\(name)' (steps: \(graph.steps.map(\.name).joined(separator: ", ")))")
         }
         let steps = graph.steps.filter { selected.contains($0.name) }
+        try snapshotSources(of: steps, pipelineDirectory: graph.spec.directory)
         // git runs two processes; let them overlap with hashing the spec.
         let gitTask = Task.detached { GitState.of(directory: graph.spec.directory) }
         let specDigest = graph.specDigest
@@ -79,7 +86,7 @@ public final class PipelineRunner: Sendable {
         try metadata.startRun(
             NewRun(
                 id: runID, pipeline: graph.spec.name, specDigest: specDigest, spec: graph.spec.document.root,
-                pipelineFile: graph.spec.file, startedAt: started, gitCommit: git?.commit, gitDirty: git?.dirty,
+                pipelineFile: graph.spec.file, startedAt: started, gitCommit: git?.commit, gitDirty: git?.dirty, gitDiff: git?.diff,
                 environment: HostEnvironment.current.json, workspace: workspace.root))
         observer(.runStarted(runID: runID, pipeline: graph.spec.name, steps: steps.map(\.name)))
         let logDirectory = workspace.logsDirectory + "/" + runID
@@ -248,16 +255,28 @@ public final class PipelineRunner: Sendable {
             }
         }
         let recorder = ExecutionRecorder(metadata: metadata, execution: newExecution)
-        let launched: Launched
-        switch await launch(step, inputs: inputs, fingerprint: fingerprint, context: context, beforeStart: {
-            recorder.startTimer()
-            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
-        }) {
-        case .success(let value): launched = value
-        case .failure(let report):
-            context.observer(.stepChanged(step: step.name, state: .failed(report)))
-            return StepResult(state: .failed(report), cacheKey: key)
+        var launched: Launched
+        var attempt = 1
+        while true {
+            switch await launch(step, inputs: inputs, fingerprint: fingerprint, context: context, beforeStart: {
+                recorder.startTimer()
+                context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
+            }) {
+            case .success(let value): launched = value
+            case .failure(let report):
+                context.observer(.stepChanged(step: step.name, state: .failed(report)))
+                return StepResult(state: .failed(report), cacheKey: key)
+            }
+            // `retries:` gives a failed step more attempts; an interrupted run or a step that
+            // damaged its input is not retried.
+            guard case .failure(let failure) = launched.result.outcome, attempt <= step.retries, failure != .canceled, !Task.isCancelled
+            else { break }
+            if case .modifiedInput = failure { break }
+            workDirectories.release(launched.workDirectory)
+            attempt += 1
+            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: "attempt \(attempt) of \(step.retries + 1) after: \(failure)")))
         }
+        if attempt > 1 { launched.details["attempts"] = .int(Int64(attempt)) }
         let workDirectory = launched.workDirectory, logFile = launched.logFile, result = launched.result
         defer { workDirectories.release(workDirectory) }
         switch result.outcome {
@@ -276,7 +295,7 @@ public final class PipelineRunner: Sendable {
                     ExecutionOutcome(
                         state: .complete, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile,
                         message: success.response.message, metrics: success.response.metrics, outputs: outputs,
-                        peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds))
+                        peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds, backend: .object(launched.details)))
                 context.observer(.stepChanged(step: step.name, state: .completed(duration: result.duration)))
                 return StepResult(state: .completed(duration: result.duration), outputs: recorded, executionID: executionID, cacheKey: key, reason: reason)
             } catch {
@@ -288,7 +307,7 @@ public final class PipelineRunner: Sendable {
             let executionID = (try? recorder.finish(
                 ExecutionOutcome(
                     state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description,
-                    peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds)))?.id
+                    peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds, backend: .object(launched.details))))?.id
             if case .modifiedInput(let path) = failure {
                 // The artifact no longer has its digest: take it out of the store so no cache hit reuses it.
                 try? FileTree.remove(path)
@@ -314,6 +333,8 @@ public final class PipelineRunner: Sendable {
         var result: StepRunResult
         var workDirectory: String
         var logFile: String
+        /// Where it ran: the backend's details (job id, node, queue wait).
+        var details: [String: JSONValue]
     }
 
     /// Builds the bundle if it has a `build:` command, writes the request and runs the step
@@ -388,7 +409,13 @@ public final class PipelineRunner: Sendable {
         let launch = StepLaunch(
             bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
             timeout: step.timeout, hostEnvironment: hostEnvironment, buildPath: buildPath)
-        return .success(Launched(result: await StepRunner.run(launch), workDirectory: workDirectory, logFile: logFile))
+        let backend = context.options.backend
+        let ran = await backend.run(launch, step: step.name) { status in
+            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: status)))
+        }
+        var details = ran.details
+        details["backend"] = .string(backend.name)
+        return .success(Launched(result: ran.result, workDirectory: workDirectory, logFile: logFile, details: details))
     }
 
     /// A completed or cached execution with this key whose outputs are all still in the store.

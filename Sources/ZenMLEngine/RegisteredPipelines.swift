@@ -39,11 +39,6 @@ public struct RegisteredPipelines: Sendable {
         try PipelineGraph.resolve(PipelineSpec.load(path, resolveBase: resolver))
     }
 
-    /// Reads a pipeline file whose `base:` may name a pipeline registered here and whose `uses:`
-    /// may name registry bundles, resolved through `zenml.lock` (``BundleSources``).
-    public func load(_ path: String, bundles workspace: Workspace, update: Bool = false) throws -> PipelineGraph {
-        try BundleSources(workspace: workspace).graph(PipelineSpec.load(path, resolveBase: resolver), update: update)
-    }
 }
 
 /// Why a registered pipeline could not serve as a base.

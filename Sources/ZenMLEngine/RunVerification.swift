@@ -71,16 +71,21 @@ extension PipelineRunner {
         return report
     }
 
-    /// The graph of a run's pipeline version, from the recorded spec.
-    func recordedGraph(of run: RunRecord) throws -> PipelineGraph {
+    /// The spec a run's pipeline version recorded, and the file it was read from.
+    func recordedSpec(of run: RunRecord) throws -> (root: JSONValue, file: String) {
         guard let version = try metadata.pipelines().first(where: { $0.name == run.pipeline })?.versions.first(where: { $0.specDigest == run.specDigest }),
               let file = version.file ?? run.pipelineFile
         else {
             throw PipelineSourceError.noFile(run.pipeline)
         }
-        let spec = try PipelineSpec.parse(YAMLDocument(merged: version.spec, file: file, layers: []), file: file)
+        return (version.spec, file)
+    }
+
+    /// The graph of a run's pipeline version, from the recorded spec (its bundles must still be there).
+    func recordedGraph(of run: RunRecord) throws -> PipelineGraph {
+        let (root, file) = try recordedSpec(of: run)
         // Registry bundles resolve through the zenml.lock beside the pipeline file, as for runs.
-        return try BundleSources(workspace: workspace).graph(spec)
+        return try BundleSources(workspace: workspace).graph(PipelineSpec.parse(YAMLDocument(merged: root, file: file, layers: []), file: file))
     }
 
     private func verify(_ step: ResolvedStep, execution: ExecutionRecord, context: RunContext) async -> VerificationReport.Step {

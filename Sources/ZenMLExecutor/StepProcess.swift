@@ -107,7 +107,7 @@ public struct StepLaunch: Sendable {
 }
 
 /// Why a step did not succeed, in words a user can act on.
-public enum StepFailure: Error, CustomStringConvertible, Sendable, Equatable {
+public enum StepFailure: Error, CustomStringConvertible, Sendable, Equatable, Codable {
     case cannotStart(String)
     case exited(code: Int32, message: String?)
     case signaled(Int32)
@@ -118,6 +118,8 @@ public enum StepFailure: Error, CustomStringConvertible, Sendable, Equatable {
     case outputLimitExceeded(limit: Int)
     case badOutput(String)
     case modifiedInput(path: String)
+    /// The cluster lost the step: its job failed, timed out or its node died before it reported.
+    case lost(String)
 
     public var description: String {
         switch self {
@@ -141,6 +143,8 @@ public enum StepFailure: Error, CustomStringConvertible, Sendable, Equatable {
             return message
         case .modifiedInput(let path):
             return "the step changed its input artifact at \(path); inputs are read-only (write into the output directories instead). The damaged artifact was removed from the store and will be rebuilt"
+        case .lost(let message):
+            return message
         }
     }
 }
@@ -158,6 +162,14 @@ public struct StepRunResult: Sendable {
     public var errorTail: String
     public var duration: TimeInterval
     public var usage: ResourceUsage? = nil
+
+    public init(outcome: Result<StepSuccess, StepFailure>, exitCode: Int32?, errorTail: String, duration: TimeInterval, usage: ResourceUsage? = nil) {
+        self.outcome = outcome
+        self.exitCode = exitCode
+        self.errorTail = errorTail
+        self.duration = duration
+        self.usage = usage
+    }
 }
 
 /// Runs step processes under the contract and checks what they leave behind.

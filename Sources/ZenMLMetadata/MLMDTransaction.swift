@@ -116,6 +116,7 @@ final class MLMDTransaction {
         try typeID(name: Self.runType, kind: .context, properties: [
             ("pipeline", .string), ("spec_digest", .string), ("state", .string), ("started_at", .double), ("ended_at", .double),
             ("git_commit", .string), ("git_dirty", .boolean), ("environment", .string), ("workspace", .string), ("pipeline_file", .string),
+            ("git_diff", .string),
         ])
     }
 
@@ -124,7 +125,7 @@ final class MLMDTransaction {
             ("run_id", .string), ("pipeline", .string), ("step", .string), ("cache_key", .string), ("bundle", .string),
             ("bundle_version", .string), ("bundle_digest", .string), ("config", .string), ("key_ingredients", .string),
             ("exit_code", .int), ("log_uri", .string), ("message", .string), ("started_at", .double), ("ended_at", .double),
-            ("reused_execution_id", .int), ("peak_memory_bytes", .int), ("cpu_seconds", .double),
+            ("reused_execution_id", .int), ("peak_memory_bytes", .int), ("cpu_seconds", .double), ("backend", .string),
         ])
     }
 
@@ -238,7 +239,7 @@ final class MLMDTransaction {
             ("state", .string(RunState.running.rawValue)), ("started_at", .int(Self.milliseconds(run.startedAt))),
             ("git_commit", run.gitCommit.map { .string($0) }), ("git_dirty", run.gitDirty.map { .bool($0) }),
             ("environment", .string(CanonicalJSON.encode(run.environment))), ("workspace", .string(run.workspace)),
-            ("pipeline_file", .string(run.pipelineFile)),
+            ("pipeline_file", .string(run.pipelineFile)), ("git_diff", run.gitDiff.map { .string($0) }),
         ])
         for parent in [pipeline.id, version.id] { try linkParent(context: runContext.id, parent: parent) }
     }
@@ -322,6 +323,7 @@ final class MLMDTransaction {
             ("ended_at", .int(now)), ("exit_code", outcome.exitCode.map { .int(Int64($0)) }),
             ("log_uri", outcome.logURI.map { .string($0) }), ("message", outcome.message.map { .string($0) }),
             ("peak_memory_bytes", outcome.peakMemoryBytes.map { .int($0) }), ("cpu_seconds", outcome.cpuSeconds.map { .double($0) }),
+            ("backend", outcome.backend == .null ? nil : .string(CanonicalJSON.encode(outcome.backend))),
         ])
         try setProperties(.execution, id: id, outcome.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true)
         let contexts = try db.int64s("SELECT context_id FROM `Association` WHERE execution_id = ?", [id])
@@ -492,7 +494,7 @@ final class MLMDTransaction {
                 startedAt: values.date("started_at") ?? Self.date(milliseconds: row.int64("create_time_since_epoch") ?? 0), endedAt: values.date("ended_at"),
                 metrics: metrics, reusedExecutionID: values.int("reused_execution_id"),
                 inputs: (inputs[id] ?? [:]).mapValues { $0.sorted { $0.0 < $1.0 }.map(\.1) }, outputs: outputs[id] ?? [:],
-                peakMemoryBytes: values.int("peak_memory_bytes"), cpuSeconds: values.double("cpu_seconds"))
+                peakMemoryBytes: values.int("peak_memory_bytes"), cpuSeconds: values.double("cpu_seconds"), backend: values.json("backend"))
         }
         return ids.compactMap { records[$0] }
     }
@@ -534,7 +536,8 @@ final class MLMDTransaction {
                 state: RunState(rawValue: values.string("state") ?? "") ?? .running,
                 startedAt: values.date("started_at") ?? Date(timeIntervalSince1970: 0), endedAt: values.date("ended_at"),
                 gitCommit: values.string("git_commit"), gitDirty: values.typed["git_dirty"]?.boolValue,
-                environment: values.json("environment"), workspace: values.string("workspace"), pipelineFile: values.string("pipeline_file"))
+                environment: values.json("environment"), workspace: values.string("workspace"), pipelineFile: values.string("pipeline_file"),
+                gitDiff: values.string("git_diff"))
         }
     }
 
@@ -628,6 +631,36 @@ final class MLMDTransaction {
     func producer(ofArtifact id: Int64) throws -> ExecutionRecord? {
         let ids = try db.int64s("SELECT min(execution_id) FROM `Event` WHERE artifact_id = ? AND type = ?", [id, MLMDSchema.EventType.output.rawValue])
         return try loadExecutions(ids: ids).first
+    }
+
+    /// Records a stored copy of a bundle or data file: an artifact of `type` named by `key` (MLMD's
+    /// unique (type, name) index makes this idempotent and the lookup an index seek).
+    func recordSnapshot(_ artifact: ArtifactRecord, type: String, key: Digest) throws -> Int64 {
+        let typeID = try artifactTypeID(name: type)
+        let name = key.description
+        if let existing = try db.int64("SELECT id FROM `Artifact` WHERE type_id = ? AND name = ?" + db.dialect.lockingRead, [typeID, name]) {
+            return existing
+        }
+        let created = Self.milliseconds(artifact.createdAt)
+        try db.execute(
+            "INSERT INTO `Artifact` (`type_id`, `uri`, `state`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) VALUES (?, ?, ?, ?, ?, ?)",
+            [typeID, artifact.uri, MLMDSchema.ArtifactState.live.rawValue, name, created, created])
+        let id = db.lastInsertID
+        try setProperties(.artifact, id: id, [
+            ("digest", .string(artifact.digest.description)), ("size", .int(artifact.size)), ("file_count", .int(artifact.fileCount)),
+        ])
+        try setProperties(.artifact, id: id, artifact.properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, custom: true)
+        return id
+    }
+
+    /// The stored copy recorded for this type and key, if any.
+    func snapshot(type: String, key: Digest) throws -> ArtifactRecord? {
+        // Looked up, not registered: a read-only transaction must not create the type.
+        guard let typeID = try db.int64("SELECT id FROM `Type` WHERE name = ? AND type_kind = ?", [type, MLMDSchema.TypeKind.artifact.rawValue]) else {
+            return nil
+        }
+        guard let id = try db.int64("SELECT id FROM `Artifact` WHERE type_id = ? AND name = ?", [typeID, key.description]) else { return nil }
+        return try loadArtifacts(ids: [id])[id]
     }
 
     /// Executions that read the artifact (INPUT events), oldest first.

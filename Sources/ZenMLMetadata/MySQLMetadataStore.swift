@@ -389,6 +389,16 @@ public final class MySQLMetadataStore: MetadataStore, @unchecked Sendable {
     public func consumers(ofArtifact id: Int64) throws -> [ExecutionRecord] {
         try transaction(readOnly: true) { try $0.consumers(ofArtifact: id) }
     }
+
+    @discardableResult
+    public func recordSnapshot(_ artifact: ArtifactRecord, type: String, key: Digest) throws -> Int64 {
+        // Idempotent: a lost commit is simply recorded again.
+        try transaction(readOnly: false) { try $0.recordSnapshot(artifact, type: type, key: key) }
+    }
+
+    public func snapshot(type: String, key: Digest) throws -> ArtifactRecord? {
+        try transaction(readOnly: true) { try $0.snapshot(type: type, key: key) }
+    }
 }
 
 /// Open connections to one database, handed to one transaction at a time.

@@ -80,6 +80,8 @@ public struct ExecutionRecord: Codable, Sendable, Hashable {
     public var peakMemoryBytes: Int64? = nil
     /// The step process's user plus system CPU time, in seconds.
     public var cpuSeconds: Double? = nil
+    /// Where the step ran: `{"backend": "slurm", "slurm_job_id": ..., "node": ..., "queue_wait_seconds": ...}`.
+    public var backend: JSONValue = .null
 
     public var duration: TimeInterval? { endedAt.map { $0.timeIntervalSince(startedAt) } }
 }
@@ -97,6 +99,8 @@ public struct RunRecord: Codable, Sendable, Hashable {
     public var environment: JSONValue
     public var workspace: String?
     public var pipelineFile: String?
+    /// `git diff HEAD` of the pipeline's work tree when it had uncommitted changes.
+    public var gitDiff: String? = nil
 }
 
 /// A pipeline and its versions.
@@ -125,10 +129,15 @@ public struct NewRun: Sendable {
     public var startedAt: Date
     public var gitCommit: String?
     public var gitDirty: Bool?
+    public var gitDiff: String?
     public var environment: JSONValue
     public var workspace: String
 
-    public init(id: String, pipeline: String, specDigest: Digest, spec: JSONValue, pipelineFile: String, startedAt: Date, gitCommit: String?, gitDirty: Bool?, environment: JSONValue, workspace: String) {
+    public init(
+        id: String, pipeline: String, specDigest: Digest, spec: JSONValue, pipelineFile: String, startedAt: Date, gitCommit: String?,
+        gitDirty: Bool?, gitDiff: String? = nil, environment: JSONValue, workspace: String
+    ) {
+        self.gitDiff = gitDiff
         self.id = id
         self.pipeline = pipeline
         self.specDigest = specDigest
@@ -184,11 +193,14 @@ public struct ExecutionOutcome: Sendable {
     public var outputs: [String: ArtifactRecord]
     public var peakMemoryBytes: Int64?
     public var cpuSeconds: Double?
+    public var backend: JSONValue
 
     public init(
         state: ExecutionState, endedAt: Date, exitCode: Int? = nil, logURI: String? = nil, message: String? = nil,
-        metrics: [String: Double] = [:], outputs: [String: ArtifactRecord] = [:], peakMemoryBytes: Int64? = nil, cpuSeconds: Double? = nil
+        metrics: [String: Double] = [:], outputs: [String: ArtifactRecord] = [:], peakMemoryBytes: Int64? = nil, cpuSeconds: Double? = nil,
+        backend: JSONValue = .null
     ) {
+        self.backend = backend
         self.peakMemoryBytes = peakMemoryBytes
         self.cpuSeconds = cpuSeconds
         self.state = state
@@ -283,4 +295,11 @@ public protocol MetadataStore: Sendable {
     func producer(ofArtifact id: Int64) throws -> ExecutionRecord?
     /// The executions that read an artifact, oldest first.
     func consumers(ofArtifact id: Int64) throws -> [ExecutionRecord]
+    /// Records a stored copy of something a run read from outside the stores (a step bundle, a
+    /// data file), as an artifact of `type` named by `key` (the digest that entered cache keys).
+    /// Idempotent per type and key; returns the artifact's id.
+    @discardableResult
+    func recordSnapshot(_ artifact: ArtifactRecord, type: String, key: Digest) throws -> Int64
+    /// The stored copy recorded for this type and key, if any.
+    func snapshot(type: String, key: Digest) throws -> ArtifactRecord?
 }

@@ -141,6 +141,15 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
     public func consumers(ofArtifact id: Int64) throws -> [ExecutionRecord] {
         try read { try $0.consumers(ofArtifact: id) }
     }
+
+    @discardableResult
+    public func recordSnapshot(_ artifact: ArtifactRecord, type: String, key: Digest) throws -> Int64 {
+        try write { try $0.recordSnapshot(artifact, type: type, key: key) }
+    }
+
+    public func snapshot(type: String, key: Digest) throws -> ArtifactRecord? {
+        try read { try $0.snapshot(type: type, key: key) }
+    }
 }
 
 /// A GRDB database connection, inside a transaction GRDB opened, as an ``SQLConnection``.

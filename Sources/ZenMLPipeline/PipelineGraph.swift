@@ -17,6 +17,8 @@ public struct ResolvedStep: Sendable {
     public var cache: Bool
     /// The timeout that applies: the pipeline's override, else the bundle's.
     public var timeout: Double?
+    /// How many times a failed execution is tried again.
+    public var retries: Int = 0
     /// Where a registry bundle came from (`NAME@VERSION from registry R`); `nil` for a local folder.
     public var source: String?
 }
@@ -154,7 +156,7 @@ public struct PipelineGraph: Sendable {
             resolved.append(
                 ResolvedStep(
                     name: step.name, bundlePath: bundlePath, manifest: manifest, config: config, inputs: inputs,
-                    dependencies: dependencies.sorted(), cache: step.cache, timeout: step.timeout ?? manifest.timeout,
+                    dependencies: dependencies.sorted(), cache: step.cache, timeout: step.timeout ?? manifest.timeout, retries: step.retries,
                     source: locations[step.uses]?.source))
         }
         if issues.isEmpty, let cycle = findCycle(resolved) {

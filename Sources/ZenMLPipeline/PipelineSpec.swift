@@ -124,6 +124,8 @@ public struct StepSpec: Sendable, Hashable {
     public var cache: Bool
     /// Overrides the bundle's timeout, in seconds.
     public var timeout: Double?
+    /// How many times a failed execution is tried again (a lost cluster job, a flaky step).
+    public var retries: Int = 0
 
     static func parse(name: String, raw: JSONValue, document: YAMLDocument, issues: inout [PipelineIssue]) -> StepSpec? {
         let path = ["steps", name]
@@ -139,8 +141,8 @@ public struct StepSpec: Sendable, Hashable {
             issue([], "step '\(name)' must be a mapping with at least 'uses: ./path/to/bundle'")
             return nil
         }
-        for key in object.keys.sorted() where !["uses", "config", "inputs", "cache", "timeout"].contains(key) {
-            issue([key], "unknown key '\(key)' in step '\(name)' (known: uses, config, inputs, cache, timeout)", atKey: true)
+        for key in object.keys.sorted() where !["uses", "config", "inputs", "cache", "timeout", "retries"].contains(key) {
+            issue([key], "unknown key '\(key)' in step '\(name)' (known: uses, config, inputs, cache, timeout, retries)", atKey: true)
         }
         guard let uses = object["uses"]?.stringValue, !uses.isEmpty else {
             issue([], "step '\(name)' needs 'uses:', the path of its bundle folder relative to the pipeline file")
@@ -191,7 +193,13 @@ public struct StepSpec: Sendable, Hashable {
                 issue(["timeout"], "'timeout' must be a positive number of seconds")
             }
         }
-        return StepSpec(name: name, uses: uses, config: config, inputs: inputs, cache: cache, timeout: timeout)
+        var retries = 0
+        if let rawRetries = object["retries"] {
+            if let count = rawRetries.intValue, (0...10).contains(count) { retries = Int(count) } else {
+                issue(["retries"], "'retries' must be a whole number from 0 to 10")
+            }
+        }
+        return StepSpec(name: name, uses: uses, config: config, inputs: inputs, cache: cache, timeout: timeout, retries: retries)
     }
 }
 

@@ -276,7 +276,7 @@ final class ConcurrentRunTests: XCTestCase {
         }
         // Identical outputs were stored once, and a third run reuses everything.
         let artifacts = try Sandbox.shell("find '\(sandbox.root)/.zenml/artifacts/sha256' -mindepth 2 -maxdepth 2 -type d | wc -l")
-        XCTAssertEqual(Int(artifacts.trimmingCharacters(in: .whitespacesAndNewlines)), 6, "one artifact per distinct output")
+        XCTAssertEqual(Int(artifacts.trimmingCharacters(in: .whitespacesAndNewlines)), 7, "one artifact per distinct output, and the one stored copy of the bundle")
         let (third, summary) = try sandbox.runPipeline()
         XCTAssertEqual(third.exitCode, 0, third.output)
         XCTAssertTrue(Sandbox.states(summary).values.allSatisfy { $0 == "cached" }, "\(Sandbox.states(summary))")

@@ -179,6 +179,28 @@ final class FailureTests: XCTestCase {
         XCTAssertTrue(after.stdout.contains("state     complete"), after.output)
     }
 
+    func testRetriesGiveAFlakyStepMoreAttempts() throws {
+        let sandbox = try Sandbox()
+        // Fails on its first two attempts, then succeeds.
+        try sandbox.shBundle("flaky", outputs: "{out: Text}", script: #"""
+            n=$(cat "$ZENML_BUNDLE_DIR/../../attempts" 2>/dev/null || echo 0); echo $((n + 1)) > "$ZENML_BUNDLE_DIR/../../attempts"
+            if [ "$n" -lt 2 ]; then echo "flaking ($n)" >&2; exit 1; fi
+            echo ok > "$(out out)/ok.txt"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: flaky\nsteps:\n  flaky: {uses: ./bundles/flaky, retries: 1}\n")
+        var (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(result.exitCode, 1, "two attempts are not enough: \(result.output)")
+        XCTAssertEqual(try sandbox.read("attempts").trimmingCharacters(in: .whitespacesAndNewlines), "2")
+        try sandbox.write("attempts", "1\n")
+        (result, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertEqual(Sandbox.states(summary), ["flaky": "done"])
+        try sandbox.write("pipeline.yaml", "name: flaky\nsteps:\n  flaky: {uses: ./bundles/flaky, retries: 11}\n")
+        result = try sandbox.run(["run", "pipeline.yaml"])
+        XCTAssertEqual(result.exitCode, 2)
+        XCTAssertTrue(result.stderr.contains("pipeline.yaml:3:") && result.stderr.contains("'retries' must be a whole number from 0 to 10"), result.output)
+    }
+
     func testWritingIntoAnInputFailsAndTheDamagedArtifactIsRebuilt() throws {
         let sandbox = try Sandbox()
         try okBundle(sandbox, "make")
@@ -192,7 +214,7 @@ final class FailureTests: XCTestCase {
         let result = try sandbox.run(["run", "pipeline.yaml"])
         XCTAssertEqual(result.exitCode, 1, result.output)
         XCTAssertTrue(result.stderr.contains("the step changed its input artifact"), result.output)
-        XCTAssertEqual(try Sandbox.shell("grep -rl tampered '\(sandbox.root)/.zenml/artifacts' || true"), "", "the damaged artifact is gone from the store")
+        XCTAssertEqual(try Sandbox.shell("grep -rl --include=ok.txt tampered '\(sandbox.root)/.zenml/artifacts' || true"), "", "the damaged artifact is gone from the store")
         try sandbox.write("bundles/vandal/polite", "")
         let (rerun, summary) = try sandbox.runPipeline()
         XCTAssertEqual(rerun.exitCode, 0, rerun.output)

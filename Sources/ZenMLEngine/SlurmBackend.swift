@@ -1,0 +1,219 @@
+import Foundation
+import ZenMLContract
+import ZenMLCore
+import ZenMLExecutor
+
+/// Runs each step as a Slurm batch job: `sbatch` starts `zenml-run worker JOB` on a compute node,
+/// which runs the step under the contract and writes its result next to the work directory.
+///
+/// The host, not Slurm, releases dependent steps as their inputs are published: between two steps
+/// it must check the cache (a cached step is never submitted), publish the outputs and record
+/// them, none of which a node can do without the host's stores. `--dependency=afterok` would
+/// only save the host's polling interval, and would submit steps that the cache could skip.
+///
+/// The work directories, the artifact store and the bundles must be on storage the nodes share
+/// (see `docs/slurm.md`).
+public struct SlurmBackend: StepBackend {
+    public var name: String { "slurm" }
+    /// The command that starts the worker on a node (normally this `zenml-run` and `worker`).
+    public var workerCommand: [String]
+    /// `--partition`, when not the cluster's default.
+    public var partition: String?
+    /// How often job states are read.
+    public var pollInterval: TimeInterval
+    /// One `squeue` call per interval serves every job of the run: a poller per job would start
+    /// hundreds of `squeue` processes a second in a wide fan-out and slow the controller down.
+    private let queue: SlurmQueue
+
+    public init(workerCommand: [String], partition: String? = nil, pollInterval: TimeInterval = 0.2) {
+        self.workerCommand = workerCommand
+        self.partition = partition
+        self.pollInterval = pollInterval
+        self.queue = SlurmQueue(interval: pollInterval)
+    }
+
+    /// Whether `sbatch` is there to talk to.
+    public static func check() throws {
+        guard (try? Slurm.command(["sinfo", "-h", "-o", "%T"])) != nil else { throw SlurmError.unavailable }
+    }
+
+    public func run(_ launch: StepLaunch, step: String, progress: @escaping @Sendable (String) -> Void) async -> BackendRun {
+        func lost(_ message: String, _ details: [String: JSONValue] = [:]) -> BackendRun {
+            BackendRun(result: StepRunResult(outcome: .failure(.lost(message)), exitCode: nil, errorTail: "", duration: 0), details: details)
+        }
+        let resultFile = launch.workDirectory + "/worker-result.json"
+        let jobFile = launch.workDirectory + "/worker-job.json"
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try FileTree.writeAtomically(encoder.encode(WorkerJob(launch, resultFile: resultFile)), to: jobFile)
+        } catch {
+            return lost("cannot write the Slurm job file: \(error)")
+        }
+        var arguments = [
+            "sbatch", "--parsable", "--job-name=zenml-\(step)", "--output=\(launch.workDirectory)/slurm-%j.out",
+            "--chdir=\(launch.workDirectory)", "--kill-on-invalid-dep=yes",
+        ]
+        arguments += Self.resourceOptions(launch.manifest.resources, timeout: launch.timeout)
+        if let partition { arguments.append("--partition=\(partition)") }
+        arguments += ["--wrap", (workerCommand + [jobFile]).map(Self.shellQuoted).joined(separator: " ")]
+        let submitted = Date()
+        let jobID: String
+        do {
+            jobID = try Slurm.command(arguments).trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";").first.map(String.init) ?? ""
+        } catch {
+            return lost("sbatch refused the step: \(error)")
+        }
+        let accepted = Date()
+        progress("slurm job \(jobID) submitted")
+        var details: [String: JSONValue] = ["slurm_job_id": .string(jobID), "submit_seconds": .double(Date().timeIntervalSince(submitted))]
+        var started: Date?
+        var lastState = ""
+        while true {
+            if Task.isCancelled {
+                _ = try? Slurm.command(["scancel", jobID])
+                // Wait until the job is gone, so a canceled run leaves nothing in the queue.
+                for _ in 0..<100 where (try? Slurm.command(["squeue", "-h", "-j", jobID, "-o", "%T"]))?.isEmpty == false {
+                    usleep(100_000)
+                }
+                return BackendRun(result: StepRunResult(outcome: .failure(.canceled), exitCode: nil, errorTail: "", duration: 0), details: details)
+            }
+            let (state, node) = await queue.state(of: jobID, since: accepted)
+            if state.isEmpty || ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"].contains(state) {
+                break
+            }
+            if state == "RUNNING" && started == nil {
+                started = Date()
+                details["node"] = .string(node)
+                details["queue_wait_seconds"] = .double(Date().timeIntervalSince(submitted))
+            }
+            if state != lastState {
+                progress("slurm job \(jobID) \(state.lowercased())")
+                lastState = state
+            }
+            try? await Task.sleep(nanoseconds: UInt64(pollInterval * 1_000_000_000))
+        }
+        let job = Slurm.jobInfo(jobID)
+        if details["node"] == nil, let node = job["NodeList"] { details["node"] = .string(node) }
+        if details["queue_wait_seconds"] == nil { details["queue_wait_seconds"] = .double(0) }
+        details["slurm_state"] = .string(job["JobState"] ?? "UNKNOWN")
+        details["run_seconds"] = .double(Date().timeIntervalSince(started ?? submitted))
+        guard let data = try? FileTree.read(resultFile), let reported = try? JSONDecoder().decode(WorkerResult.self, from: data) else {
+            let state = job["JobState"] ?? "UNKNOWN"
+            let reason = job["Reason"].map { $0 == "None" ? "" : ", reason \($0)" } ?? ""
+            let tail = ((try? String(contentsOfFile: launch.workDirectory + "/slurm-\(jobID).out", encoding: .utf8)) ?? "")
+                .split(separator: "\n").suffix(10).joined(separator: "\n")
+            var result = lost("slurm job \(jobID) ended \(state)\(reason) (exit code \(job["ExitCode"] ?? "?")) before the step reported", details).result
+            result.errorTail = tail
+            return BackendRun(result: result, details: details)
+        }
+        return BackendRun(result: reported.runResult, details: details)
+    }
+
+    /// sbatch options for the bundle's `resources:`; the step's timeout (plus a minute for the
+    /// worker) bounds the job's time unless the bundle asks for a time itself.
+    static func resourceOptions(_ resources: BundleManifest.Resources?, timeout: Double?) -> [String] {
+        var options: [String] = []
+        if let cpus = resources?.cpus { options.append("--cpus-per-task=\(cpus)") }
+        if let memory = resources?.memory { options.append("--mem=\(memory)") }
+        if let gpus = resources?.gpus, gpus > 0 { options.append("--gres=gpu:\(gpus)") }
+        if let partition = resources?.partition { options.append("--partition=\(partition)") }
+        if let time = resources?.time {
+            options.append("--time=\(time)")
+        } else if let timeout {
+            options.append("--time=\(Int((timeout + 60) / 60) + 1)")
+        }
+        return options
+    }
+
+    static func shellQuoted(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}
+
+/// The states of a run's jobs, read with one `squeue` call per interval however many jobs wait.
+actor SlurmQueue {
+    private let interval: TimeInterval
+    private var snapshot: [String: (state: String, node: String)] = [:]
+    private var readAt = Date.distantPast
+    /// When the current snapshot's `squeue` started.
+    private var reading: Task<(Date, [String: (state: String, node: String)]), Never>?
+
+    init(interval: TimeInterval) {
+        self.interval = interval
+    }
+
+    /// The job's state and node from a reading started after `since` (the job's submission) and
+    /// at most one interval old; an empty state once the job has left the queue.
+    func state(of job: String, since: Date) async -> (state: String, node: String) {
+        while readAt < since || Date().timeIntervalSince(readAt) >= interval {
+            if reading == nil {
+                let started = Date()
+                reading = Task.detached {
+                    let text = (try? Slurm.command(["squeue", "-h", "-o", "%i|%T|%N"])) ?? ""
+                    var states: [String: (state: String, node: String)] = [:]
+                    for line in text.split(separator: "\n") {
+                        let fields = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+                        if fields.count >= 3 { states[fields[0]] = (fields[1], fields[2]) }
+                    }
+                    return (started, states)
+                }
+            }
+            guard let reading else { continue }
+            let (started, states) = await reading.value
+            if started >= readAt {
+                snapshot = states
+                readAt = started
+            }
+            if self.reading == reading { self.reading = nil }
+        }
+        return snapshot[job] ?? ("", "")
+    }
+}
+
+/// The Slurm client commands.
+enum Slurm {
+    static func command(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw SlurmError.commandFailed(arguments.first ?? "", errorText.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// `scontrol show job ID` as key=value pairs (Slurm keeps finished jobs for `MinJobAge`).
+    static func jobInfo(_ id: String) -> [String: String] {
+        guard let text = try? command(["scontrol", "show", "job", id, "-o"]) else { return [:] }
+        var fields: [String: String] = [:]
+        for part in text.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+            let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
+            if pair.count == 2 { fields[pair[0]] = pair[1] }
+        }
+        return fields
+    }
+}
+
+/// Why the Slurm backend cannot be used.
+public enum SlurmError: Error, CustomStringConvertible, Sendable {
+    case unavailable
+    case commandFailed(String, String)
+
+    public var description: String {
+        switch self {
+        case .unavailable:
+            return "no Slurm cluster answers (sinfo failed); install the Slurm client commands and set SLURM_CONF, or run with --backend local"
+        case .commandFailed(let command, let message):
+            return "\(command) failed: \(message)"
+        }
+    }
+}

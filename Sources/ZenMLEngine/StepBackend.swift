@@ -1,0 +1,37 @@
+import Foundation
+import ZenMLCore
+import ZenMLExecutor
+
+/// Where step processes run. The engine keeps the scheduling, the cache, the work directories,
+/// publishing and recording; a backend only launches a prepared step, watches it and cancels it
+/// (cancelling the calling task must stop the step). The local machine is one backend, a Slurm
+/// cluster another; a Kubernetes backend would be a third.
+public protocol StepBackend: Sendable {
+    /// A short name, recorded with each execution (`local`, `slurm`).
+    var name: String { get }
+    /// Runs a prepared step to its end. `progress` receives short status lines (a job id, a queue state).
+    func run(_ launch: StepLaunch, step: String, progress: @escaping @Sendable (String) -> Void) async -> BackendRun
+}
+
+/// What a backend reports about one step: its result and where and how it ran.
+public struct BackendRun: Sendable {
+    public var result: StepRunResult
+    /// Recorded with the execution: a job id, a node, the time spent queued.
+    public var details: [String: JSONValue]
+
+    public init(result: StepRunResult, details: [String: JSONValue] = [:]) {
+        self.result = result
+        self.details = details
+    }
+}
+
+/// Runs steps as child processes of `zenml-run` on this machine.
+public struct LocalBackend: StepBackend {
+    public var name: String { "local" }
+
+    public init() {}
+
+    public func run(_ launch: StepLaunch, step: String, progress: @escaping @Sendable (String) -> Void) async -> BackendRun {
+        BackendRun(result: await StepRunner.run(launch))
+    }
+}

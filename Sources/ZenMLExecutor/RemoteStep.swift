@@ -1,0 +1,70 @@
+import Foundation
+import ZenMLContract
+import ZenMLCore
+
+/// A prepared step handed to a worker process on another node (`zenml-run worker JOB`): what it
+/// needs to run the step under the contract, all on storage the host and the node share.
+public struct WorkerJob: Codable, Sendable {
+    public var bundlePath: String
+    public var workDirectory: String
+    public var logFile: String
+    public var timeout: Double?
+    public var buildPath: String?
+    public var hostEnvironment: [String: String]
+    /// Where the worker writes its ``WorkerResult``.
+    public var resultFile: String
+
+    public init(_ launch: StepLaunch, resultFile: String) {
+        bundlePath = launch.bundlePath
+        workDirectory = launch.workDirectory
+        logFile = launch.logFile
+        timeout = launch.timeout
+        buildPath = launch.buildPath
+        hostEnvironment = launch.hostEnvironment
+        self.resultFile = resultFile
+    }
+
+    /// Rebuilds the launch from the shared files: the manifest from the bundle, the request from the work directory.
+    public func launch() throws -> StepLaunch {
+        let manifest = try BundleManifest.load(bundle: bundlePath)
+        let request = try JSONDecoder().decode(StepRequest.self, from: FileTree.read(StepLaunch.requestFile(in: workDirectory)))
+        return StepLaunch(
+            bundlePath: bundlePath, manifest: manifest, request: request, workDirectory: workDirectory, logFile: logFile,
+            timeout: timeout, hostEnvironment: hostEnvironment, buildPath: buildPath)
+    }
+}
+
+/// What a worker reports back: the same facts as a local ``StepRunResult``.
+public struct WorkerResult: Codable, Sendable {
+    public var response: StepResponse?
+    public var failure: StepFailure?
+    public var exitCode: Int32?
+    public var errorTail: String
+    public var duration: TimeInterval
+    public var usage: ResourceUsage?
+
+    public init(_ result: StepRunResult) {
+        switch result.outcome {
+        case .success(let success): response = success.response
+        case .failure(let failure): self.failure = failure
+        }
+        exitCode = result.exitCode
+        errorTail = result.errorTail
+        duration = result.duration
+        usage = result.usage
+    }
+
+    /// The result as if the step had run here.
+    public var runResult: StepRunResult {
+        let outcome: Result<StepSuccess, StepFailure>
+        if let response {
+            let process = ProcessResult(
+                termination: .exited(exitCode ?? 0), standardOutput: Data(), outputLimitExceeded: false, errorTail: errorTail,
+                timedOut: false, canceled: false, duration: duration, usage: usage)
+            outcome = .success(StepSuccess(response: response, process: process))
+        } else {
+            outcome = .failure(failure ?? .lost("the worker reported neither a response nor a failure"))
+        }
+        return StepRunResult(outcome: outcome, exitCode: exitCode, errorTail: errorTail, duration: duration, usage: usage)
+    }
+}

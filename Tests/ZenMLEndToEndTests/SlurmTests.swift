@@ -1,0 +1,100 @@
+import Foundation
+import XCTest
+
+/// The Slurm backend against a real single-node Slurm (slurmctld, slurmd and munge started on
+/// 127.0.0.1 by `scripts/services/slurm.sh`, installed if missing).
+final class SlurmTests: XCTestCase {
+    var slurm: [String: String] = [:]
+
+    override func setUpWithError() throws {
+        let output = try Sandbox.shell("'\(Sandbox.repository)/scripts/services/slurm.sh' start 2>/tmp/zenml-e2e-slurm.log")
+        let conf = output.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard conf.hasSuffix("slurm.conf") else {
+            struct ClusterUnavailable: Error, CustomStringConvertible { var description: String }
+            throw ClusterUnavailable(description: "could not start Slurm: \((try? String(contentsOfFile: "/tmp/zenml-e2e-slurm.log", encoding: .utf8)) ?? "")")
+        }
+        slurm = ["SLURM_CONF": conf]
+    }
+
+    /// Jobs Slurm finished so far (one line per job in the job completion log).
+    func finishedJobs() throws -> Int {
+        let log = (slurm["SLURM_CONF"].map { ($0 as NSString).deletingLastPathComponent } ?? "") + "/jobcomp.txt"
+        return ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count
+    }
+
+    func queue() throws -> String {
+        try Sandbox.shell("SLURM_CONF='\(slurm["SLURM_CONF"] ?? "")' squeue -h -o '%i %j %T'")
+    }
+
+    func testTheQuickstartGivesTheSameDigestsThroughSlurmAndACachedRerunSubmitsNothing() throws {
+        let sandbox = try Sandbox()
+        for member in ["local", "cluster"] {
+            try Sandbox.shell("mkdir -p '\(sandbox.root)/\(member)' && cp -R '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/\(member)/quickstart'")
+        }
+        let local = try sandbox.run(["run", "local/quickstart/pipeline.yaml", "--workspace", "local", "--json"])
+        XCTAssertEqual(local.exitCode, 0, local.output)
+        let before = try finishedJobs()
+        let cluster = try sandbox.run(["run", "cluster/quickstart/pipeline.yaml", "--workspace", "cluster", "--backend", "slurm", "--json"], environment: slurm)
+        XCTAssertEqual(cluster.exitCode, 0, cluster.output)
+        XCTAssertEqual(try finishedJobs() - before, 3, "one job per step")
+        func outputs(_ result: Sandbox.Result) throws -> [String: [String: String]] {
+            let run = (try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])?["run"] as? [String: Any]
+            var outputs: [String: [String: String]] = [:]
+            for step in run?["steps"] as? [[String: Any]] ?? [] { outputs[step["name"] as? String ?? ""] = step["outputs"] as? [String: String] }
+            return outputs
+        }
+        XCTAssertEqual(try outputs(cluster), try outputs(local), "the same artifact digests as a local run")
+
+        // The executions record the job, the node and the time spent queued.
+        let runID = (try JSONSerialization.jsonObject(with: Data(cluster.stdout.utf8)) as? [String: Any]).flatMap { ($0["run"] as? [String: Any])?["run_id"] as? String } ?? ""
+        let show = try sandbox.run(["runs", "show", runID, "--json", "--workspace", "cluster"])
+        let run = (try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])?["run"] as? [String: Any]
+        let executions = (run?["executions"] as? [[String: Any]] ?? []).filter { !(($0["step"] as? String) ?? "").hasPrefix("build:") }
+        XCTAssertEqual(executions.count, 3)
+        for execution in executions {
+            let backend = execution["backend"] as? [String: Any]
+            XCTAssertEqual(backend?["backend"] as? String, "slurm", show.stdout)
+            XCTAssertNotNil(Int(backend?["slurm_job_id"] as? String ?? ""), show.stdout)
+            XCTAssertEqual(backend?["node"] as? String, "localhost", show.stdout)
+            XCTAssertNotNil(backend?["queue_wait_seconds"] as? Double, show.stdout)
+        }
+
+        let again = try sandbox.run(["run", "cluster/quickstart/pipeline.yaml", "--workspace", "cluster", "--backend", "slurm", "--json"], environment: slurm)
+        XCTAssertEqual(again.exitCode, 0, again.output)
+        XCTAssertEqual(Set(try outputs(again).keys), ["generate", "normalize", "report"])
+        XCTAssertEqual(try finishedJobs() - before, 3, "a cached re-run submits no job")
+    }
+
+    func testAFailingStepsDependentsAreNeverSubmittedAndCancellingEmptiesTheQueue() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("broken", outputs: "{out: Text}", script: #"""
+            echo "about to fail" >&2; exit 4
+            """#)
+        try sandbox.shBundle("after", inputs: "{text: Text}", outputs: "{out: Text}", script: #"""
+            touch "$ZENML_BUNDLE_DIR/../../after-ran"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: broken\nsteps:\n  broken: {uses: ./bundles/broken}\n  after: {uses: ./bundles/after, inputs: {text: broken.out}}\n")
+        let before = try finishedJobs()
+        let (result, summary) = try sandbox.runPipeline("pipeline.yaml", ["--backend", "slurm"], environment: slurm)
+        XCTAssertEqual(result.exitCode, 1, result.output)
+        XCTAssertEqual(Sandbox.states(summary), ["broken": "failed", "after": "skipped"])
+        XCTAssertTrue(result.stdout.contains("about to fail"), "the stderr tail comes back from the node: \(result.stdout)")
+        XCTAssertEqual(try finishedJobs() - before, 1, "the dependent was never submitted")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.root + "/after-ran"))
+
+        try sandbox.shBundle("slow", outputs: "{out: Text}", script: #"""
+            touch "$ZENML_BUNDLE_DIR/../../slow-started"; sleep 60; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: slow\nsteps:\n  slow: {uses: ./bundles/slow}\n")
+        let process = try sandbox.start(["run", "pipeline.yaml", "--backend", "slurm"], environment: slurm)
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: sandbox.root + "/slow-started") && Date() < deadline { usleep(50_000) }
+        let queued = try queue()
+        XCTAssertTrue(queued.contains("zenml-slow"), queued)
+        kill(process.process.processIdentifier, SIGINT)
+        let interrupted = try process.wait(timeout: 30)
+        XCTAssertEqual(interrupted.exitCode, 130, interrupted.output)
+        let left = try queue()
+        XCTAssertFalse(left.contains("zenml-slow"), "no job is left in the queue: \(left)")
+    }
+}
