@@ -4,21 +4,21 @@ import ZenMLContract
 import ZenMLCore
 
 /// Where a registry keeps its objects: a few blob operations on `/`-separated keys, so that a
-/// folder, a gs:// bucket or an s3:// bucket can hold a registry. Everything else (layout,
+/// folder, a gs:// bucket or an s3:// bucket can hold a registry (async, as object store clients are). Everything else (layout,
 /// overwrite rules, digests, signatures) is in ``BundleRegistry``, once for every backend.
 public protocol RegistryStorage: Sendable {
     /// For messages: `/shared/registry`, `gs://bucket/prefix`.
     var location: String { get }
     /// An object's bytes, or `nil` when there is none.
-    func read(_ key: String) throws -> Data?
+    func read(_ key: String) async throws -> Data?
     /// Copies an object to a local file; `false` when there is none.
-    func download(_ key: String, to path: String) throws -> Bool
+    func download(_ key: String, to path: String) async throws -> Bool
     /// Stores a local file as an object (replacing one that is there).
-    func upload(_ path: String, to key: String) throws
+    func upload(_ path: String, to key: String) async throws
     /// Stores bytes as an object. With `exclusive`, only if there is none yet (returns `false` otherwise).
-    func write(_ data: Data, to key: String, exclusive: Bool) throws -> Bool
+    func write(_ data: Data, to key: String, exclusive: Bool) async throws -> Bool
     /// The keys directly below `prefix` (one level, names only, sorted).
-    func children(of prefix: String) throws -> [String]
+    func children(of prefix: String) async throws -> [String]
 }
 
 /// A registry in a local or shared folder (a network file system mount, say).
@@ -28,18 +28,18 @@ public struct FolderRegistryStorage: RegistryStorage {
 
     public init(root: String) { self.root = FileTree.normalize(root) }
 
-    public func read(_ key: String) throws -> Data? {
+    public func read(_ key: String) async throws -> Data? {
         guard (try FileStatus.of(root + "/" + key)) != nil else { return nil }
         return try FileTree.read(root + "/" + key)
     }
 
-    public func download(_ key: String, to path: String) throws -> Bool {
+    public func download(_ key: String, to path: String) async throws -> Bool {
         guard (try FileStatus.of(root + "/" + key)) != nil else { return false }
         try Self.copy(root + "/" + key, to: path)
         return true
     }
 
-    public func upload(_ path: String, to key: String) throws {
+    public func upload(_ path: String, to key: String) async throws {
         let destination = root + "/" + key
         try FileTree.makeDirectory((destination as NSString).deletingLastPathComponent)
         try Self.copy(path, to: destination)
@@ -62,7 +62,7 @@ public struct FolderRegistryStorage: RegistryStorage {
         }
     }
 
-    public func write(_ data: Data, to key: String, exclusive: Bool) throws -> Bool {
+    public func write(_ data: Data, to key: String, exclusive: Bool) async throws -> Bool {
         let destination = root + "/" + key
         try FileTree.makeDirectory((destination as NSString).deletingLastPathComponent)
         guard exclusive else {
@@ -79,7 +79,7 @@ public struct FolderRegistryStorage: RegistryStorage {
         throw FileSystemError.posix(path: destination, operation: "create", errno: errno)
     }
 
-    public func children(of prefix: String) throws -> [String] {
+    public func children(of prefix: String) async throws -> [String] {
         let directory = prefix.isEmpty ? root : root + "/" + prefix
         guard (try FileStatus.of(directory, followingLinks: true))?.kind == .directory else { return [] }
         return try FileTree.childNames(of: directory).filter { !$0.contains(".tmp-") }.sorted()
@@ -145,24 +145,24 @@ public struct BundleRegistry: Sendable {
     static func metadataKey(_ name: String, _ version: String) -> String { "bundles/\(name)/\(version).json" }
 
     /// The registry's rules (none when it has no `registry.json`).
-    public func policy() throws -> RegistryPolicy {
-        guard let data = try storage.read("registry.json") else { return RegistryPolicy() }
+    public func policy() async throws -> RegistryPolicy {
+        guard let data = try await storage.read("registry.json") else { return RegistryPolicy() }
         do { return try JSONDecoder().decode(RegistryPolicy.self, from: data) } catch {
             throw BundleError.registry("\(storage.location)/registry.json is unreadable: \(error); fix it or remove it")
         }
     }
 
     /// Sets the registry's rules.
-    public func setPolicy(_ policy: RegistryPolicy) throws {
-        _ = try storage.write(try Self.encoder.encode(policy), to: "registry.json", exclusive: false)
+    public func setPolicy(_ policy: RegistryPolicy) async throws {
+        _ = try await storage.write(try Self.encoder.encode(policy), to: "registry.json", exclusive: false)
     }
 
     /// Bundle names in the registry.
-    public func names() throws -> [String] { try storage.children(of: "bundles") }
+    public func names() async throws -> [String] { try await storage.children(of: "bundles") }
 
     /// Published versions of a bundle, lowest first (semantic versions by precedence).
-    public func versions(of bundle: String) throws -> [String] {
-        let versions = try storage.children(of: "bundles/\(bundle)").filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }
+    public func versions(of bundle: String) async throws -> [String] {
+        let versions = try await storage.children(of: "bundles/\(bundle)").filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }
         return versions.sorted { left, right in
             switch (SemanticVersion(left), SemanticVersion(right)) {
             case let (l?, r?): return l < r
@@ -172,9 +172,9 @@ public struct BundleRegistry: Sendable {
     }
 
     /// The record of one version, or `nil`.
-    public func metadata(of bundle: String, version: String) throws -> PublishedBundle? {
+    public func metadata(of bundle: String, version: String) async throws -> PublishedBundle? {
         guard BundleReference.isValidName(bundle), !version.contains("/") else { return nil }
-        guard let data = try storage.read(Self.metadataKey(bundle, version)) else { return nil }
+        guard let data = try await storage.read(Self.metadataKey(bundle, version)) else { return nil }
         do { return try JSONDecoder().decode(PublishedBundle.self, from: data) } catch {
             throw BundleError.registry("the record of \(bundle)@\(version) in registry '\(name)' is unreadable: \(error)")
         }
@@ -188,7 +188,7 @@ public struct BundleRegistry: Sendable {
 
     /// Publishes the bundle folder at `bundlePath` under its manifest's name and version.
     /// - Returns: the record and whether it was new (`false`: the same content was already published).
-    public func publish(bundle bundlePath: String, signingKey: Curve25519.Signing.PrivateKey? = nil, staging: String) throws -> (PublishedBundle, Bool) {
+    public func publish(bundle bundlePath: String, signingKey: Curve25519.Signing.PrivateKey? = nil, staging: String) async throws -> (PublishedBundle, Bool) {
         let manifest = try BundleManifest.load(bundle: bundlePath)
         guard BundleReference.isValidName(manifest.name) else {
             throw BundleError.registry("the bundle name '\(manifest.name)' cannot be published: use lowercase letters, digits, '-', '_' and '.'")
@@ -203,61 +203,61 @@ public struct BundleRegistry: Sendable {
         var signatures: [BundleSignature] = []
         if let signingKey { signatures.append(try BundleSigning.sign(digest, with: signingKey)) }
         let reference = "\(manifest.name)@\(manifest.version)"
-        let policy = try policy()
+        let policy = try await self.policy()
         if policy.requireSignatures {
             do { try policy.trust.check(signatures, digest: digest, bundle: reference) } catch let error as BundleError {
                 throw BundleError.signature("registry '\(name)' accepts only bundles signed by its trusted keys: \(error.description) (publish with --key KEYFILE)")
             }
         }
-        if let existing = try metadata(of: manifest.name, version: manifest.version) {
-            return (try republish(existing, digest: digest, signatures: signatures, reference: reference), false)
+        if let existing = try await metadata(of: manifest.name, version: manifest.version) {
+            return (try await republish(existing, digest: digest, signatures: signatures, reference: reference), false)
         }
         let size = Int64((try FileStatus.of(archive))?.size ?? 0)
         let record = PublishedBundle(
             name: manifest.name, version: manifest.version, digest: digest, size: size, description: manifest.description,
             publishedAt: ISO8601DateFormatter().string(from: Date()), signatures: signatures)
-        try storage.upload(archive, to: Self.archiveKey(manifest.name, manifest.version))
+        try await storage.upload(archive, to: Self.archiveKey(manifest.name, manifest.version))
         // The record is written last and only if absent: it is what makes the version exist.
-        if try !storage.write(try Self.encoder.encode(record), to: Self.metadataKey(manifest.name, manifest.version), exclusive: true) {
-            guard let winner = try metadata(of: manifest.name, version: manifest.version) else {
+        if try await !storage.write(try Self.encoder.encode(record), to: Self.metadataKey(manifest.name, manifest.version), exclusive: true) {
+            guard let winner = try await metadata(of: manifest.name, version: manifest.version) else {
                 throw BundleError.registry("publishing \(reference) raced with another publisher; try again")
             }
-            return (try republish(winner, digest: digest, signatures: signatures, reference: reference), false)
+            return (try await republish(winner, digest: digest, signatures: signatures, reference: reference), false)
         }
         return (record, true)
     }
 
-    private func republish(_ existing: PublishedBundle, digest: Digest, signatures: [BundleSignature], reference: String) throws -> PublishedBundle {
+    private func republish(_ existing: PublishedBundle, digest: Digest, signatures: [BundleSignature], reference: String) async throws -> PublishedBundle {
         guard existing.digest == digest else {
             throw BundleError.registry(
                 "\(reference) is already published in registry '\(name)' with other content (\(existing.digest.short), this bundle is \(digest.short)); a published version never changes: raise 'version:' in step.yaml and publish again")
         }
         let added = signatures.filter { !existing.signatures.contains($0) }
         guard !added.isEmpty else { return existing }
-        return try addSignatures(added, to: existing)
+        return try await addSignatures(added, to: existing)
     }
 
     /// Adds signatures to a published version's record (each must be valid for its digest).
-    public func addSignatures(_ signatures: [BundleSignature], to record: PublishedBundle) throws -> PublishedBundle {
+    public func addSignatures(_ signatures: [BundleSignature], to record: PublishedBundle) async throws -> PublishedBundle {
         for signature in signatures where !BundleSigning.isValid(signature, for: record.digest) {
             throw BundleError.signature("the signature does not match \(record.name)@\(record.version) (\(record.digest.short)); sign that exact bundle")
         }
         var updated = record
         for signature in signatures where !updated.signatures.contains(signature) { updated.signatures.append(signature) }
-        _ = try storage.write(try Self.encoder.encode(updated), to: Self.metadataKey(record.name, record.version), exclusive: false)
+        _ = try await storage.write(try Self.encoder.encode(updated), to: Self.metadataKey(record.name, record.version), exclusive: false)
         return updated
     }
 
     /// The version of `bundle` a reference selects, or `nil` if none matches.
-    public func resolve(_ reference: BundleReference) throws -> PublishedBundle? {
+    public func resolve(_ reference: BundleReference) async throws -> PublishedBundle? {
         switch reference {
         case .path: return nil
         case .version(let bundle, let range):
-            guard let version = range.best(of: try versions(of: bundle)) else { return nil }
-            return try metadata(of: bundle, version: version)
+            guard let version = range.best(of: try await versions(of: bundle)) else { return nil }
+            return try await metadata(of: bundle, version: version)
         case .digest(let bundle, let digest):
-            for version in try versions(of: bundle).reversed() {
-                if let record = try metadata(of: bundle, version: version), record.digest == digest { return record }
+            for version in try await versions(of: bundle).reversed() {
+                if let record = try await metadata(of: bundle, version: version), record.digest == digest { return record }
             }
             return nil
         }
@@ -265,14 +265,15 @@ public struct BundleRegistry: Sendable {
 
     /// Downloads a published version into the bundle cache (checking its digest and the trust
     /// policy) and returns the folder.
-    public func pull(_ record: PublishedBundle, into cache: BundleCache, trust: TrustPolicy) throws -> String {
+    public func pull(_ record: PublishedBundle, into cache: BundleCache, trust: TrustPolicy) async throws -> String {
         let reference = "\(record.name)@\(record.version)"
-        try trust.merged(with: try policy().trust).check(record.signatures, digest: record.digest, bundle: reference)
+        let registryPolicy = try await policy()
+        try trust.merged(with: registryPolicy.trust).check(record.signatures, digest: record.digest, bundle: reference)
         if let folder = try cache.folder(for: record.digest) { return folder }
         try FileTree.makeDirectory(cache.root)
         let archive = cache.root + "/.download-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).tar"
         defer { unlink(archive) }
-        guard try storage.download(Self.archiveKey(record.name, record.version), to: archive) else {
+        guard try await storage.download(Self.archiveKey(record.name, record.version), to: archive) else {
             throw BundleError.registry("registry '\(name)' has a record of \(reference) but not its archive; republish it")
         }
         let actual = try Digest.ofFile(atPath: archive)

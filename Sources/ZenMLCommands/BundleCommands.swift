@@ -155,7 +155,7 @@ extension ZenMLRun.Bundle {
                 let workspace = workspaceOptions.resolve()
                 let target = try workspace.registry(named: registry)
                 let signingKey = try key.map { try BundleSigning.loadPrivateKey(absolutePath($0)) }
-                let (record, new) = try target.publish(bundle: absolutePath(directory), signingKey: signingKey, staging: workspace.stagingDirectory)
+                let (record, new) = try await target.publish(bundle: absolutePath(directory), signingKey: signingKey, staging: workspace.stagingDirectory)
                 let signed = record.signatures.isEmpty ? "unsigned" : "signed by \(record.signatures.map { BundleSigning.keyID($0.publicKey) }.joined(separator: ", "))"
                 print(new ? "published \(record.name)@\(record.version) to \(registry): \(record.digest) (\(signed))"
                     : "\(record.name)@\(record.version) was already published to \(registry) with this content: \(record.digest) (\(signed))")
@@ -182,8 +182,8 @@ extension ZenMLRun.Bundle {
                 guard parsed.name != nil else { throw ValidationError("'\(reference)' is not NAME@VERSION") }
                 let registries = try registry.map { [try workspace.registry(named: $0)] } ?? workspace.registries()
                 for candidate in registries {
-                    guard let record = try candidate.resolve(parsed) else { continue }
-                    let folder = try candidate.pull(record, into: workspace.bundleCache, trust: workspace.trustPolicy())
+                    guard let record = try await candidate.resolve(parsed) else { continue }
+                    let folder = try await candidate.pull(record, into: workspace.bundleCache, trust: workspace.trustPolicy())
                     print("\(record.name)@\(record.version) \(record.digest) from \(candidate.name): \(folder)")
                     return
                 }
@@ -201,12 +201,12 @@ extension ZenMLRun.Bundle {
         var signedBy: [String]
     }
 
-    static func listings(_ workspace: Workspace, registry: String?, matching: (PublishedBundle) -> Bool) throws -> [Listing] {
+    static func listings(_ workspace: Workspace, registry: String?, matching: (PublishedBundle) -> Bool) async throws -> [Listing] {
         var rows: [Listing] = []
         for candidate in try registry.map({ [try workspace.registry(named: $0)] }) ?? workspace.registries() {
-            for name in try candidate.names() {
-                for version in try candidate.versions(of: name) {
-                    guard let record = try candidate.metadata(of: name, version: version), matching(record) else { continue }
+            for name in try await candidate.names() {
+                for version in try await candidate.versions(of: name) {
+                    guard let record = try await candidate.metadata(of: name, version: version), matching(record) else { continue }
                     rows.append(Listing(
                         registry: candidate.name, name: name, version: version, digest: record.digest.description,
                         description: record.description, signedBy: record.signatures.map { BundleSigning.keyID($0.publicKey) }))
@@ -231,7 +231,7 @@ extension ZenMLRun.Bundle {
 
         func run() async throws {
             try await reportingErrors {
-                let rows = try ZenMLRun.Bundle.listings(workspaceOptions.resolve(), registry: registry) { _ in true }
+                let rows = try await ZenMLRun.Bundle.listings(workspaceOptions.resolve(), registry: registry) { _ in true }
                 if output.json { return try printJSON("bundles", rows) }
                 if rows.isEmpty { print("no bundles published yet") }
                 ZenMLRun.Bundle.printListings(rows)
@@ -248,7 +248,7 @@ extension ZenMLRun.Bundle {
 
         func run() async throws {
             try await reportingErrors {
-                let rows = try ZenMLRun.Bundle.listings(workspaceOptions.resolve(), registry: registry) { record in
+                let rows = try await ZenMLRun.Bundle.listings(workspaceOptions.resolve(), registry: registry) { record in
                     record.name.localizedCaseInsensitiveContains(text) || (record.description?.localizedCaseInsensitiveContains(text) ?? false)
                 }
                 if output.json { return try printJSON("bundles", rows) }
@@ -293,10 +293,10 @@ extension ZenMLRun.Bundle {
                         throw ValidationError("with --registry, give the exact NAME@VERSION to sign")
                     }
                     let store = try workspaceOptions.resolve().registry(named: registry)
-                    guard let record = try store.metadata(of: name, version: version) else {
+                    guard let record = try await store.metadata(of: name, version: version) else {
                         throw BundleError.registry("registry '\(registry)' has no \(name)@\(version); publish it first")
                     }
-                    _ = try store.addSignatures([try BundleSigning.sign(record.digest, with: privateKey)], to: record)
+                    _ = try await store.addSignatures([try BundleSigning.sign(record.digest, with: privateKey)], to: record)
                     print("signed \(name)@\(version) (\(record.digest)) in \(registry)")
                     return
                 }

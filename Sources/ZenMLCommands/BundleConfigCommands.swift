@@ -41,12 +41,12 @@ extension ZenMLRun.Config {
                     if requireSignatures {
                         let keys = try trust.map { try BundleSigning.publicKey(absolutePath($0)) }
                         guard !keys.isEmpty else { throw ValidationError("--require-signatures needs at least one --trust KEYFILE.pub") }
-                        try registry.setPolicy(RegistryPolicy(requireSignatures: true, trustedKeys: keys))
+                        try await registry.setPolicy(RegistryPolicy(requireSignatures: true, trustedKeys: keys))
                     }
                     var settings = try workspace.configuration()
                     settings.registries = (settings.registries ?? [:]).merging([name: stored]) { $1 }
                     try workspace.save(settings)
-                    let policy = try registry.policy()
+                    let policy = try await registry.policy()
                     print("registry \(name): \(stored)" + (policy.requireSignatures ? " (signatures required)" : ""))
                 }
             }

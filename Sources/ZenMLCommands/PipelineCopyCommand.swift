@@ -72,7 +72,7 @@ extension ZenMLRun.Pipelines {
                 try FileTree.makeDirectory(directory)
                 try FileTree.writeAtomically(Data(text.utf8), to: file)
                 do {
-                    _ = try runner.load(file)
+                    _ = try await runner.load(file)
                 } catch {
                     try? FileTree.remove(file)
                     throw error

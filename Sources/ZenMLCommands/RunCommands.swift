@@ -84,7 +84,7 @@ extension ZenMLRun {
         func run() async throws {
             try await reportingErrors {
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
-                let graph = try runner.load(pipeline, update: update)
+                let graph = try await runner.load(pipeline, update: update)
                 var options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
                 if backend == .slurm {
                     try SlurmBackend.check()
@@ -121,7 +121,7 @@ extension ZenMLRun {
         func run() async throws {
             try await reportingErrors {
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
-                let graph = try runner.load(pipeline)
+                let graph = try await runner.load(pipeline)
                 let reports = runner.status(graph, options: RunOptions())
                 if output.json {
                     try printJSON("steps", reports)

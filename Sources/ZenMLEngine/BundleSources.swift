@@ -60,18 +60,18 @@ public struct BundleSources {
     }
 
     /// Loads and validates a pipeline, resolving its registry references first.
-    public func graph(pipeline: String, update: Bool = false) throws -> PipelineGraph {
-        try graph(PipelineSpec.load(pipeline), update: update)
+    public func graph(pipeline: String, update: Bool = false) async throws -> PipelineGraph {
+        try await graph(PipelineSpec.load(pipeline), update: update)
     }
 
     /// Validates a loaded pipeline, resolving its registry references first.
-    public func graph(_ spec: PipelineSpec, update: Bool = false) throws -> PipelineGraph {
-        let resolution = try resolve(spec, update: update)
+    public func graph(_ spec: PipelineSpec, update: Bool = false) async throws -> PipelineGraph {
+        let resolution = try await resolve(spec, update: update)
         return try PipelineGraph.resolve(spec, locations: resolution.locations)
     }
 
     /// Resolves every registry reference of a pipeline.
-    public func resolve(_ spec: PipelineSpec, update: Bool) throws -> Resolution {
+    public func resolve(_ spec: PipelineSpec, update: Bool) async throws -> Resolution {
         var references: [String: (step: String, reference: BundleReference)] = [:]
         var issues: [PipelineIssue] = []
         for step in spec.steps {
@@ -92,7 +92,7 @@ public struct BundleSources {
         let trust = try workspace.trustPolicy()
         for (text, (step, reference)) in references.sorted(by: { $0.key < $1.key }) {
             do {
-                let (pin, folder) = try locate(reference, text: text, pinned: update ? nil : existing?.bundles[text], trust: trust)
+                let (pin, folder) = try await locate(reference, text: text, pinned: update ? nil : existing?.bundles[text], trust: trust)
                 lock.bundles[text] = pin
                 locations[text] = BundleLocation(path: folder, source: "\(pin.name)@\(pin.version) from registry \(pin.registry) (\(text))")
             } catch let error as BundleError {
@@ -105,11 +105,11 @@ public struct BundleSources {
         return Resolution(locations: locations, lock: lock, lockChanged: changed)
     }
 
-    private func locate(_ reference: BundleReference, text: String, pinned: LockFile.Pin?, trust: TrustPolicy) throws -> (LockFile.Pin, String) {
+    private func locate(_ reference: BundleReference, text: String, pinned: LockFile.Pin?, trust: TrustPolicy) async throws -> (LockFile.Pin, String) {
         let cache = workspace.bundleCache
         if let pinned {
             let registry = try workspace.registry(named: pinned.registry)
-            guard let record = try registry.metadata(of: pinned.name, version: pinned.version) else {
+            guard let record = try await registry.metadata(of: pinned.name, version: pinned.version) else {
                 if let folder = try cache.folder(for: pinned.digest) {
                     try verify(folder, pinned.digest, text: text)
                     try trust.check([], digest: pinned.digest, bundle: text)
@@ -121,7 +121,7 @@ public struct BundleSources {
                 throw BundleError.lock(
                     "zenml.lock pins \(text) to \(pinned.name)@\(pinned.version) with digest \(pinned.digest.short), but registry '\(pinned.registry)' now has digest \(record.digest.short) for it: the published bundle changed. Check with its publisher; run with --update to accept the new content")
             }
-            let folder = try registry.pull(record, into: cache, trust: trust)
+            let folder = try await registry.pull(record, into: cache, trust: trust)
             try verify(folder, pinned.digest, text: text)
             return (pinned, folder)
         }
@@ -130,14 +130,14 @@ public struct BundleSources {
             throw BundleError.registry("'\(text)' names a registry bundle, but this workspace has no registry; add one with 'zenml-run config registry add NAME LOCATION'")
         }
         for registry in registries {
-            guard let record = try registry.resolve(reference) else { continue }
-            let folder = try registry.pull(record, into: cache, trust: trust)
+            guard let record = try await registry.resolve(reference) else { continue }
+            let folder = try await registry.pull(record, into: cache, trust: trust)
             try verify(folder, record.digest, text: text)
             return (LockFile.Pin(name: record.name, version: record.version, digest: record.digest, registry: registry.name), folder)
         }
         let name = reference.name ?? text
         var available: [String] = []
-        for registry in registries { available += try registry.versions(of: name).map { "\($0) in \(registry.name)" } }
+        for registry in registries { available += try await registry.versions(of: name).map { "\($0) in \(registry.name)" } }
         throw BundleError.registry(
             "no registry has a version of '\(name)' matching '\(text)'"
                 + (available.isEmpty ? " (no registry has '\(name)' at all; publish it with 'zenml-run bundle publish')" : " (available: \(available.joined(separator: ", ")))"))

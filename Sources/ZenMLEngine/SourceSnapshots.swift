@@ -84,9 +84,9 @@ extension PipelineRunner {
     /// `format: path` config values may pin stored bundles and data files by digest (`sha256:…`).
     /// `uses: NAME@VERSION` names a registry bundle, resolved through `zenml.lock` (``BundleSources``;
     /// `update` moves its pins).
-    public func load(_ path: String, update: Bool = false) throws -> PipelineGraph {
+    public func load(_ path: String, update: Bool = false) async throws -> PipelineGraph {
         var spec = try PipelineSpec.load(path, resolveBase: registered.resolver)
-        let locations = try BundleSources(workspace: workspace).resolve(spec, update: update).locations
+        let locations = try await BundleSources(workspace: workspace).resolve(spec, update: update).locations
         for index in spec.steps.indices {
             let step = spec.steps[index]
             if step.uses.hasPrefix(SourceSnapshots.pinPrefix) {

@@ -16,40 +16,48 @@ final class RegistryTests: XCTestCase {
         return root
     }
 
-    func testPublishPullAndOverwriteRules() throws {
+    func testPublishPullAndOverwriteRules() async throws {
         let registry = BundleRegistry(name: "team", storage: FolderRegistryStorage(root: base + "/registry"))
         let source = try bundle("clean", version: "1.2.0")
-        let (record, new) = try registry.publish(bundle: source, staging: base + "/staging")
+        let (record, new) = try await registry.publish(bundle: source, staging: base + "/staging")
         XCTAssertTrue(new)
         XCTAssertEqual(record.digest, try BundleArchive.digest(of: BundleArchive.entries(of: source)))
         XCTAssertNotNil(try FileStatus.of(base + "/registry/bundles/clean/1.2.0.tar"))
         XCTAssertNotNil(try FileStatus.of(base + "/registry/bundles/clean/1.2.0.json"))
 
         // Same content again: a no-op.
-        let again = try registry.publish(bundle: try bundle("clean", version: "1.2.0"), staging: base + "/staging")
+        let again = try await registry.publish(bundle: try bundle("clean", version: "1.2.0"), staging: base + "/staging")
         XCTAssertFalse(again.1)
         XCTAssertEqual(again.0, record)
         // Other content under the same version: refused, the published one untouched.
-        XCTAssertThrowsError(try registry.publish(bundle: try bundle("clean", version: "1.2.0", body: "print(2)\n"), staging: base + "/staging")) { error in
+        await assertThrowsAsync({ try await registry.publish(bundle: try bundle("clean", version: "1.2.0", body: "print(2)\n"), staging: base + "/staging") }) { error in
             XCTAssertTrue("\(error)".contains("already published in registry 'team' with other content"), "\(error)")
             XCTAssertTrue("\(error)".contains("raise 'version:'"), "\(error)")
         }
         XCTAssertEqual(try Digest.ofFile(atPath: base + "/registry/bundles/clean/1.2.0.tar"), record.digest)
 
-        _ = try registry.publish(bundle: try bundle("clean", version: "1.3.1", body: "print(3)\n"), staging: base + "/staging")
-        _ = try registry.publish(bundle: try bundle("clean", version: "2.0.0", body: "print(4)\n"), staging: base + "/staging")
-        _ = try registry.publish(bundle: try bundle("clean", version: "1.10.0", body: "print(5)\n"), staging: base + "/staging")
-        XCTAssertEqual(try registry.versions(of: "clean"), ["1.2.0", "1.3.1", "1.10.0", "2.0.0"])
-        XCTAssertEqual(try registry.names(), ["clean"])
-        XCTAssertEqual(try registry.resolve(BundleReference("clean@^1.2"))?.version, "1.10.0")
-        XCTAssertEqual(try registry.resolve(BundleReference("clean@~1.3"))?.version, "1.3.1")
-        XCTAssertEqual(try registry.resolve(BundleReference("clean@>=1.0,<1.5"))?.version, "1.3.1")
-        XCTAssertEqual(try registry.resolve(BundleReference("clean@1.2.0"))?.version, "1.2.0")
-        XCTAssertEqual(try registry.resolve(BundleReference("clean@\(record.digest)"))?.version, "1.2.0")
-        XCTAssertNil(try registry.resolve(BundleReference("clean@^3")))
+        _ = try await registry.publish(bundle: try bundle("clean", version: "1.3.1", body: "print(3)\n"), staging: base + "/staging")
+        _ = try await registry.publish(bundle: try bundle("clean", version: "2.0.0", body: "print(4)\n"), staging: base + "/staging")
+        _ = try await registry.publish(bundle: try bundle("clean", version: "1.10.0", body: "print(5)\n"), staging: base + "/staging")
+        let value1 = try await registry.versions(of: "clean")
+        XCTAssertEqual(value1, ["1.2.0", "1.3.1", "1.10.0", "2.0.0"])
+        let value2 = try await registry.names()
+        XCTAssertEqual(value2, ["clean"])
+        let value3 = try await registry.resolve(BundleReference("clean@^1.2"))
+        XCTAssertEqual(value3?.version, "1.10.0")
+        let value4 = try await registry.resolve(BundleReference("clean@~1.3"))
+        XCTAssertEqual(value4?.version, "1.3.1")
+        let value5 = try await registry.resolve(BundleReference("clean@>=1.0,<1.5"))
+        XCTAssertEqual(value5?.version, "1.3.1")
+        let value6 = try await registry.resolve(BundleReference("clean@1.2.0"))
+        XCTAssertEqual(value6?.version, "1.2.0")
+        let value7 = try await registry.resolve(BundleReference("clean@\(record.digest)"))
+        XCTAssertEqual(value7?.version, "1.2.0")
+        let value8 = try await registry.resolve(BundleReference("clean@^3"))
+        XCTAssertNil(value8)
 
         let cache = BundleCache(root: base + "/cache")
-        let folder = try registry.pull(record, into: cache, trust: TrustPolicy())
+        let folder = try await registry.pull(record, into: cache, trust: TrustPolicy())
         XCTAssertEqual(folder, base + "/cache/" + record.digest.hex)
         XCTAssertEqual(try BundleArchive.digest(of: BundleArchive.entries(of: folder)), record.digest)
 
@@ -57,14 +65,15 @@ final class RegistryTests: XCTestCase {
         var bytes = try FileTree.read(base + "/registry/bundles/clean/1.3.1.tar")
         bytes[600] ^= 1
         try FileTree.writeAtomically(bytes, to: base + "/registry/bundles/clean/1.3.1.tar")
-        let altered = try XCTUnwrap(try registry.metadata(of: "clean", version: "1.3.1"))
-        XCTAssertThrowsError(try registry.pull(altered, into: cache, trust: TrustPolicy())) { error in
+        let value9 = try await registry.metadata(of: "clean", version: "1.3.1")
+        let altered = try XCTUnwrap(value9)
+        await assertThrowsAsync({ try await registry.pull(altered, into: cache, trust: TrustPolicy()) }) { error in
             XCTAssertTrue("\(error)".contains("damaged or was altered"), "\(error)")
         }
         XCTAssertNil(try cache.folder(for: altered.digest))
     }
 
-    func testSignaturesAreAcceptedAndRefused() throws {
+    func testSignaturesAreAcceptedAndRefused() async throws {
         let registry = BundleRegistry(name: "secure", storage: FolderRegistryStorage(root: base + "/registry"))
         let publicKey = try BundleSigning.generateKey(at: base + "/alice")
         XCTAssertEqual(try FileStatus.of(base + "/alice")?.mode, 0o600)
@@ -73,40 +82,41 @@ final class RegistryTests: XCTestCase {
         let mallory = try BundleSigning.loadPrivateKey(base + "/mallory")
         XCTAssertEqual(try BundleSigning.publicKey(base + "/alice.pub"), publicKey)
 
-        try registry.setPolicy(RegistryPolicy(requireSignatures: true, trustedKeys: [publicKey]))
-        XCTAssertThrowsError(try registry.publish(bundle: try bundle("s", version: "1.0.0"), staging: base + "/staging")) { error in
+        try await registry.setPolicy(RegistryPolicy(requireSignatures: true, trustedKeys: [publicKey]))
+        await assertThrowsAsync({ try await registry.publish(bundle: try bundle("s", version: "1.0.0"), staging: base + "/staging") }) { error in
             XCTAssertTrue("\(error)".contains("accepts only bundles signed by its trusted keys"), "\(error)")
         }
-        XCTAssertThrowsError(try registry.publish(bundle: try bundle("s", version: "1.0.0"), signingKey: mallory, staging: base + "/staging")) { error in
+        await assertThrowsAsync({ try await registry.publish(bundle: try bundle("s", version: "1.0.0"), signingKey: mallory, staging: base + "/staging") }) { error in
             XCTAssertTrue("\(error)".contains("signed only by untrusted keys"), "\(error)")
         }
-        let (record, _) = try registry.publish(bundle: try bundle("s", version: "1.0.0"), signingKey: alice, staging: base + "/staging")
+        let (record, _) = try await registry.publish(bundle: try bundle("s", version: "1.0.0"), signingKey: alice, staging: base + "/staging")
         XCTAssertEqual(record.signatures.count, 1)
         XCTAssertTrue(BundleSigning.isValid(record.signatures[0], for: record.digest))
 
         let cache = BundleCache(root: base + "/cache")
-        _ = try registry.pull(record, into: cache, trust: TrustPolicy())
+        _ = try await registry.pull(record, into: cache, trust: TrustPolicy())
 
         // A signature moved onto other content does not verify: tampering is refused by name.
         var forged = record
         forged.digest = Digest.of("other")
-        XCTAssertThrowsError(try registry.pull(forged, into: cache, trust: TrustPolicy())) { error in
+        await assertThrowsAsync({ try await registry.pull(forged, into: cache, trust: TrustPolicy()) }) { error in
             XCTAssertTrue("\(error)".contains("does not match its content"), "\(error)")
         }
         // A workspace that requires signatures by a key nobody used refuses, naming the fix.
         let open = BundleRegistry(name: "open", storage: FolderRegistryStorage(root: base + "/open"))
-        let (unsigned, _) = try open.publish(bundle: try bundle("u", version: "1.0.0"), staging: base + "/staging")
-        XCTAssertThrowsError(try open.pull(unsigned, into: cache, trust: TrustPolicy(requireSignatures: true, trustedKeys: [otherKey]))) { error in
+        let (unsigned, _) = try await open.publish(bundle: try bundle("u", version: "1.0.0"), staging: base + "/staging")
+        await assertThrowsAsync({ try await open.pull(unsigned, into: cache, trust: TrustPolicy(requireSignatures: true, trustedKeys: [otherKey])) }) { error in
             XCTAssertTrue("\(error)".contains("is not signed, and signatures are required"), "\(error)")
         }
-        XCTAssertThrowsError(try open.pull(unsigned, into: cache, trust: TrustPolicy(requireSignatures: true))) { error in
+        await assertThrowsAsync({ try await open.pull(unsigned, into: cache, trust: TrustPolicy(requireSignatures: true)) }) { error in
             XCTAssertTrue("\(error)".contains("config trust add"), "\(error)")
         }
         // Signing after publishing adds the signature to the record.
-        let signed = try open.addSignatures([try BundleSigning.sign(unsigned.digest, with: mallory)], to: unsigned)
-        XCTAssertNoThrow(try open.pull(signed, into: cache, trust: TrustPolicy(requireSignatures: true, trustedKeys: [otherKey])))
-        XCTAssertEqual(try open.metadata(of: "u", version: "1.0.0")?.signatures.count, 1)
-        XCTAssertThrowsError(try open.addSignatures([try BundleSigning.sign(Digest.of("x"), with: mallory)], to: unsigned))
+        let signed = try await open.addSignatures([try BundleSigning.sign(unsigned.digest, with: mallory)], to: unsigned)
+        _ = try await open.pull(signed, into: cache, trust: TrustPolicy(requireSignatures: true, trustedKeys: [otherKey]))
+        let value11 = try await open.metadata(of: "u", version: "1.0.0")
+        XCTAssertEqual(value11?.signatures.count, 1)
+        await assertThrowsAsync({ try await open.addSignatures([try BundleSigning.sign(Digest.of("x"), with: mallory)], to: unsigned) })
     }
 
     func testLockFileRoundTripIsDeterministic() throws {
@@ -146,5 +156,15 @@ final class RegistryTests: XCTestCase {
         XCTAssertThrowsError(try BundleReference("clean@banana"))
         XCTAssertThrowsError(try BundleReference("Bad Name@1.0.0"))
         XCTAssertThrowsError(try BundleReference("clean@sha256:abc"))
+    }
+}
+
+/// `XCTAssertThrowsError` for async expressions.
+func assertThrowsAsync<T>(_ body: () async throws -> T, file: StaticString = #filePath, line: UInt = #line, _ check: (Error) -> Void = { _ in }) async {
+    do {
+        _ = try await body()
+        XCTFail("expected an error", file: file, line: line)
+    } catch {
+        check(error)
     }
 }
