@@ -111,7 +111,12 @@ public struct KeyIngredients: Sendable, Hashable {
                     fileChanges.append(modeOnly ? "bundle file \(path) changed mode" : "bundle file \(path) changed")
                 }
             }
-            changes.append(contentsOf: fileChanges.isEmpty ? ["bundle changed"] : fileChanges)
+            if fileChanges.count > 4 {
+                // Another bundle altogether: a count says more than a list of every file.
+                changes.append("bundle changed: \(fileChanges.count) files differ (\(fileChanges.prefix(3).map { $0.replacingOccurrences(of: "bundle file ", with: "") }.joined(separator: ", ")), ...)")
+            } else {
+                changes.append(contentsOf: fileChanges.isEmpty ? ["bundle changed"] : fileChanges)
+            }
         }
         if old["entrypoint"] != new["entrypoint"] || old["args"] != new["args"] { changes.append("entrypoint or args changed") }
         let oldConfig = old["config"]?.objectValue ?? [:]

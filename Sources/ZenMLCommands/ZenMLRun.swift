@@ -33,7 +33,7 @@ public struct ZenMLRun: AsyncParsableCommand {
               130  interrupted: steps were stopped, nothing partial kept
             """,
         version: zenmlRunVersion,
-        subcommands: [Init.self, Run.self, Status.self, Runs.self, Pipelines.self, Artifacts.self, Lineage.self, TFRecord.self, Config.self, Worker.self, Bundle.self]
+        subcommands: [Init.self, Run.self, Status.self, Runs.self, Pipelines.self, Artifacts.self, Lineage.self, TFRecord.self, Config.self, Metadata.self, Worker.self, Bundle.self]
     )
 
     public init() {}
@@ -129,6 +129,7 @@ extension PipelineSourceError: UserInputError {}
 extension RepositoryError: UserInputError {}
 extension PinnedSourceError: UserInputError {}
 extension SlurmError: UserInputError {}
+extension MetadataDumpError: UserInputError {}
 
 /// Runs a command body, turning known errors into clear messages and documented exit codes.
 func reportingErrors(_ body: () async throws -> Void) async throws {

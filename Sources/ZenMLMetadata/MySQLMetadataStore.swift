@@ -399,6 +399,26 @@ public final class MySQLMetadataStore: MetadataStore, @unchecked Sendable {
     public func snapshot(type: String, key: Digest) throws -> ArtifactRecord? {
         try transaction(readOnly: true) { try $0.snapshot(type: type, key: key) }
     }
+
+    public func info() throws -> MetadataInfo {
+        try transaction(readOnly: true) { try $0.info(backend: "mysql", location: configuration.description) }
+    }
+
+    public func check() throws -> [String] {
+        try transaction(readOnly: true) { try $0.check() }
+    }
+
+    public func dump(_ emit: (JSONValue) throws -> Void) throws {
+        let box = PassThroughError()
+        try withoutActuallyEscaping(emit) { emit in
+            try box.rethrowing { try transaction(readOnly: true) { try $0.dump { record in try box.catching { try emit(record) } } } }
+        }
+    }
+
+    public func load(_ records: [JSONValue]) throws {
+        let box = PassThroughError()
+        try box.rethrowing { try transaction(readOnly: false) { transaction in try box.catching { try transaction.load(records) } } }
+    }
 }
 
 /// Open connections to one database, handed to one transaction at a time.

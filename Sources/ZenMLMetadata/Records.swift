@@ -302,4 +302,12 @@ public protocol MetadataStore: Sendable {
     func recordSnapshot(_ artifact: ArtifactRecord, type: String, key: Digest) throws -> Int64
     /// The stored copy recorded for this type and key, if any.
     func snapshot(type: String, key: Digest) throws -> ArtifactRecord?
+    /// What the store holds, in counts.
+    func info() throws -> MetadataInfo
+    /// Referential problems (records pointing at missing ones, executions left RUNNING).
+    func check() throws -> [String]
+    /// Every row, for backup or moving between backends (`metadata export`), in one read transaction.
+    func dump(_ emit: (JSONValue) throws -> Void) throws
+    /// Loads a dump into a store with no executions and no artifacts, in one transaction.
+    func load(_ records: [JSONValue]) throws
 }

@@ -150,6 +150,27 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
     public func snapshot(type: String, key: Digest) throws -> ArtifactRecord? {
         try read { try $0.snapshot(type: type, key: key) }
     }
+
+    public func info() throws -> MetadataInfo {
+        try read { try $0.info(backend: "sqlite", location: path) }
+    }
+
+    public func check() throws -> [String] {
+        let integrity = try pool.read { try String.fetchAll($0, sql: "PRAGMA integrity_check") }
+        return (integrity == ["ok"] ? [] : integrity.map { "SQLite: \($0)" }) + (try read { try $0.check() })
+    }
+
+    public func dump(_ emit: (JSONValue) throws -> Void) throws {
+        let box = PassThroughError()
+        try withoutActuallyEscaping(emit) { emit in
+            try box.rethrowing { try read { try $0.dump { record in try box.catching { try emit(record) } } } }
+        }
+    }
+
+    public func load(_ records: [JSONValue]) throws {
+        let box = PassThroughError()
+        try box.rethrowing { try write { transaction in try box.catching { try transaction.load(records) } } }
+    }
 }
 
 /// A GRDB database connection, inside a transaction GRDB opened, as an ``SQLConnection``.

@@ -249,8 +249,8 @@ final class CachingTests: XCTestCase {
 
 /// Two `zenml-run run` processes on one workspace at once.
 final class ConcurrentRunTests: XCTestCase {
-    func testTwoRunsOfTheSamePipelineAtOnceBothCompleteConsistently() throws {
-        let sandbox = try Sandbox()
+    /// Six independent steps of one bundle that each take 0.3 s and log their process id.
+    static func writeSixSlowSteps(_ sandbox: Sandbox) throws {
         try sandbox.shBundle("work", outputs: "{result: Result}", config: "{properties: {n: {type: integer}}}", script: #"""
             O=$(out result); sleep 0.3; echo "$(num n)" > "$O/n.txt"; echo "$$" >> "$ZENML_BUNDLE_DIR/../../executions.log"
             echo '{"status":"ok"}'
@@ -258,13 +258,12 @@ final class ConcurrentRunTests: XCTestCase {
         var pipeline = "name: twice\nsteps:\n"
         for index in 0..<6 { pipeline += "  s\(index): {uses: ./bundles/work, config: {n: \(index)}}\n" }
         try sandbox.write("pipeline.yaml", pipeline)
-        try sandbox.run(["init"])
-        let first = try sandbox.start(["run", "pipeline.yaml", "--json"])
-        let second = try sandbox.start(["run", "pipeline.yaml", "--json"])
-        let results = [try first.wait(timeout: 60), try second.wait(timeout: 60)]
-        for result in results { XCTAssertEqual(result.exitCode, 0, result.output) }
+    }
 
-        // Each step ran at most twice (once per process), and every step is done or cached in each run.
+    /// Both runs succeeded, each step ran at most twice (once per process), and every step is
+    /// done or cached in each run.
+    static func assertBothCompletedConsistently(_ results: [Sandbox.Result], _ sandbox: Sandbox) throws {
+        for result in results { XCTAssertEqual(result.exitCode, 0, result.output) }
         let executions = try sandbox.read("executions.log").split(separator: "\n").count
         XCTAssertGreaterThanOrEqual(executions, 6)
         XCTAssertLessThanOrEqual(executions, 12)
@@ -274,6 +273,15 @@ final class ConcurrentRunTests: XCTestCase {
             XCTAssertEqual(states.count, 6)
             XCTAssertTrue(states.values.allSatisfy { $0 == "done" || $0 == "cached" }, "\(states)")
         }
+    }
+
+    func testTwoRunsOfTheSamePipelineAtOnceBothCompleteConsistently() throws {
+        let sandbox = try Sandbox()
+        try Self.writeSixSlowSteps(sandbox)
+        try sandbox.run(["init"])
+        let first = try sandbox.start(["run", "pipeline.yaml", "--json"])
+        let second = try sandbox.start(["run", "pipeline.yaml", "--json"])
+        try Self.assertBothCompletedConsistently([try first.wait(timeout: 60), try second.wait(timeout: 60)], sandbox)
         // Identical outputs were stored once, and a third run reuses everything.
         let artifacts = try Sandbox.shell("find '\(sandbox.root)/.zenml/artifacts/sha256' -mindepth 2 -maxdepth 2 -type d | wc -l")
         XCTAssertEqual(Int(artifacts.trimmingCharacters(in: .whitespacesAndNewlines)), 7, "one artifact per distinct output, and the one stored copy of the bundle")

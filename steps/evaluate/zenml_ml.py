@@ -1,0 +1,1 @@
+../lib/zenml_ml.py
