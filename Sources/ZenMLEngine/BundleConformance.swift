@@ -104,7 +104,12 @@ public struct BundleConformance: Sendable {
             let config: [String: JSONValue]
             switch manifest.config.resolve(sample.config) {
             case .success(let resolved):
-                config = resolved.mapValues { $0 }
+                // `format: path` values in samples are read from the bundle's folder.
+                var withPaths = resolved
+                for key in manifest.config.pathKeys {
+                    if let value = resolved[key]?.stringValue { withPaths[key] = .string(FileTree.absolute(value, relativeTo: bundlePath)) }
+                }
+                config = withPaths
                 check("config \(sample.name)", true, "\(label): config valid against the schema")
             case .failure(let issues):
                 let hint = generated ? "; declare samples with 'tests:' in step.yaml (see protocol/SPEC.md, 14.5)" : ""
@@ -152,7 +157,10 @@ public struct BundleConformance: Sendable {
             }
         }
         // A step must refuse a request for a contract it does not speak, doing no work.
-        if let sample = samples.first, case .success(let resolved) = manifest.config.resolve(sample.config) {
+        if let sample = samples.first, case .success(var resolved) = manifest.config.resolve(sample.config) {
+            for key in manifest.config.pathKeys {
+                if let value = resolved[key]?.stringValue { resolved[key] = .string(FileTree.absolute(value, relativeTo: bundlePath)) }
+            }
             var inputs: [String: [StepRequest.InputArtifact]] = [:]
             for (name, folders) in sample.inputs {
                 inputs[name] = folders.map { StepRequest.InputArtifact(path: $0.hasPrefix("/") ? $0 : bundlePath + "/" + $0, type: manifest.inputs[name]?.type ?? "", digest: "", properties: [:]) }
