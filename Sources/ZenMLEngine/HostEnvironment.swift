@@ -34,6 +34,13 @@ public struct HostEnvironment: Sendable, Codable {
     public var json: JSONValue {
         (try? JSONValue(encoding: self)) ?? .null
     }
+
+    /// This machine's host name.
+    public static let hostName: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count - 1)
+        return String(cString: buffer)
+    }()
 }
 
 /// The git commit of the folder a pipeline lives in, and whether the work tree has changes.

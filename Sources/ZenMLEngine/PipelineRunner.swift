@@ -59,6 +59,16 @@ public final class PipelineRunner: Sendable {
         self.pythonRuntimes = PythonRuntimes(root: workspace.stateDirectory + "/venvs")
     }
 
+    /// Records as interrupted the runs still marked running whose process on this machine is
+    /// gone (killed with SIGKILL, or the machine lost power), so they do not stay "running".
+    func closeAbandonedRuns() {
+        guard let runs = try? metadata.runs(pipeline: nil, limit: 200) else { return }
+        for run in runs where run.state == .running && run.host == HostEnvironment.hostName {
+            guard let pid = run.pid, kill(pid_t(pid), 0) != 0, errno == ESRCH else { continue }
+            try? metadata.finishRun(id: run.id, state: .canceled, endedAt: Date())
+        }
+    }
+
     /// A new run id: UTC time and a random suffix, sortable and unique enough to type a prefix of.
     static func makeRunID(at date: Date) -> String {
         let formatter = DateFormatter()
@@ -79,6 +89,7 @@ public final class PipelineRunner: Sendable {
         }
         let steps = graph.steps.filter { selected.contains($0.name) }
         try snapshotSources(of: steps, pipelineDirectory: graph.spec.directory)
+        closeAbandonedRuns()
         // git runs two processes; let them overlap with hashing the spec.
         let gitTask = Task.detached { GitState.of(directory: graph.spec.directory) }
         let specDigest = graph.specDigest
@@ -87,7 +98,8 @@ public final class PipelineRunner: Sendable {
             NewRun(
                 id: runID, pipeline: graph.spec.name, specDigest: specDigest, spec: graph.spec.document.root,
                 pipelineFile: graph.spec.file, startedAt: started, gitCommit: git?.commit, gitDirty: git?.dirty, gitDiff: git?.diff,
-                environment: HostEnvironment.current.json, workspace: workspace.root))
+                environment: HostEnvironment.current.json, workspace: workspace.root,
+                host: HostEnvironment.hostName, pid: Int(getpid())))
         observer(.runStarted(runID: runID, pipeline: graph.spec.name, steps: steps.map(\.name)))
         let logDirectory = workspace.logsDirectory + "/" + runID
         try FileTree.makeDirectory(logDirectory)

@@ -116,7 +116,7 @@ final class MLMDTransaction {
         try typeID(name: Self.runType, kind: .context, properties: [
             ("pipeline", .string), ("spec_digest", .string), ("state", .string), ("started_at", .double), ("ended_at", .double),
             ("git_commit", .string), ("git_dirty", .boolean), ("environment", .string), ("workspace", .string), ("pipeline_file", .string),
-            ("git_diff", .string),
+            ("git_diff", .string), ("host", .string), ("pid", .int),
         ])
     }
 
@@ -240,6 +240,7 @@ final class MLMDTransaction {
             ("git_commit", run.gitCommit.map { .string($0) }), ("git_dirty", run.gitDirty.map { .bool($0) }),
             ("environment", .string(CanonicalJSON.encode(run.environment))), ("workspace", .string(run.workspace)),
             ("pipeline_file", .string(run.pipelineFile)), ("git_diff", run.gitDiff.map { .string($0) }),
+            ("host", run.host.map { .string($0) }), ("pid", run.pid.map { .int(Int64($0)) }),
         ])
         for parent in [pipeline.id, version.id] { try linkParent(context: runContext.id, parent: parent) }
     }
@@ -248,6 +249,12 @@ final class MLMDTransaction {
         let contextID = try runContextID(runID: id)
         try setProperties(.context, id: contextID, [("state", .string(state.rawValue)), ("ended_at", .int(Self.milliseconds(endedAt)))])
         try db.execute("UPDATE `Context` SET last_update_time_since_epoch = ? WHERE id = ?", [Self.milliseconds(endedAt), contextID])
+        if state != .complete {
+            // A run that ended early (or whose host died) leaves no execution RUNNING.
+            try db.execute(
+                "UPDATE `Execution` SET last_known_state = ?, last_update_time_since_epoch = ? WHERE last_known_state = ? AND id IN (SELECT execution_id FROM `Association` WHERE context_id = ?)",
+                [ExecutionState.canceled.rawValue, Self.milliseconds(endedAt), ExecutionState.running.rawValue, contextID])
+        }
     }
 
     static func executionName(runID: String, step: String) -> String { "\(runID)/\(step)" }
@@ -537,7 +544,7 @@ final class MLMDTransaction {
                 startedAt: values.date("started_at") ?? Date(timeIntervalSince1970: 0), endedAt: values.date("ended_at"),
                 gitCommit: values.string("git_commit"), gitDirty: values.typed["git_dirty"]?.boolValue,
                 environment: values.json("environment"), workspace: values.string("workspace"), pipelineFile: values.string("pipeline_file"),
-                gitDiff: values.string("git_diff"))
+                gitDiff: values.string("git_diff"), host: values.string("host"), pid: values.int("pid").map { Int($0) })
         }
     }
 

@@ -101,6 +101,9 @@ public struct RunRecord: Codable, Sendable, Hashable {
     public var pipelineFile: String?
     /// `git diff HEAD` of the pipeline's work tree when it had uncommitted changes.
     public var gitDiff: String? = nil
+    /// The machine and process that ran it, to tell a run in progress from one whose host died.
+    public var host: String? = nil
+    public var pid: Int? = nil
 }
 
 /// A pipeline and its versions.
@@ -132,11 +135,15 @@ public struct NewRun: Sendable {
     public var gitDiff: String?
     public var environment: JSONValue
     public var workspace: String
+    public var host: String?
+    public var pid: Int?
 
     public init(
         id: String, pipeline: String, specDigest: Digest, spec: JSONValue, pipelineFile: String, startedAt: Date, gitCommit: String?,
-        gitDirty: Bool?, gitDiff: String? = nil, environment: JSONValue, workspace: String
+        gitDirty: Bool?, gitDiff: String? = nil, environment: JSONValue, workspace: String, host: String? = nil, pid: Int? = nil
     ) {
+        self.host = host
+        self.pid = pid
         self.gitDiff = gitDiff
         self.id = id
         self.pipeline = pipeline

@@ -221,6 +221,33 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(Sandbox.states(summary), ["make": "done", "vandal": "done"], "the damaged input is rebuilt, not reused")
     }
 
+    /// A host killed with SIGKILL cannot record anything; the next run on the machine notices
+    /// that its process is gone and records the run and its running step as canceled.
+    func testARunWhoseHostWasKilledIsClosedByTheNextRun() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("slow", outputs: "{result: Result}", script: #"""
+            touch "$ZENML_BUNDLE_DIR/../../started"; sleep 3; echo done > "$(out result)/done.txt"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: killed\nsteps:\n  slow: {uses: ./bundles/slow}\n")
+        let process = try sandbox.start(["run", "pipeline.yaml"])
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: sandbox.root + "/started") && Date() < deadline { usleep(20_000) }
+        usleep(1_500_000)  // past the second after which a running step is recorded as RUNNING
+        kill(process.process.processIdentifier, SIGKILL)
+        _ = try process.wait(timeout: 30)
+        var list = try sandbox.run(["runs", "list"])
+        XCTAssertTrue(list.stdout.contains("running"), list.output)
+
+        try sandbox.write("pipeline.yaml", "name: other\nsteps:\n  slow: {uses: ./bundles/slow}\n")
+        let next = try sandbox.runPipeline().0
+        XCTAssertEqual(next.exitCode, 0, next.output)
+        list = try sandbox.run(["runs", "list"])
+        let killed = list.stdout.split(separator: "\n").first { $0.contains("killed") } ?? ""
+        XCTAssertTrue(killed.contains("canceled"), list.stdout)
+        let check = try sandbox.run(["metadata", "check"])
+        XCTAssertEqual(check.exitCode, 0, "no execution is left RUNNING: \(check.output)")
+    }
+
     func testInterruptKeepsNothingPartialAndARerunCompletes() throws {
         let sandbox = try Sandbox()
         try okBundle(sandbox, "quick")

@@ -5,7 +5,7 @@ import XCTest
 final class QuickstartTests: XCTestCase {
     func testQuickstartCachesAndRerunsOnlyWhatChanged() throws {
         let sandbox = try Sandbox()
-        try Sandbox.shell("cp -R '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/quickstart'")
+        try Sandbox.shell("cp -RL '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/quickstart'")
         let pipeline = "quickstart/pipeline.yaml"
 
         var (result, summary) = try sandbox.runPipeline(pipeline)

@@ -29,7 +29,7 @@ final class SlurmTests: XCTestCase {
     func testTheQuickstartGivesTheSameDigestsThroughSlurmAndACachedRerunSubmitsNothing() throws {
         let sandbox = try Sandbox()
         for member in ["local", "cluster"] {
-            try Sandbox.shell("mkdir -p '\(sandbox.root)/\(member)' && cp -R '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/\(member)/quickstart'")
+            try Sandbox.shell("mkdir -p '\(sandbox.root)/\(member)' && cp -RL '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/\(member)/quickstart'")
         }
         let local = try sandbox.run(["run", "local/quickstart/pipeline.yaml", "--workspace", "local", "--json"])
         XCTAssertEqual(local.exitCode, 0, local.output)

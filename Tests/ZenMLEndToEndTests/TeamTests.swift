@@ -23,7 +23,7 @@ final class TeamTests: XCTestCase {
         let shared = sandbox.root + "/shared-artifacts"
         let password = ["ZENML_METADATA_PASSWORD": "zenml-test-pw"]
         for member in ["alice", "bob"] {
-            try Sandbox.shell("mkdir -p '\(sandbox.root)/\(member)' && cp -R '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/\(member)/quickstart'")
+            try Sandbox.shell("mkdir -p '\(sandbox.root)/\(member)' && cp -RL '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/\(member)/quickstart'")
             var result = try sandbox.run(["config", "metadata", "set", "mysql", "--host", "127.0.0.1", "--port", port, "--username", "zenml", "--database", database, "--workspace", member], environment: password)
             XCTAssertEqual(result.exitCode, 0, result.output)
             result = try sandbox.run(["config", "artifacts", "set", shared, "--workspace", member])
@@ -54,7 +54,7 @@ final class TeamTests: XCTestCase {
         let port = try startMariaDB()
         let sandbox = try Sandbox()
         let password = ["ZENML_METADATA_PASSWORD": "zenml-test-pw"]
-        try Sandbox.shell("mkdir -p '\(sandbox.root)/a' && cp -R '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/a/quickstart'")
+        try Sandbox.shell("mkdir -p '\(sandbox.root)/a' && cp -RL '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/a/quickstart'")
         XCTAssertEqual(try sandbox.run(["run", "a/quickstart/pipeline.yaml", "--workspace", "a"]).exitCode, 0)
         let first = try sandbox.run(["metadata", "export", "--workspace", "a"])
         XCTAssertEqual(first.exitCode, 0, first.stderr)

@@ -58,7 +58,7 @@ final class VerificationTests: XCTestCase {
 
     func testADeterministicPipelineVerifiesAndADifferentRecordIsNamed() throws {
         let sandbox = try Sandbox()
-        try Sandbox.shell("cp -R '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/quickstart'")
+        try Sandbox.shell("cp -RL '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/quickstart'")
         var (result, summary) = try sandbox.runPipeline("quickstart/pipeline.yaml")
         XCTAssertEqual(result.exitCode, 0, result.output)
         var verify = try sandbox.run(["runs", "verify", summary["run_id"] as? String ?? ""])

@@ -96,14 +96,14 @@ def clean_environment(bundle, scratch, manifest, host_environ=None):
 
 
 def command_line(bundle, manifest, env):
-    entrypoint = str(manifest["entrypoint"])
+    build = env.get("ZENML_BUILD_DIR", "${BUILD}")
+    entrypoint = str(manifest["entrypoint"]).replace("${BUNDLE}", bundle).replace("${BUILD}", build)
     candidate = os.path.join(bundle, entrypoint)
     if os.path.isfile(candidate):
         program = candidate
     else:
         program = shutil.which(entrypoint, path=env["PATH"]) or entrypoint
     args = [a if isinstance(a, str) else reference.canonical_json(a) for a in manifest.get("args", [])]
-    build = env.get("ZENML_BUILD_DIR", "${BUILD}")
     return [program] + [a.replace("${BUNDLE}", bundle).replace("${BUILD}", build) for a in args]
 
 

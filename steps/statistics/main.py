@@ -36,6 +36,7 @@ class NumericAccumulator:
 
     def add(self, values):
         exact = self.exact
+        sample = self.sample
         for value in values:
             self.n += 1
             delta = value - self.mean
@@ -50,13 +51,30 @@ class NumericAccumulator:
             if exact is not None:
                 exact[value] = exact.get(value, 0) + 1
                 if len(exact) > self.exact_limit:
-                    exact = self.exact = None
-            if len(self.sample) < self.sample_size:
-                self.sample.append(value)
-            else:
+                    self.start_sample()
+                    exact, sample = None, self.sample
+            elif len(sample) < self.sample_size:
+                sample.append(value)
+            else:  # Algorithm R: the n-th value replaces a random slot with probability size / n
                 slot = self.random.randrange(self.n)
                 if slot < self.sample_size:
-                    self.sample[slot] = value
+                    sample[slot] = value
+
+    def start_sample(self):
+        """Replaces the exact counts by a uniform sample without replacement of the values so far
+        (what a reservoir run from the start would hold), from which Algorithm R continues. While
+        the counts are exact no sample is kept, which saves a random draw per value."""
+        picks = sorted(self.random.sample(range(self.n), min(self.sample_size, self.n)))
+        self.sample = []
+        position = 0
+        items = iter(self.exact.items())
+        value, count = next(items)
+        for pick in picks:
+            while pick >= position + count:
+                position += count
+                value, count = next(items)
+            self.sample.append(value)
+        self.exact = None
 
     def counted_values(self):
         """Sorted (value, count) pairs, their total, the weight of one count, and whether they are

@@ -1,54 +1,30 @@
-"""generate: writes `rows` deterministic pseudo-random numbers to <table>/data.csv.
+"""generate: writes `rows` deterministic pseudo-random numbers as tf.train.Example TFRecords.
 
-A zenml-run step (step contract version 1, see protocol/SPEC.md). It reads the request on
-stdin, writes its output, and prints the response on stdout; logs go to stderr. The few
-contract helpers are inlined instead of importing protocol/python/zenml_step.py, so that the
-bundle is self-contained (its digest covers every file it uses).
+A zenml-run step (step contract version 1, see protocol/SPEC.md) on the Python step SDK, which
+sits beside this file as a link into protocol/python (the host hashes and packs what the link
+points to, so the bundle stays self-contained). Each record is an Example with an int64 `id` and
+a float `value` in [0, 100).
 """
 
-import json
-import os
 import random
-import sys
 
-CONTRACT_VERSION = 1
-
-
-def log(*args):
-    print("generate:", *args, file=sys.stderr, flush=True)
-
-
-def read_request():
-    request = json.load(sys.stdin)
-    contract = request.get("contract") if isinstance(request, dict) else None
-    if type(contract) is not int or contract != CONTRACT_VERSION:
-        log("error: this step speaks step contract version %d, but the request has contract %s"
-            % (CONTRACT_VERSION, json.dumps(contract)))
-        sys.exit(2)
-    return request
+from zenml_step import ExampleWriter, log, read_request, write_response
 
 
 def main():
     request = read_request()
     config = request["config"]
-    rows = int(config.get("rows", 100))
-    seed_offset = int(config.get("seed_offset", 0))
-    seed = request["seed"] + seed_offset
-    out_dir = request["outputs"]["table"]["path"]
-
-    # random.Random(int).random() gives the same sequence on every platform and Python 3
-    # version (it is integer arithmetic, no libm), and "%.6f" formats the same everywhere, so
-    # the same request always yields the same bytes, and so the same artifact digest.
+    rows = int(config["rows"])
+    seed = request["seed"] + int(config["seed_offset"])
+    # random.Random(int).random() gives the same sequence on every platform and Python 3 version
+    # (integer arithmetic, no libm), and the SDK writes deterministic TFRecords, so the same
+    # request always yields the same bytes, and so the same artifact digest.
     rng = random.Random(seed)
-    path = os.path.join(out_dir, "data.csv")
-    with open(path, "w", encoding="utf-8", newline="\n") as table:
-        table.write("id,value\n")
+    with ExampleWriter(request["outputs"]["examples"]["path"]) as out:
         for index in range(rows):
-            table.write("%d,%.6f\n" % (index, 100.0 * rng.random()))
-    log("wrote %d rows with seed %d to %s" % (rows, seed, path))
-
-    response = {"status": "ok", "outputs": {"table": {"properties": {"rows": rows}}}}
-    print(json.dumps(response))
+            out.write({"id": index, "value": 100.0 * rng.random()})
+    log("wrote %d examples with seed %d" % (rows, seed))
+    write_response(outputs={"examples": {"records": rows}})
 
 
 if __name__ == "__main__":

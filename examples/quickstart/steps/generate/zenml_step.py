@@ -1,0 +1,1 @@
+../../../../protocol/python/zenml_step.py

@@ -1,0 +1,1 @@
+../../../../protocol/c/zenml_step.c
