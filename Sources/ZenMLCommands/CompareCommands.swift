@@ -14,14 +14,12 @@ extension ZenMLRun.Runs {
                 Example:
                   zenml-run runs diff 20261123-0412 20261123-0530
                 """)
-        @Argument(help: "The first run (id or unique prefix).") var runA: String
-        @Argument(help: "The second run.") var runB: String
-        @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
+        @OptionGroup var runs: RunPair
         @OptionGroup(title: "Output") var output: OutputOptions
 
         func run() async throws {
             try await reportingErrors {
-                let comparison = try compare(runA, runB, workspaceOptions)
+                let comparison = try runs.comparison()
                 if output.json { return try printJSON("comparison", comparison) }
                 let lines = comparison.differenceLines
                 print("A = run \(comparison.runA.id) of \(comparison.runA.pipeline), B = run \(comparison.runB.id) of \(comparison.runB.pipeline)")
@@ -35,14 +33,12 @@ extension ZenMLRun.Runs {
         static let configuration = CommandConfiguration(
             abstract: "Show two runs side by side: each step's state, bundle and metrics, and which steps they shared.",
             discussion: "Example:\n  zenml-run runs compare 20261123-0412 20261123-0530")
-        @Argument(help: "The first run (id or unique prefix).") var runA: String
-        @Argument(help: "The second run.") var runB: String
-        @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
+        @OptionGroup var runs: RunPair
         @OptionGroup(title: "Output") var output: OutputOptions
 
         func run() async throws {
             try await reportingErrors {
-                let comparison = try compare(runA, runB, workspaceOptions)
+                let comparison = try runs.comparison()
                 if output.json { return try printJSON("comparison", comparison) }
                 let a = comparison.runA, b = comparison.runB
                 func git(_ run: RunRecord) -> String { run.gitCommit.map { String($0.prefix(12)) + (run.gitDirty == true ? "+dirty" : "") } ?? "-" }
@@ -81,7 +77,14 @@ extension ZenMLRun.Runs {
     }
 }
 
-private func compare(_ a: String, _ b: String, _ options: WorkspaceOptions) throws -> RunComparison {
-    let inspector = try Inspector(workspace: options.resolve())
-    return try RunComparison.compare(inspector.run(a), inspector.run(b), metadata: inspector.metadata)
+/// The two runs `runs diff` and `runs compare` take, and the workspace they are in.
+struct RunPair: ParsableArguments {
+    @Argument(help: "The first run, A (id or unique prefix).") var runA: String
+    @Argument(help: "The second run, B.") var runB: String
+    @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
+
+    func comparison() throws -> RunComparison {
+        let inspector = try Inspector(workspace: workspaceOptions.resolve())
+        return try RunComparison.compare(inspector.run(runA), inspector.run(runB), metadata: inspector.metadata)
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ZenMLContract
 import ZenMLCore
 
 /// The version of this zenml-run.
@@ -80,5 +81,57 @@ public struct GitState: Sendable, Codable {
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { return nil }
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// The versions of the interpreters and compilers the steps that ran used (`python3 --version`,
+/// `cc --version`, ...), recorded with the run. Each is asked once per run, in the background, when
+/// the first step that needs it runs; a fully cached run asks nothing. Like the other machine facts
+/// they do not enter cache keys; a bundle that depends on one declares it (`env:`, or a `python:`
+/// requirements file).
+actor RuntimeVersions {
+    private let path: String
+    private var probes: [String: Task<String?, Never>] = [:]
+
+    init(path: String) {
+        self.path = path
+    }
+
+    /// Starts asking for the versions of the commands a bundle's entrypoint and `build:` start.
+    func note(_ manifest: BundleManifest) {
+        var commands: [String] = []
+        if !manifest.entrypoint.contains("/") && !manifest.entrypoint.contains("$") { commands.append(manifest.entrypoint) }
+        if let build = manifest.build, let first = build.split(whereSeparator: { $0 == " " || $0 == "\n" }).first {
+            commands.append(String(first))
+        }
+        for command in commands where probes[command] == nil {
+            let program = path.split(separator: ":").map { "\($0)/\(command)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+            probes[command] = Task.detached { program.flatMap(Self.version(of:)) ?? program }
+        }
+    }
+
+    /// What the probes found, by command.
+    func versions() async -> [String: String] {
+        var versions: [String: String] = [:]
+        for (command, probe) in probes {
+            if let version = await probe.value { versions[command] = version }
+        }
+        return versions
+    }
+
+    private static func version(of program: String) -> String? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = ["--version"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        do { try process.run() } catch { return nil }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        // Some programs (dash as sh) have no --version: their path is all there is to record.
+        guard process.terminationStatus == 0 else { return nil }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").first.map { $0.trimmingCharacters(in: .whitespaces) }
     }
 }

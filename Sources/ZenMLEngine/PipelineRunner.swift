@@ -104,7 +104,9 @@ public final class PipelineRunner: Sendable {
         let logDirectory = workspace.logsDirectory + "/" + runID
         try FileTree.makeDirectory(logDirectory)
 
-        let context = RunContext(runID: runID, graph: graph, specDigest: specDigest, options: options, logDirectory: logDirectory, observer: observer)
+        let context = RunContext(
+            runID: runID, graph: graph, specDigest: specDigest, options: options, logDirectory: logDirectory, observer: observer,
+            runtimes: RuntimeVersions(path: options.hostEnvironment["PATH"] ?? "/usr/bin:/bin"))
         var results: [String: StepResult] = [:]
         var remaining = Dictionary(uniqueKeysWithValues: steps.map { ($0.name, Set($0.dependencies).intersection(selected)) })
         let order = Dictionary(uniqueKeysWithValues: steps.enumerated().map { ($1.name, $0) })
@@ -166,7 +168,15 @@ public final class PipelineRunner: Sendable {
         let failed = results.values.contains { if case .failed = $0.state { return true } else { return false } }
         let state: RunState = canceled || results.values.contains { $0.state == .canceled } ? .canceled : failed ? .failed : .complete
         let ended = Date()
-        try metadata.finishRun(id: runID, state: state, endedAt: ended)
+        // The runtimes' versions were asked while the steps ran (a `python3 --version` through a
+        // version manager's shim can take 150 ms); they join the recorded environment now.
+        let runtimes = await context.runtimes.versions()
+        var environment: JSONValue?
+        if !runtimes.isEmpty, var facts = HostEnvironment.current.json.objectValue {
+            facts["runtimes"] = .object(runtimes.mapValues { .string($0) })
+            environment = .object(facts)
+        }
+        try metadata.finishRun(id: runID, state: state, endedAt: ended, environment: environment)
         let summary = RunSummary(
             runID: runID, pipeline: graph.spec.name, state: state,
             steps: steps.map { step in
@@ -194,6 +204,8 @@ public final class PipelineRunner: Sendable {
         var options: RunOptions
         var logDirectory: String
         var observer: @Sendable (RunEvent) -> Void
+        /// The versions of the interpreters and compilers of the steps that run.
+        var runtimes = RuntimeVersions(path: "")
     }
 
     struct StepResult: Sendable {
@@ -267,6 +279,7 @@ public final class PipelineRunner: Sendable {
             }
         }
         let recorder = ExecutionRecorder(metadata: metadata, execution: newExecution)
+        await context.runtimes.note(step.manifest)
         var launched: Launched
         var attempt = 1
         while true {

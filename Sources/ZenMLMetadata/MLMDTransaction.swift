@@ -245,9 +245,10 @@ final class MLMDTransaction {
         for parent in [pipeline.id, version.id] { try linkParent(context: runContext.id, parent: parent) }
     }
 
-    func finishRun(id: String, state: RunState, endedAt: Date) throws {
+    func finishRun(id: String, state: RunState, endedAt: Date, environment: JSONValue? = nil) throws {
         let contextID = try runContextID(runID: id)
         try setProperties(.context, id: contextID, [("state", .string(state.rawValue)), ("ended_at", .int(Self.milliseconds(endedAt)))])
+        if let environment { try setProperties(.context, id: contextID, [("environment", .string(CanonicalJSON.encode(environment)))]) }
         try db.execute("UPDATE `Context` SET last_update_time_since_epoch = ? WHERE id = ?", [Self.milliseconds(endedAt), contextID])
         if state != .complete {
             // A run that ended early (or whose host died) leaves no execution RUNNING.

@@ -311,8 +311,8 @@ public final class MySQLMetadataStore: MetadataStore, @unchecked Sendable {
         try transaction(readOnly: false) { try $0.startRun(run) }
     }
 
-    public func finishRun(id: String, state: RunState, endedAt: Date) throws {
-        try transaction(readOnly: false) { try $0.finishRun(id: id, state: state, endedAt: endedAt) }
+    public func finishRun(id: String, state: RunState, endedAt: Date, environment: JSONValue?) throws {
+        try transaction(readOnly: false) { try $0.finishRun(id: id, state: state, endedAt: endedAt, environment: environment) }
     }
 
     public func startExecution(_ execution: NewExecution) throws -> Int64 {

@@ -158,6 +158,12 @@ public struct NewRun: Sendable {
     }
 }
 
+extension MetadataStore {
+    public func finishRun(id: String, state: RunState, endedAt: Date) throws {
+        try finishRun(id: id, state: state, endedAt: endedAt, environment: nil)
+    }
+}
+
 /// What an execution is started with.
 public struct NewExecution: Sendable {
     public var runID: String
@@ -273,7 +279,9 @@ public protocol MetadataStore: Sendable {
     /// Records a run (and the pipeline and its version, if new) as running.
     func startRun(_ run: NewRun) throws
     /// Sets a run's final state.
-    func finishRun(id: String, state: RunState, endedAt: Date) throws
+    /// Records how a run ended; `environment`, when given, replaces the recorded environment
+    /// (facts gathered while the run went on, such as the runtimes' versions).
+    func finishRun(id: String, state: RunState, endedAt: Date, environment: JSONValue?) throws
     /// Records an execution as running, linked to its inputs; returns its id.
     func startExecution(_ execution: NewExecution) throws -> Int64
     /// Records how an execution ended and, if it completed, its outputs; returns the outputs with their ids.

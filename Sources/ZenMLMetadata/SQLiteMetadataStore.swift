@@ -85,8 +85,8 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
         try write { try $0.startRun(run) }
     }
 
-    public func finishRun(id: String, state: RunState, endedAt: Date) throws {
-        try write { try $0.finishRun(id: id, state: state, endedAt: endedAt) }
+    public func finishRun(id: String, state: RunState, endedAt: Date, environment: JSONValue?) throws {
+        try write { try $0.finishRun(id: id, state: state, endedAt: endedAt, environment: environment) }
     }
 
     public func startExecution(_ execution: NewExecution) throws -> Int64 {

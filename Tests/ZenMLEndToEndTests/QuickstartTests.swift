@@ -29,6 +29,11 @@ final class QuickstartTests: XCTestCase {
         let report = executions.first { $0["step"] as? String == "report" }
         let mean = (report?["metrics"] as? [String: Double])?["mean"] ?? 0
         XCTAssertGreaterThan(mean, 1.0, "values normalized to [0, 1] and scaled by 3 have a mean above 1")
+        // The run records the versions of the runtimes its executed steps used.
+        let runtimes = ((object?["run"] as? [String: Any])?["run"] as? [String: Any]).flatMap { ($0["environment"] as? [String: Any])?["runtimes"] as? [String: String] }
+        XCTAssertTrue(runtimes?["cc"]?.isEmpty == false, "\(String(describing: runtimes))")
+        XCTAssertTrue(runtimes?["swift"]?.contains("Swift") == true, "\(String(describing: runtimes))")
+        XCTAssertNil(runtimes?["python3"], "generate was cached in this run: \(String(describing: runtimes))")
     }
 }
 

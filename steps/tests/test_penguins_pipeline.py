@@ -19,6 +19,8 @@ def test_penguins_pipeline_end_to_end(tmp_path):
     root = tmp_path / "repo"
     shutil.copytree(PENGUINS, root / "examples" / "penguins")
     os.symlink(STEPS, root / "steps")
+    # The bundles' SDK links (../../protocol/...) are followed from where the bundles are seen.
+    os.symlink(os.path.join(os.path.dirname(STEPS), "protocol"), root / "protocol")
     ws = Workspace(root)
     pipeline = str(root / "examples" / "penguins" / "pipeline.yaml")
     first = ws.run(pipeline)
@@ -131,3 +133,23 @@ def test_bundle_links_only_to_the_sdks_and_shared_module(name):
             assert os.path.exists(path), "the link %s is broken" % path
     for required in ("step.yaml", "README.md"):
         assert os.path.isfile(os.path.join(bundle, required)), "%s has no %s" % (name, required)
+
+
+@pytest.mark.xfail(strict=True, reason="the host still hashes a link by its target text; when it hashes links that "
+                   "leave a bundle by their content (as steps/README.md says), this passes: remove the mark")
+def test_editing_a_linked_shared_file_reruns_the_steps_that_use_it(tmp_path):
+    root = tmp_path / "repo"
+    for folder in ("steps", "protocol"):
+        shutil.copytree(os.path.join(os.path.dirname(STEPS), folder), root / folder, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    shutil.copytree(PENGUINS, root / "examples" / "penguins")
+    ws = Workspace(root)
+    pipeline = str(root / "examples" / "penguins" / "pipeline.yaml")
+    ws.run(pipeline)
+    with open(root / "steps" / "lib" / "zenml_ml.py", "a", encoding="utf-8") as handle:
+        handle.write("# an edit\n")
+    again = ws.run(pipeline)
+    states = {step["name"]: step["state"] for step in again.document["run"]["steps"]}
+    # csv-source and the C steps do not link zenml_ml.py; every other step does.
+    assert states == {"data": "cached", "split": "cached", "train": "cached", "statistics": "done",
+                      "schema": "done", "validate": "done", "evaluate": "done"}
