@@ -135,8 +135,6 @@ def test_bundle_links_only_to_the_sdks_and_shared_module(name):
         assert os.path.isfile(os.path.join(bundle, required)), "%s has no %s" % (name, required)
 
 
-@pytest.mark.xfail(strict=True, reason="the host still hashes a link by its target text; when it hashes links that "
-                   "leave a bundle by their content (as steps/README.md says), this passes: remove the mark")
 def test_editing_a_linked_shared_file_reruns_the_steps_that_use_it(tmp_path):
     root = tmp_path / "repo"
     for folder in ("steps", "protocol"):
