@@ -28,7 +28,12 @@ let package = Package(
         /** Pipeline YAML files, their validation (with file:line) and the step DAG. */
         .target(name: "ZenMLPipeline", dependencies: ["ZenMLCore", "ZenMLContract", "Yams"]),
         /** Cache keys: bundle digests, external data digests (with a stat cache) and the step action key. */
-        .target(name: "ZenMLCache", dependencies: ["ZenMLCore", "ZenMLContract"]),
+        .target(name: "ZenMLCache", dependencies: ["ZenMLCore", "ZenMLContract", "ZenMLBundles"]),
+        /** Bundle archives (deterministic tar: the bundle digest), safe unpacking, registries, lock files, signatures. */
+        .target(
+            name: "ZenMLBundles",
+            dependencies: ["ZenMLCore", "ZenMLContract", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         /** Content-addressed artifact stores (local folder; gs:// and s3:// with a local read-through cache). */
         .target(name: "ZenMLArtifacts", dependencies: ["ZenMLCore", "CZenMLSystem", "ZenMLObjectStore"]),
         /** HTTP on libcurl and object store clients (GCS JSON API, S3 with SigV4) for remote artifact stores. */
@@ -57,7 +62,7 @@ let package = Package(
             name: "ZenMLEngine",
             dependencies: [
                 "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLCache",
-                "ZenMLArtifacts", "ZenMLMetadata", "ZenMLExecutor", "ZenMLTFRecord", "ZenMLObjectStore",
+                "ZenMLArtifacts", "ZenMLMetadata", "ZenMLExecutor", "ZenMLTFRecord", "ZenMLObjectStore", "ZenMLBundles",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -65,7 +70,7 @@ let package = Package(
         .target(
             name: "ZenMLCommands",
             dependencies: [
-                "ZenMLEngine", "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLMetadata", "ZenMLTFRecord", "ZenMLExecutor",
+                "ZenMLEngine", "ZenMLCore", "ZenMLContract", "ZenMLPipeline", "ZenMLMetadata", "ZenMLTFRecord", "ZenMLExecutor", "ZenMLBundles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -84,7 +89,8 @@ let package = Package(
         .testTarget(name: "ZenMLCoreTests", dependencies: ["ZenMLCore"]),
         .testTarget(name: "ZenMLContractTests", dependencies: ["ZenMLContract"]),
         .testTarget(name: "ZenMLPipelineTests", dependencies: ["ZenMLPipeline"]),
-        .testTarget(name: "ZenMLCacheTests", dependencies: ["ZenMLCache"]),
+        .testTarget(name: "ZenMLCacheTests", dependencies: ["ZenMLCache", "ZenMLBundles"]),
+        .testTarget(name: "ZenMLBundlesTests", dependencies: ["ZenMLBundles"]),
         .testTarget(name: "ZenMLArtifactsTests", dependencies: ["ZenMLArtifacts"]),
         .testTarget(
             name: "ZenMLObjectStoreTests",

@@ -1,4 +1,5 @@
 import Foundation
+import ZenMLBundles
 import ZenMLContract
 import ZenMLCore
 
@@ -60,20 +61,25 @@ public struct KeyIngredients: Sendable, Hashable {
     public var bundleFiles: [String: String]
     /// For `format: path` config keys, the path that was hashed.
     public var externalPaths: [String: String]
+    /// Where a registry bundle came from (recorded, not part of the key: the digest is).
+    public var bundleSource: String?
 
-    public init(action: StepAction, bundleFiles: [String: String], externalPaths: [String: String]) {
+    public init(action: StepAction, bundleFiles: [String: String], externalPaths: [String: String], bundleSource: String? = nil) {
         self.action = action
         self.bundleFiles = bundleFiles
         self.externalPaths = externalPaths
+        self.bundleSource = bundleSource
     }
 
     /// The form stored with each execution.
     public var json: JSONValue {
-        .object([
+        var object: [String: JSONValue] = [
             "key": action.canonicalForm,
             "bundle_files": .object(bundleFiles.mapValues { .string($0) }),
             "external_paths": .object(externalPaths.mapValues { .string($0) }),
-        ])
+        ]
+        if let bundleSource { object["bundle_source"] = .string(bundleSource) }
+        return .object(object)
     }
 
     /// What changed between a stored execution's ingredients and these, in words, most telling first.
@@ -142,34 +148,40 @@ public struct KeyIngredients: Sendable, Hashable {
 public final class Fingerprinter: @unchecked Sendable {
     /// Names never hashed in a bundle: interpreter caches and version-control folders, which
     /// change without the step changing.
-    public static let excludedBundleNames: Set<String> = ["__pycache__", ".git", ".DS_Store"]
+    public static var excludedBundleNames: Set<String> { BundleArchive.excludedNames }
 
     public struct BundleFingerprint: Sendable {
+        /// The SHA-256 of the bundle's deterministic archive (``BundleArchive``).
         public var digest: Digest
         public var files: [String: String]
     }
 
     private let statCache: StatCache
+    private let digester: BundleDigester
     private var bundles: [String: BundleFingerprint] = [:]
     private let lock = NSLock()
 
+    /// Archive digests are remembered beside the stat cache's file (`bundle-digests.json`).
     public init(statCache: StatCache) {
         self.statCache = statCache
+        let memo = statCache.file.map { ($0 as NSString).deletingLastPathComponent + "/bundle-digests.json" }
+        self.digester = BundleDigester(hasher: statCache, memoFile: memo)
     }
 
-    /// The digest of a bundle folder (every file: relative path, execute bit, content). Memoised per path.
+    /// The digest of a bundle folder: the SHA-256 of its archive, computed without writing it
+    /// (see ``BundleDigester``). Memoised per path.
     public func bundle(at path: String) throws -> BundleFingerprint {
         if let known = lock.withLock({ bundles[path] }) { return known }
-        let tree = try TreeDigest.compute(root: path, hasher: statCache, excluding: Self.excludedBundleNames)
+        let (digest, entries) = try digester.digest(of: path)
         var files: [String: String] = [:]
-        for entry in tree.entries {
+        for entry in entries {
             switch entry.kind {
             case .file: files[entry.path] = (entry.digest?.description ?? "") + (entry.executable ? "+x" : "")
             case .symlink: files[entry.path] = "-> " + (entry.target ?? "")
             case .directory: break
             }
         }
-        let fingerprint = BundleFingerprint(digest: tree.digest, files: files)
+        let fingerprint = BundleFingerprint(digest: digest, files: files)
         lock.withLock { bundles[path] = fingerprint }
         return fingerprint
     }
@@ -183,6 +195,9 @@ public final class Fingerprinter: @unchecked Sendable {
         return try statCache.digest(ofFileAtPath: path, status: status)
     }
 
-    /// Persists the stat cache.
-    public func save() throws { try statCache.save() }
+    /// Persists the stat cache and the archive digest memo.
+    public func save() throws {
+        try statCache.save()
+        try digester.save()
+    }
 }

@@ -18,7 +18,8 @@ public final class StatCache: FileHasher, @unchecked Sendable {
         var digest: Digest
     }
 
-    private let file: String?
+    /// Where the cache persists (`nil`: in memory only).
+    public let file: String?
     private var entries: [String: Entry]
     private var dirty = false
     private let lock = NSLock()

@@ -24,7 +24,7 @@ extension ZenMLRun {
                   zenml-run config artifacts set gs://team-bucket/zenml
                   zenml-run config artifacts set s3://team-bucket/zenml --endpoint https://s3.internal:9000
                 """,
-            subcommands: [Show.self, Metadata.self, Artifacts.self])
+            subcommands: [Show.self, Metadata.self, Artifacts.self, Registry.self, Trust.self])
 
         struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print the workspace's settings.")

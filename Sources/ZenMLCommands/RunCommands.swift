@@ -71,6 +71,9 @@ extension ZenMLRun {
         @Option(name: .long, help: ArgumentHelp("Run only this step and what it needs upstream (repeatable).", valueName: "step"))
         var only: [String] = []
 
+        @Flag(name: .long, help: "Resolve registry bundles (uses: NAME@RANGE) again and move the pins in zenml.lock.")
+        var update = false
+
         @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
         @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -81,7 +84,7 @@ extension ZenMLRun {
         func run() async throws {
             try await reportingErrors {
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
-                let graph = try await runner.load(pipeline)
+                let graph = try await runner.load(pipeline, update: update)
                 var options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
                 if backend == .slurm {
                     try SlurmBackend.check()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ZenMLBundles
 import ZenMLContract
 import ZenMLEngine
 import ZenMLMetadata
@@ -32,7 +33,7 @@ public struct ZenMLRun: AsyncParsableCommand {
               130  interrupted: steps were stopped, nothing partial kept
             """,
         version: zenmlRunVersion,
-        subcommands: [Init.self, Run.self, Status.self, Runs.self, Pipelines.self, Artifacts.self, Lineage.self, TFRecord.self, Config.self, Cache.self, Metadata.self, Worker.self]
+        subcommands: [Init.self, Run.self, Status.self, Runs.self, Pipelines.self, Artifacts.self, Lineage.self, TFRecord.self, Config.self, Cache.self, Metadata.self, Bundle.self, Worker.self]
     )
 
     public init() {}
@@ -141,6 +142,9 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
         throw ExitCode(2)
     } catch let error as ManifestError {
         printError(error.description)
+        throw ExitCode(2)
+    } catch let error as BundleError {
+        printError("error: \(error)")
         throw ExitCode(2)
     } catch let error as MetadataStoreError {
         printError("error: \(error)")

@@ -29,6 +29,11 @@ public struct BundleManifest: Sendable, Hashable {
     /// The host runs it once per bundle digest and platform and keeps the result as an artifact;
     /// the entrypoint and args can then name `${BUILD}/program`.
     public var build: String?
+    /// Sample requests for `zenml-run bundle test` (`tests:`); empty when the bundle declares none.
+    public var tests: [SampleSpec] = []
+    /// A Python requirements file (relative to the bundle) the step's interpreter needs: the host
+    /// runs the step with a virtual environment made from it, cached per requirements digest.
+    public var pythonRequirements: String?
     /// What the step needs from a cluster scheduler (Slurm); ignored when steps run locally.
     public var resources: Resources?
 
@@ -60,6 +65,21 @@ public struct BundleManifest: Sendable, Hashable {
         self.env = env
         self.timeout = timeout
         self.description = description
+    }
+}
+
+/// A sample request a bundle declares for its conformance test (`tests:` in `step.yaml`).
+public struct SampleSpec: Sendable, Hashable {
+    public var name: String
+    /// Config values (the bundle's defaults fill the rest).
+    public var config: [String: JSONValue]
+    /// For each input, folders inside the bundle holding sample artifacts (relative paths).
+    public var inputs: [String: [String]]
+
+    public init(name: String, config: [String: JSONValue] = [:], inputs: [String: [String]] = [:]) {
+        self.name = name
+        self.config = config
+        self.inputs = inputs
     }
 }
 
@@ -127,7 +147,7 @@ extension BundleManifest {
         guard let root = document.root.objectValue else {
             throw fail([], "a manifest is a mapping with at least name, version, entrypoint")
         }
-        let known: Set<String> = ["contract", "name", "version", "description", "entrypoint", "args", "inputs", "outputs", "config", "env", "timeout", "build", "resources"]
+        let known: Set<String> = ["contract", "name", "version", "description", "entrypoint", "args", "inputs", "outputs", "config", "env", "timeout", "build", "resources", "tests", "python"]
         for key in root.keys.sorted() where !known.contains(key) {
             throw ManifestError(location: document.keyLocation([key]), message: "unknown manifest key '\(key)' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -234,6 +254,47 @@ extension BundleManifest {
                 throw fail(["build"], "'build' must be a shell command, e.g. build: cc -O2 -o \"$ZENML_BUILD_DIR/step\" main.c")
             }
             manifest.build = command
+        }
+        if let raw = root["python"] {
+            guard let fields = raw.objectValue else {
+                throw fail(["python"], "'python' must be a mapping, e.g. python: {requirements: requirements.txt}")
+            }
+            for field in fields.keys.sorted() where field != "requirements" {
+                throw fail(["python", field], "unknown python field '\(field)' (known: requirements)")
+            }
+            guard let file = fields["requirements"]?.stringValue, !file.isEmpty, !file.hasPrefix("/"), !file.split(separator: "/").contains("..") else {
+                throw fail(["python", "requirements"], "'requirements' must name a file inside the bundle, e.g. requirements.txt")
+            }
+            manifest.pythonRequirements = file
+        }
+        if let raw = root["tests"] {
+            guard let list = raw.arrayValue else {
+                throw fail(["tests"], "'tests' must be a list of samples, each {name, config, inputs: {INPUT: folder in the bundle}}")
+            }
+            for (index, item) in list.enumerated() {
+                let path = ["tests", String(index)]
+                guard let fields = item.objectValue else { throw fail(path, "a sample must be a mapping with name, config and inputs") }
+                for field in fields.keys.sorted() where !["name", "config", "inputs"].contains(field) {
+                    throw fail(path + [field], "unknown sample field '\(field)' (known: name, config, inputs)")
+                }
+                let name = fields["name"]?.stringValue ?? "sample \(index + 1)"
+                if let config = fields["config"], config.objectValue == nil { throw fail(path + ["config"], "a sample's 'config' must be a mapping") }
+                var inputs: [String: [String]] = [:]
+                if let raw = fields["inputs"] {
+                    guard let object = raw.objectValue else { throw fail(path + ["inputs"], "a sample's 'inputs' must map input names to folders") }
+                    for (input, value) in object {
+                        guard manifest.inputs[input] != nil else {
+                            throw fail(path + ["inputs", input], "the bundle has no input '\(input)'")
+                        }
+                        let folders = value.stringValue.map { [$0] } ?? value.arrayValue?.compactMap(\.stringValue) ?? []
+                        guard !folders.isEmpty, folders.allSatisfy({ !$0.hasPrefix("/") && !$0.split(separator: "/").contains("..") }) else {
+                            throw fail(path + ["inputs", input], "sample input '\(input)' must name folders inside the bundle (relative, no '..')")
+                        }
+                        inputs[input] = folders
+                    }
+                }
+                manifest.tests.append(SampleSpec(name: name, config: fields["config"]?.objectValue ?? [:], inputs: inputs))
+            }
         }
         if let raw = root["timeout"] {
             guard let seconds = raw.doubleValue, seconds > 0 else {

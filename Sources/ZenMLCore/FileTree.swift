@@ -168,6 +168,9 @@ public enum FileTree {
     /// what they point to, so the copy is self-contained. Names in `excluding` are skipped.
     public static func copyTree(from source: String, to destination: String, excluding: Set<String> = []) throws {
         let root = normalize(source)
+        // Links are resolved on the real file system, as bundle archives do: a lexical `..` after
+        // a linked folder (steps -> /elsewhere/steps) would point somewhere else.
+        let realRoot = realPath(root) ?? root
         func copy(_ path: String, _ target: String) throws {
             guard let status = try FileStatus.of(path) else { throw FileSystemError.notFound(path: path) }
             switch status.kind {
@@ -178,8 +181,8 @@ public enum FileTree {
                 }
             case .symlink:
                 let link = try linkTarget(path)
-                let resolved = absolute(link, relativeTo: (path as NSString).deletingLastPathComponent)
-                if resolved == root || resolved.hasPrefix(root + "/") {
+                let resolved = realPath(path) ?? absolute(link, relativeTo: (path as NSString).deletingLastPathComponent)
+                if !link.hasPrefix("/") && (resolved == realRoot || resolved.hasPrefix(realRoot + "/")) {
                     try FileManager.default.createSymbolicLink(atPath: target, withDestinationPath: link)
                 } else {
                     try copy(resolved, target)
@@ -193,4 +196,11 @@ public enum FileTree {
 
     /// The current working directory.
     public static var currentDirectory: String { FileManager.default.currentDirectoryPath }
+}
+
+/// `realpath(3)`: the absolute path with every link resolved, or `nil` if something is missing.
+private func realPath(_ path: String) -> String? {
+    guard let resolved = realpath(path, nil) else { return nil }
+    defer { free(resolved) }
+    return String(cString: resolved)
 }

@@ -43,6 +43,7 @@ public final class PipelineRunner: Sendable {
     let fingerprinter: Fingerprinter
     let builder: BundleBuilder
     let workDirectories: WorkDirectoryPool
+    let pythonRuntimes: PythonRuntimes
 
     /// Opens the workspace's stores (creating them if needed).
     public init(workspace: Workspace) throws {
@@ -56,6 +57,7 @@ public final class PipelineRunner: Sendable {
         self.fingerprinter = Fingerprinter(statCache: StatCache(file: workspace.statCachePath))
         self.builder = BundleBuilder(metadata: metadata, store: store)
         self.workDirectories = WorkDirectoryPool(store: store)
+        self.pythonRuntimes = PythonRuntimes(root: workspace.stateDirectory + "/venvs")
     }
 
     /// Records as interrupted the runs still marked running whose process on this machine is
@@ -241,7 +243,7 @@ public final class PipelineRunner: Sendable {
         }
         let key = fingerprint.key
         let bundleDigest = fingerprint.ingredients.action.bundleDigest
-        let newExecution = NewExecution(
+        var newExecution = NewExecution(
             runID: context.runID, pipeline: graph.spec.name, step: step.name, cacheKey: key, bundle: step.manifest.name,
             bundleVersion: step.manifest.version, bundleDigest: bundleDigest, config: .object(step.config),
             keyIngredients: fingerprint.ingredients.json, startedAt: Date(), inputs: inputs)
@@ -264,6 +266,19 @@ public final class PipelineRunner: Sendable {
             return StepResult(state: .canceled, cacheKey: key)
         }
 
+        // A bundle's Python environment (python: {requirements:}) is made once per requirements
+        // digest; what it resolved to is recorded with the execution, not keyed on.
+        if step.manifest.pythonRequirements != nil {
+            do {
+                let runtime = try await pythonRuntime(for: step, context: context)
+                if case .object(var ingredients) = newExecution.keyIngredients {
+                    ingredients["runtime"] = runtime.description
+                    newExecution.keyIngredients = .object(ingredients)
+                }
+            } catch {
+                return fail(step.name, "\(error)", context: context, key: key)
+            }
+        }
         let recorder = ExecutionRecorder(metadata: metadata, execution: newExecution)
         await context.runtimes.note(step.manifest)
         var launched: Launched
@@ -333,6 +348,12 @@ public final class PipelineRunner: Sendable {
         }
     }
 
+    func pythonRuntime(for step: ResolvedStep, context: RunContext) async throws -> PythonRuntimes.Environment {
+        try await pythonRuntimes.environment(
+            bundlePath: step.bundlePath, manifest: step.manifest, hostEnvironment: context.options.hostEnvironment,
+            logFile: context.logDirectory + "/python-\(step.manifest.name).log")
+    }
+
     /// A step process that ran, successfully or not, in a work directory the caller releases.
     struct Launched {
         var result: StepRunResult
@@ -364,6 +385,15 @@ public final class PipelineRunner: Sendable {
                 return .failure(StepFailureReport(message: failure.message, exitCode: nil, errorTail: failure.errorTail, logFile: failure.logFile))
             } catch {
                 return failure("cannot build the bundle: \(error)")
+            }
+        }
+        // The bundle's Python environment (made once; here only looked up again, see execute()).
+        var hostEnvironment = context.options.hostEnvironment
+        if step.manifest.pythonRequirements != nil {
+            do {
+                hostEnvironment = PythonRuntimes.environment(hostEnvironment, with: try await pythonRuntime(for: step, context: context))
+            } catch {
+                return failure("\(error)")
             }
         }
         let workDirectory: String
@@ -406,7 +436,7 @@ public final class PipelineRunner: Sendable {
         beforeStart()
         let launch = StepLaunch(
             bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
-            timeout: step.timeout, hostEnvironment: context.options.hostEnvironment, buildPath: buildPath)
+            timeout: step.timeout, hostEnvironment: hostEnvironment, buildPath: buildPath)
         let backend = context.options.backend
         let ran = await backend.run(launch, step: step.name) { status in
             context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: status)))

@@ -38,6 +38,7 @@ public struct RegisteredPipelines: Sendable {
     public func load(_ path: String) throws -> PipelineGraph {
         try PipelineGraph.resolve(PipelineSpec.load(path, resolveBase: resolver))
     }
+
 }
 
 /// Why a registered pipeline could not serve as a base.

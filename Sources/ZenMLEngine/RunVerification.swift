@@ -52,7 +52,7 @@ extension PipelineRunner {
     /// the cache and publishing nothing, and compares the outputs with the recorded ones.
     public func verify(runID reference: String, onStep: @escaping @Sendable (String, VerificationReport.Verdict?) -> Void = { _, _ in }) async throws -> VerificationReport {
         guard let run = try metadata.run(id: reference) else { throw InspectorError.unknownRun(reference) }
-        let graph = try recordedGraph(of: run)
+        let graph = try await recordedGraph(of: run)
         let executions = try metadata.executions(runID: run.id).filter { $0.state == .complete || $0.state == .cached }
         let byStep = Dictionary(executions.map { ($0.step, $0) }, uniquingKeysWith: { _, last in last })
         let logDirectory = workspace.logsDirectory + "/verify-" + run.id + "-" + Self.makeRunID(at: Date())
@@ -82,9 +82,10 @@ extension PipelineRunner {
     }
 
     /// The graph of a run's pipeline version, from the recorded spec (its bundles must still be there).
-    func recordedGraph(of run: RunRecord) throws -> PipelineGraph {
+    func recordedGraph(of run: RunRecord) async throws -> PipelineGraph {
         let (root, file) = try recordedSpec(of: run)
-        return try PipelineGraph.resolve(PipelineSpec.parse(YAMLDocument(merged: root, file: file, layers: []), file: file))
+        // Registry bundles resolve through the zenml.lock beside the pipeline file, as for runs.
+        return try await BundleSources(workspace: workspace).graph(PipelineSpec.parse(YAMLDocument(merged: root, file: file, layers: []), file: file))
     }
 
     private func verify(_ step: ResolvedStep, execution: ExecutionRecord, context: RunContext) async -> VerificationReport.Step {

@@ -82,8 +82,11 @@ public struct PinnedSourceError: Error, CustomStringConvertible, Sendable {
 extension PipelineRunner {
     /// Reads a pipeline file for running: `base:` may name a registered pipeline, and `uses:` or
     /// `format: path` config values may pin stored bundles and data files by digest (`sha256:…`).
-    public func load(_ path: String) async throws -> PipelineGraph {
+    /// `uses: NAME@VERSION` names a registry bundle, resolved through `zenml.lock` (``BundleSources``;
+    /// `update` moves its pins).
+    public func load(_ path: String, update: Bool = false) async throws -> PipelineGraph {
         var spec = try PipelineSpec.load(path, resolveBase: registered.resolver)
+        let locations = try await BundleSources(workspace: workspace).resolve(spec, update: update).locations
         for index in spec.steps.indices {
             let step = spec.steps[index]
             if step.uses.hasPrefix(SourceSnapshots.pinPrefix) {
@@ -94,7 +97,8 @@ extension PipelineRunner {
             }
             let pinned = step.config.filter { $0.value.stringValue?.hasPrefix(SourceSnapshots.pinPrefix) == true }
             guard !pinned.isEmpty,
-                  let manifest = try? BundleManifest.load(bundle: FileTree.absolute(spec.steps[index].uses, relativeTo: spec.directory))
+                  let manifest = try? BundleManifest.load(
+                      bundle: locations[spec.steps[index].uses]?.path ?? FileTree.absolute(spec.steps[index].uses, relativeTo: spec.directory))
             else { continue }
             for (key, value) in pinned where manifest.config.pathKeys.contains(key) {
                 guard let text = value.stringValue, let digest = Digest(text),
@@ -105,7 +109,7 @@ extension PipelineRunner {
                 spec.steps[index].config[key] = .string(file)
             }
         }
-        return try PipelineGraph.resolve(spec)
+        return try PipelineGraph.resolve(spec, locations: locations)
     }
 
     /// A run's pipeline as a self-contained file: its recorded spec with every bundle and data file

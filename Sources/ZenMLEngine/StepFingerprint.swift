@@ -54,7 +54,7 @@ struct StepFingerprint: Sendable {
             bundleDigest: bundle.digest, entrypoint: step.manifest.entrypoint, args: step.manifest.args, config: keyConfig,
             inputs: inputs.mapValues { $0.map(\.digest) }, environment: environment)
         return StepFingerprint(
-            ingredients: KeyIngredients(action: action, bundleFiles: bundle.files, externalPaths: externalPaths),
+            ingredients: KeyIngredients(action: action, bundleFiles: bundle.files, externalPaths: externalPaths, bundleSource: step.source),
             requestConfig: requestConfig)
     }
 }

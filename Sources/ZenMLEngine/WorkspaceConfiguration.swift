@@ -12,6 +12,12 @@ public struct WorkspaceConfiguration: Codable, Sendable, Equatable {
     public var remoteArtifacts: RemoteArtifactSettings?
     /// The local cache of a remote store is pruned to this many bytes (default 10 GiB).
     public var cacheMaxSize: Int64?
+    /// Bundle registries by name: a folder (gs:// and s3:// later). `nil` when none is configured.
+    public var registries: [String: String]?
+    /// Public keys (`ed25519:<base64>`) whose signatures this workspace trusts.
+    public var trustedKeys: [String]?
+    /// Whether registry bundles must carry a signature by a trusted key before they are used.
+    public var requireSignatures: Bool?
 
     public init(metadata: MetadataSettings = .sqlite, artifacts: String? = nil, remoteArtifacts: RemoteArtifactSettings? = nil, cacheMaxSize: Int64? = nil) {
         self.metadata = metadata
@@ -21,9 +27,11 @@ public struct WorkspaceConfiguration: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case metadata, artifacts
+        case metadata, artifacts, registries
         case remoteArtifacts = "remote_artifacts"
         case cacheMaxSize = "cache_max_size"
+        case trustedKeys = "trusted_keys"
+        case requireSignatures = "require_signatures"
     }
 
     /// A bucket holding artifacts. Credentials are not here: they come from the environment

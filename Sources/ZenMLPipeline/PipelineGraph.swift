@@ -19,6 +19,20 @@ public struct ResolvedStep: Sendable {
     public var timeout: Double?
     /// How many times a failed execution is tried again.
     public var retries: Int = 0
+    /// Where a registry bundle came from (`NAME@VERSION from registry R`); `nil` for a local folder.
+    public var source: String?
+}
+
+/// A `uses:` that names a registry bundle, resolved (and pulled) to a local folder.
+public struct BundleLocation: Sendable, Hashable {
+    public var path: String
+    /// For records and messages: what was resolved to what, from where.
+    public var source: String
+
+    public init(path: String, source: String) {
+        self.path = path
+        self.source = source
+    }
 }
 
 /// A validated pipeline: steps in a stable topological order (ties broken by step name).
@@ -53,7 +67,8 @@ public struct PipelineGraph: Sendable {
 
     /// Loads every step's bundle and checks the whole pipeline. Every problem is reported at once,
     /// each with the file, line and a message that says what to change.
-    public static func resolve(_ spec: PipelineSpec) throws -> PipelineGraph {
+    /// - Parameter locations: folders for `uses:` values that are not paths (registry references), by `uses:` text.
+    public static func resolve(_ spec: PipelineSpec, locations: [String: BundleLocation] = [:]) throws -> PipelineGraph {
         var issues: [PipelineIssue] = []
         let document = spec.document
         func issue(_ path: [String], _ message: String, atKey: Bool = false) {
@@ -63,7 +78,7 @@ public struct PipelineGraph: Sendable {
         // Many steps often share one bundle (a chain of the same step with different configs): read each once.
         var loaded: [String: BundleManifest] = [:]
         for step in spec.steps {
-            let bundlePath = FileTree.absolute(step.uses, relativeTo: spec.directory)
+            let bundlePath = locations[step.uses]?.path ?? FileTree.absolute(step.uses, relativeTo: spec.directory)
             if let manifest = loaded[bundlePath] {
                 manifests[step.name] = (bundlePath, manifest)
                 continue
@@ -141,7 +156,8 @@ public struct PipelineGraph: Sendable {
             resolved.append(
                 ResolvedStep(
                     name: step.name, bundlePath: bundlePath, manifest: manifest, config: config, inputs: inputs,
-                    dependencies: dependencies.sorted(), cache: step.cache, timeout: step.timeout ?? manifest.timeout, retries: step.retries))
+                    dependencies: dependencies.sorted(), cache: step.cache, timeout: step.timeout ?? manifest.timeout, retries: step.retries,
+                    source: locations[step.uses]?.source))
         }
         if issues.isEmpty, let cycle = findCycle(resolved) {
             issue(["steps", cycle[0]], "the steps form a cycle: \(cycle.joined(separator: " -> ")); a step cannot depend on its own results", atKey: true)

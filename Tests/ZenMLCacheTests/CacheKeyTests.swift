@@ -1,6 +1,7 @@
 import XCTest
 import ZenMLCore
 @testable import ZenMLCache
+import ZenMLBundles
 
 final class CacheKeyTests: XCTestCase {
     let bundle = Digest.of("bundle")
@@ -108,5 +109,55 @@ final class StatCacheTests: XCTestCase {
         try cache.save()
         let stored = try JSONDecoder().decode([String: StatCache.Entry].self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/cache.json")))
         XCTAssertNil(stored[file], "a file modified in the last two seconds could change again within the clock's resolution")
+    }
+}
+
+final class BundleDigestTests: XCTestCase {
+    /// The bundle digest is the archive's SHA-256; a second process with the persisted stat cache
+    /// and memo must get it without reading any file (proved by a lie planted in the memo).
+    func testBundleDigestIsTheArchiveDigestAndRepeatedRunsReadNothing() throws {
+        let directory = NSTemporaryDirectory() + "bundle-digest-\(UUID().uuidString)"
+        defer { try? FileTree.remove(directory) }
+        let bundle = directory + "/bundle"
+        try FileTree.makeDirectory(bundle + "/lib")
+        var old = [timespec(tv_sec: 1_000_000, tv_nsec: 0), timespec(tv_sec: 1_000_000, tv_nsec: 0)]
+        for index in 0..<1000 {
+            let file = bundle + "/lib/module\(index).py"
+            try FileTree.writeAtomically(Data("value = \(index)\n".utf8), to: file)
+            utimensat(AT_FDCWD, file, &old, 0)
+        }
+        let cachePath = directory + "/cache/stat-cache.json"
+
+        var clock = ContinuousClock.now
+        let cold = Fingerprinter(statCache: StatCache(file: cachePath))
+        let first = try cold.bundle(at: bundle)
+        let coldTime = ContinuousClock.now - clock
+        try cold.save()
+        XCTAssertEqual(first.digest, try BundleArchive.digest(of: BundleArchive.entries(of: bundle)))
+        XCTAssertEqual(first.files.count, 1000)
+
+        clock = ContinuousClock.now
+        let warm = Fingerprinter(statCache: StatCache(file: cachePath))
+        XCTAssertEqual(try warm.bundle(at: bundle).digest, first.digest)
+        let warmTime = ContinuousClock.now - clock
+
+        clock = ContinuousClock.now
+        _ = try TreeDigest.compute(root: bundle, hasher: StatCache(file: cachePath), excluding: Fingerprinter.excludedBundleNames)
+        let treeTime = ContinuousClock.now - clock
+        print("1,000-file bundle digest: cold \(coldTime), warm (new process) \(warmTime); the former tree digest, warm: \(treeTime)")
+
+        // Plant a lie in the memo: a warm fingerprinter must serve it, so it did not stream the files.
+        let memoPath = directory + "/cache/bundle-digests.json"
+        var memo = try JSONDecoder().decode([String: String].self, from: Data(contentsOf: URL(fileURLWithPath: memoPath)))
+        XCTAssertEqual(memo.count, 1)
+        memo[memo.keys.first!] = Digest.of("remembered").hex
+        try JSONEncoder().encode(memo).write(to: URL(fileURLWithPath: memoPath))
+        XCTAssertEqual(try Fingerprinter(statCache: StatCache(file: cachePath)).bundle(at: bundle).digest, Digest.of("remembered"))
+
+        // Any change to a file gives a new listing, hence a fresh, true digest.
+        try Data("value = -1\n".utf8).write(to: URL(fileURLWithPath: bundle + "/lib/module7.py"))
+        let changed = try Fingerprinter(statCache: StatCache(file: cachePath)).bundle(at: bundle)
+        XCTAssertEqual(changed.digest, try BundleArchive.digest(of: BundleArchive.entries(of: bundle)))
+        XCTAssertNotEqual(changed.digest, first.digest)
     }
 }

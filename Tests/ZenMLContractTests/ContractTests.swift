@@ -103,7 +103,16 @@ final class ManifestTests: XCTestCase {
                 epochs: {type: integer, default: 3}
             env: [WANDB_MODE]
             timeout: 600
+            tests:
+              - name: tiny
+                config: {epochs: 1}
+                inputs: {examples: samples/examples, extra: [samples/a, samples/b]}
+              - inputs: {examples: samples/examples}
             """, file: "step.yaml"))
+        XCTAssertEqual(manifest.tests, [
+            SampleSpec(name: "tiny", config: ["epochs": 1], inputs: ["examples": ["samples/examples"], "extra": ["samples/a", "samples/b"]]),
+            SampleSpec(name: "sample 2", inputs: ["examples": ["samples/examples"]]),
+        ])
         XCTAssertEqual(manifest.inputs["extra"], InputSpec(type: "Examples", optional: true, multiple: true))
         XCTAssertEqual(manifest.outputs["model"]?.type, "Model")
         XCTAssertEqual(manifest.env, ["WANDB_MODE"])
@@ -123,6 +132,8 @@ final class ManifestTests: XCTestCase {
             ("name: x\nversion: 1.10\nentrypoint: a\n", 2, "write the version as a string"),
             ("name: x\nversion: 1\nentrypoint: a\ninputs:\n  data: {type: T, optional: yes}\n", 5, "'optional' must be true or false"),
             ("name: x\nversion: 1\nentrypoint: a\nenv: [A=B]\n", 4, "not an environment variable name"),
+            ("name: x\nversion: 1\nentrypoint: a\ntests:\n  - inputs: {data: samples}\n", 5, "the bundle has no input 'data'"),
+            ("name: x\nversion: 1\nentrypoint: a\ninputs: {d: T}\ntests:\n  - inputs: {d: ../outside}\n", 6, "folders inside the bundle"),
             ("name: x\nversion: 1\nentrypoint: a\nconfig:\n  properties:\n    k: {type: string, format: uri}\n", 6, "the only supported 'format' is 'path'"),
             ("name: x\nversion: 1\nentrypoint: a\nconfig:\n  properties:\n    k: {type: array, items: {type: string, format: path}}\n", 6, "top-level config keys only"),
         ]

@@ -100,8 +100,93 @@ def tree_digest(root, excluding=frozenset()):
     return canonical_digest(nodes)
 
 
+def _tar_header(name, mode, size, kind, link=b""):
+    """One ustar header block (plus a pax block before it when a name does not fit in 100 bytes)."""
+    def octal(value, width):
+        return b"%0*o\0" % (width - 1, value)
+
+    records = b""
+    if len(name) > 100:
+        records += _pax_record(b"path", name)
+    if len(link) > 100:
+        records += _pax_record(b"linkpath", link)
+    prefix = b""
+    if records:
+        prefix = _tar_header(b"././@PaxHeader", 0o644, len(records), b"x") + records
+        prefix += b"\0" * (-len(records) % 512)
+    block = bytearray(512)
+    block[0:len(name[:100])] = name[:100]
+    block[100:108] = octal(mode, 8)
+    block[108:116] = octal(0, 8)
+    block[116:124] = octal(0, 8)
+    block[124:136] = octal(size, 12)
+    block[136:148] = octal(0, 12)
+    block[148:156] = b" " * 8
+    block[156:157] = kind
+    block[157:157 + len(link[:100])] = link[:100]
+    block[257:263] = b"ustar\0"
+    block[263:265] = b"00"
+    block[329:337] = octal(0, 8)
+    block[337:345] = octal(0, 8)
+    block[148:156] = b"%06o\0 " % sum(block)
+    return prefix + bytes(block)
+
+
+def _pax_record(key, value):
+    body = b" " + key + b"=" + value + b"\n"
+    length = len(body) + 1
+    while len(str(length)) + len(body) != length:
+        length = len(str(length)) + len(body)
+    return str(length).encode() + body
+
+
+def _bundle_entries(root, relative, real_root, depth=0):
+    """(path, kind, source) for every entry, links leaving the bundle replaced by what they point to."""
+    entries = []
+    directory = os.path.join(root, relative) if relative else root
+    for name in os.listdir(directory):
+        if name in BUNDLE_EXCLUDES:
+            continue
+        inside = relative + "/" + name if relative else name
+        path = os.path.join(directory, name)
+        if os.path.islink(path):
+            target = os.readlink(path)
+            real = os.path.realpath(path)
+            if not os.path.exists(real):
+                raise ValueError("%s: the link points to nothing" % path)
+            if not target.startswith("/") and (real == real_root or real.startswith(real_root + os.sep)):
+                entries.append((inside, "symlink", target))
+                continue
+            path = real
+        if os.path.isdir(path):
+            entries.append((inside, "directory", path))
+            for child_path, kind, source in _bundle_entries(path, "", real_root, depth + 1):
+                entries.append((inside + "/" + child_path, kind, source))
+        else:
+            entries.append((inside, "file", path))
+    return entries
+
+
+def bundle_archive(bundle):
+    """The bundle's deterministic archive (see SPEC.md, "Bundle archives"): its SHA-256 is the bundle digest."""
+    entries = sorted(_bundle_entries(bundle, "", os.path.realpath(bundle)), key=lambda e: e[0].encode("utf-8"))
+    out = b""
+    for path, kind, source in entries:
+        name = path.encode("utf-8")
+        if kind == "directory":
+            out += _tar_header(name + b"/", 0o755, 0, b"5")
+        elif kind == "symlink":
+            out += _tar_header(name, 0o777, 0, b"2", source.encode("utf-8"))
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read()
+            mode = 0o755 if os.stat(source).st_mode & 0o111 else 0o644
+            out += _tar_header(name, mode, len(data), b"0") + data + b"\0" * (-len(data) % 512)
+    return out + b"\0" * 1024
+
+
 def bundle_digest(bundle):
-    return tree_digest(bundle, BUNDLE_EXCLUDES)
+    return sha256_text(bundle_archive(bundle))
 
 
 def content_digest(path):

@@ -23,6 +23,11 @@ CANONICAL_DIGEST = "sha256:ccb3eb417719c7330b19c35ef71de02c56b9f5921b0c9fe220f9f
 HELLO_DIGEST = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
 DATA_DIGEST = "sha256:17988dff63edfcd9556209b654d414a7d244ca863d4798bcb2644ad6101e6cca"
 TREE_DIGEST = "sha256:e1feec4ff884a6a6b96b95c94c18aa86be7d5e55e8e4be0d4a37065dbf27f35c"
+# The example tree's bundle digest: the SHA-256 of its archive (SPEC.md, "Bundle archives").
+BUNDLE_DIGEST = "sha256:36700ff15a4c2ff96ae148e531b7aa09ca71b0cd2fb527207518cf8faef3d11e"
+# With a step.yaml, links inside and out, and names longer than 100 bytes (pax headers); the
+# Swift host's `zenml-run bundle pack` writes the same bytes (BundleArchiveTests checks this value).
+SHARING_BUNDLE_DIGEST = "sha256:ea8ad3a1c928ca33f5884f96ff7d1aa690cb2e8fc6cdcf72b1431f039ca88429"
 EMPTY_TREE_DIGEST = "sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945"
 
 
@@ -93,8 +98,38 @@ def test_bundle_digest_skips_caches_and_vcs(tmp_path):
             handle.write("junk")
     with open(os.path.join(root, ".DS_Store"), "w") as handle:
         handle.write("junk")
-    assert reference.bundle_digest(root) == TREE_DIGEST
+    assert reference.bundle_digest(root) == BUNDLE_DIGEST
     assert reference.tree_digest(root) != TREE_DIGEST
+
+
+def make_sharing_bundle(base):
+    root = os.path.join(base, "example")
+    make_example_tree(root)
+    os.makedirs(os.path.join(base, "shared"))
+    with open(os.path.join(base, "shared", "sdk.py"), "w") as handle:
+        handle.write("SDK\n")
+    os.symlink("../shared/sdk.py", os.path.join(root, "sdk.py"))
+    os.symlink("data/a.txt", os.path.join(root, "alias"))
+    os.makedirs(os.path.join(root, "d" * 60))
+    with open(os.path.join(root, "d" * 60, "f" * 60), "w") as handle:
+        handle.write("x")
+    with open(os.path.join(root, "step.yaml"), "w") as handle:
+        handle.write('name: example\nversion: "1.0.0"\nentrypoint: run.sh\n')
+    return root
+
+
+def test_bundle_archive_links_and_long_names(tmp_path):
+    import tarfile
+    root = make_sharing_bundle(str(tmp_path))
+    assert reference.bundle_digest(root) == SHARING_BUNDLE_DIGEST
+    archive = tmp_path / "bundle.tar"
+    archive.write_bytes(reference.bundle_archive(root))
+    with tarfile.open(archive) as handle:
+        members = {m.name: m for m in handle.getmembers()}
+    assert members["alias"].issym() and members["alias"].linkname == "data/a.txt"
+    assert members["sdk.py"].isfile(), "a link out of the bundle is archived as its content"
+    assert members["d" * 60 + "/" + "f" * 60].size == 1
+    assert {(m.uid, m.gid, m.mtime, m.uname, m.gname) for m in members.values()} == {(0, 0, 0, "", "")}
 
 
 def test_empty_directory(tmp_path):
