@@ -89,7 +89,8 @@ public final class PipelineRunner: Sendable {
             throw FingerprintError(message: "--only \(name): the pipeline has no step '\(name)' (steps: \(graph.steps.map(\.name).joined(separator: ", ")))")
         }
         let steps = graph.steps.filter { selected.contains($0.name) }
-        try await snapshotSources(of: steps, pipelineDirectory: graph.spec.directory)
+        try await snapshotSources(
+            of: steps, pipelineDirectory: graph.spec.directory, dataLimit: SourceSnapshots.dataLimit(options.hostEnvironment))
         closeAbandonedRuns()
         // git runs two processes; let them overlap with hashing the spec.
         let gitTask = Task.detached { GitState.of(directory: graph.spec.directory) }

@@ -16,12 +16,20 @@ public enum SourceSnapshots {
     public static let dataType = "DataSnapshot"
     /// The prefix of a pinned reference in a pipeline file (`uses: sha256:…`, a path config value).
     public static let pinPrefix = "sha256:"
+
+    /// Data files larger than this are not copied into the store (a 1 GiB input would cost a
+    /// 1 GiB copy on its first run); their digest is still recorded and still keys the cache, but
+    /// reproducing such a run needs the file itself. `ZENML_SNAPSHOT_LIMIT` sets it, in bytes
+    /// (`0` turns data snapshots off). Default 256 MiB.
+    public static func dataLimit(_ environment: [String: String]) -> Int64 {
+        environment["ZENML_SNAPSHOT_LIMIT"].flatMap { Int64($0) } ?? 256 << 20
+    }
 }
 
 extension PipelineRunner {
     /// Stores every bundle and data file these steps read that the stores do not have yet. Each is
     /// copied once per content version; later runs only look it up.
-    func snapshotSources(of steps: [ResolvedStep], pipelineDirectory: String) async throws {
+    func snapshotSources(of steps: [ResolvedStep], pipelineDirectory: String, dataLimit: Int64) async throws {
         var seen = Set<Digest>()
         for step in steps {
             if let bundle = try? fingerprinter.bundle(at: step.bundlePath), seen.insert(bundle.digest).inserted {
@@ -33,11 +41,25 @@ extension PipelineRunner {
             for key in step.manifest.config.pathKeys {
                 guard let value = step.config[key]?.stringValue, !value.hasPrefix(SourceSnapshots.pinPrefix) else { continue }
                 let path = FileTree.absolute(value, relativeTo: pipelineDirectory)
+                guard let status = try? FileStatus.of(path, followingLinks: true),
+                      status.kind == .directory || status.size <= dataLimit
+                else { continue }
                 // A missing file is reported by the step's fingerprint, with the step's name.
                 guard let digest = try? fingerprinter.content(at: path), seen.insert(digest).inserted else { continue }
+                if status.kind == .directory, Self.folderSize(path, limit: dataLimit) > dataLimit { continue }
                 try await snapshot(path, type: SourceSnapshots.dataType, key: digest, properties: ["path": .string(path)], excluding: [])
             }
         }
+    }
+
+    /// The bytes of the files in a folder, counted until they pass `limit` (no file is read).
+    static func folderSize(_ path: String, limit: Int64) -> Int64 {
+        var total: Int64 = 0
+        guard let walk = FileManager.default.enumerator(atPath: path) else { return .max }
+        while let name = walk.nextObject() as? String, total <= limit {
+            if let status = try? FileStatus.of(path + "/" + name), status.kind == .file { total += status.size }
+        }
+        return total
     }
 
     private func snapshot(_ path: String, type: String, key: Digest, properties: [String: JSONValue], excluding: Set<String>) async throws {
