@@ -884,7 +884,7 @@ def check_fast_decoder(data, damage, cut):
         variants += [bytes(damaged), data[:cut % len(data)]]
     for variant in variants:
         try:
-            fast = z._parse_small_canonical(variant)
+            fast = z._parse_canonical(variant)
         except (IndexError, UnicodeDecodeError, struct.error, z.ExampleDecodeError):
             fast = None
         try:
@@ -895,8 +895,8 @@ def check_fast_decoder(data, damage, cut):
         if fast is not None:
             assert fast == general, variant.hex()
         assert Example.parse(variant).features == general
-    if data and data[1:2] < b"\x80" and len(data) < 120:
-        assert z._parse_small_canonical(data) is not None, "small canonical records take the fast path"
+    if data:
+        assert z._parse_canonical(data) is not None, "canonical records (any size) take the fast path"
 
 
 def test_big_records_and_small_buffers_round_trip(tmp_path):
@@ -1049,3 +1049,47 @@ def test_a_step_can_copy_the_module_and_use_it_alone(tmp_path):
                             stderr=subprocess.PIPE)
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == "[0, 1, 2, 3, 4]"
+
+
+def test_the_fast_decoder_takes_large_records_and_agrees_with_the_general_one():
+    """Multi-byte lengths (records over 127 bytes and over 16 KiB, long names, long lists) take the
+    fast path and decode exactly as the general decoder does, packed or not."""
+    cases = [
+        {"name": Feature.bytes_list([b"x" * 200]), "f": Feature.float_list([0.5, -1.25])},         # ~230 bytes
+        {"big": Feature.bytes_list([b"y" * 20000, b"", b"z"])},                                   # > 16 KiB
+        {"floats": Feature.float_list([float(i) / 7 for i in range(5000)])},                       # 20 KB packed
+        {"ints": Feature.int64_list([-1, 0, 1, 127, 128, 2 ** 63 - 1, -2 ** 63] * 40)},            # negatives: 10 bytes
+        {"small": Feature.int64_list(list(range(128)) * 3)},                                      # all one-byte varints
+        {"k" * 300: Feature.int64_list([5]), "empty_f": Feature.float_list([]),
+         "empty_i": Feature.int64_list([]), "empty_b": Feature.bytes_list([]), "unset": Feature.unset()},
+        {"species": Feature.bytes_list([b"Adelie"]), "island": Feature.bytes_list([b"Torgersen"]),
+         "bill_length_mm": Feature.float_list([39.1]), "bill_depth_mm": Feature.float_list([18.7]),
+         "flipper_length_mm": Feature.float_list([181.0]), "body_mass_g": Feature.float_list([3750.0]),
+         "sex": Feature.bytes_list([b"male"]), "year": Feature.int64_list([2007])},               # penguins, ~190 bytes
+    ]
+    for features in cases:
+        data = Example(features).serialize()
+        fast = z._parse_canonical(data)
+        assert fast is not None, sorted(features)
+        assert fast == z._parse_example_general(data) == features
+        assert Example.parse(data).serialize() == data
+        for cut in (1, len(data) // 2, len(data) - 1):
+            check_fast_decoder(data, [(cut * 7919, 0x80)], cut)
+
+
+def test_the_fast_decoder_declines_unpacked_lists_which_the_general_one_reads():
+    # FloatList with two unpacked values (tag 0x0D each), Int64List with unpacked -1 (tag 0x08).
+    floats = struct.pack("<f", 1.5) + struct.pack("<f", -2.0)
+    float_list = b"\x0d" + floats[:4] + b"\x0d" + floats[4:]
+    minus_one = b"\xff" * 9 + b"\x01"
+    int_list = b"\x08" + minus_one + b"\x08\x02"
+
+    def entry(key, tag, body):
+        feature = bytes([tag, len(body)]) + body
+        item = b"\x0a" + bytes([len(key)]) + key + b"\x12" + bytes([len(feature)]) + feature
+        return b"\x0a" + bytes([len(item)]) + item
+
+    content = entry(b"f", 0x12, float_list) + entry(b"i", 0x1A, int_list)
+    data = b"\x0a" + bytes([len(content)]) + content
+    assert z._parse_canonical(data) is None
+    assert Example.parse(data) == Example({"f": Feature.float_list([1.5, -2.0]), "i": Feature.int64_list([-1, 2])})
