@@ -73,6 +73,7 @@ import re
 import struct
 import sys
 import zlib
+from array import array as _array
 
 __all__ = [
     # The step contract.
@@ -549,6 +550,104 @@ def _read_fully(file, count):
     return b"".join(parts)
 
 
+_RUN_STRUCTS = {}
+_RUN_PROBE_LIMIT = 4096
+_LANE_MASKS = {}
+
+
+def _lane_masks(count):
+    """Big-int masks over `count` 64-bit little-endian lanes for `_masked_crcs_match`."""
+    masks = _LANE_MASKS.get(count)
+    if masks is None:
+        masks = tuple(int.from_bytes(pattern * count, "little") for pattern in (
+            b"\xff\xff\x01\x00\x00\x00\x00\x00",   # bits 0..16
+            b"\x00\x00\xfe\xff\x00\x00\x00\x00",   # bits 17..31
+            _pack_u32(_MASK_DELTA) + b"\x00\x00\x00\x00",
+            b"\xff\xff\xff\xff\x00\x00\x00\x00"))
+        if len(_LANE_MASKS) < 256:
+            _LANE_MASKS[count] = masks
+    return masks
+
+
+def _masked_crcs_match(datas, footers):
+    """Whether every footer (4 bytes) is the masked CRC32C of its data, checked all at once: the
+    CRCs go into 64-bit lanes of one big integer, masked there lane by lane (rotate, add the
+    delta) with a few whole-integer operations, and compared with the footers as bytes. The
+    per-record work is then the crc32c call itself, made by map() in C."""
+    count = len(datas)
+    lanes = int.from_bytes(_array("Q", map(_crc32c_function, datas)), "little")
+    low17, high15, delta, low32 = _lane_masks(count)
+    masked = ((((lanes >> 15) & low17) | ((lanes << 17) & high15)) + delta) & low32
+    return masked.to_bytes(count << 3, "little") == b"\x00\x00\x00\x00".join(footers) + b"\x00\x00\x00\x00"
+
+
+def _scan_records(buffer, position, limit):
+    """(records, position after them): the whole records in `buffer` from `position` on whose
+    length header was already found valid (`_LENGTH_FOR_VALID_HEADER`), of at most `limit`
+    bytes, with a data CRC that matches. Stops before the first record that is not so (cut by
+    the buffer's end, new header, damage) for read_record() to handle and report.
+
+    Records of one length usually follow each other (fixed-schema examples), so runs of records
+    with the same header are split by one `struct.iter_unpack` over the run and their CRCs
+    checked together (`_masked_crcs_match`): no Python bytecode per record. The run length is
+    probed adaptively, so records of varying lengths cost little extra."""
+    records = []
+    if not _LITTLE_ENDIAN:
+        return records, position
+    lengths = _LENGTH_FOR_VALID_HEADER
+    size = len(buffer)
+    view = None
+    probe = 16
+    while position + _HEADER_SIZE <= size:
+        header = buffer[position:position + _HEADER_SIZE]
+        length = lengths.get(header)
+        if length is None or length > limit:
+            break
+        stride = length + _HEADER_SIZE + _FOOTER_SIZE
+        count = min((size - position) // stride, probe)
+        if count == 0:
+            break
+        if count == 1:
+            end = position + _HEADER_SIZE + length
+            data = buffer[position + _HEADER_SIZE:end]
+            crc = _crc32c_function(data)
+            if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != _unpack_u32_at(buffer, end)[0]:
+                break
+            records.append(data)
+            position = end + _FOOTER_SIZE
+            probe = 2
+            continue
+        run = _RUN_STRUCTS.get(length)
+        if run is None:
+            run = struct.Struct("%ds%ds%ds" % (_HEADER_SIZE, length, _FOOTER_SIZE))
+            if len(_RUN_STRUCTS) < _HEADER_CACHE_LIMIT:
+                _RUN_STRUCTS[length] = run
+        if view is None:
+            view = memoryview(buffer)
+        headers, datas, footers = zip(*run.iter_unpack(view[position:position + count * stride]))
+        if headers.count(header) == count:
+            probe = min(probe * 2, _RUN_PROBE_LIMIT)
+        else:
+            run_length = 1
+            while headers[run_length] == header:
+                run_length += 1
+            datas = datas[:run_length]
+            footers = footers[:run_length]
+            count = run_length
+            probe = max(2 * run_length, 2)
+        if not _masked_crcs_match(datas, footers):
+            for data, footer in zip(datas, footers):  # find the damaged one: read_record() reports it
+                crc = _crc32c_function(data)
+                if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != _unpack_u32_at(footer)[0]:
+                    break
+                records.append(data)
+                position += stride
+            break
+        records.extend(datas)
+        position += count * stride
+    return records, position
+
+
 class TFRecordReader:
     """Reads the records of one TFRecord file, checking both CRCs of every record.
 
@@ -569,7 +668,10 @@ class TFRecordReader:
     def __init__(self, path, compression=None, max_record_length=DEFAULT_MAX_RECORD_LENGTH,
                  buffer_size=DEFAULT_BUFFER_SIZE):
         self.path = os.fspath(path)
-        self.record_index = 0
+        # Records are checked a buffer at a time: `_scanned` counts the records checked so far,
+        # `_pending` iterates over those of them not handed out yet.
+        self._scanned = 0
+        self._pending = None
         self.max_record_length = max(0, int(max_record_length))
         self._buffer_size = max(int(buffer_size), 64)
         self._failure = None
@@ -609,35 +711,26 @@ class TFRecordReader:
             raise StopIteration
         return record
 
+    @property
+    def record_index(self):
+        """The index the next record will have (the number of records handed out so far)."""
+        pending = self._pending
+        return self._scanned - (pending.__length_hint__() if pending is not None else 0)
+
     def _records(self):
-        """The remaining records: the same checks as read_record(), with the common case (a whole
-        record in the buffer, a header seen before) in one loop over local variables."""
-        lengths = _LENGTH_FOR_VALID_HEADER
-        checksum = _crc32c_function
-        unpack_crc = _unpack_u32_at
-        limit = self.max_record_length
+        """The remaining records: the same checks as read_record(), done a buffer at a time for
+        the common case (whole records in the buffer, headers seen before) by `_scan`."""
         while True:
-            buffer = self._buffer
-            position = self._position
-            size = len(buffer)
-            while position + _HEADER_SIZE <= size:
-                length = lengths.get(buffer[position:position + _HEADER_SIZE])
-                if length is None or length > limit:
-                    break
-                start = position + _HEADER_SIZE
-                end = start + length
-                if end + _FOOTER_SIZE > size:
-                    break
-                data = buffer[start:end]
-                crc = checksum(data)
-                if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != unpack_crc(buffer, end)[0]:
-                    break  # read_record() reports it
-                position = end + _FOOTER_SIZE
+            pending = self._pending
+            if pending is not None:
+                yield from pending
+                self._pending = None
+            batch, position = _scan_records(self._buffer, self._position, self.max_record_length)
+            if batch:
                 self._position = position
-                self.record_index += 1
-                yield data
-                if self._buffer is not buffer or self._position != position:
-                    break  # read_record() was called in between: start over from its state
+                self._scanned += len(batch)
+                self._pending = iter(batch)
+                continue
             record = self.read_record()
             if record is None:
                 return
@@ -661,6 +754,11 @@ class TFRecordReader:
 
     def read_record(self):
         """The next record's bytes, or None after the last one."""
+        pending = self._pending
+        if pending is not None:
+            for record in pending:
+                return record
+            self._pending = None
         if self._failure is not None:
             raise self._failure
         buffer = self._buffer
@@ -701,7 +799,7 @@ class TFRecordReader:
         if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != _unpack_u32_at(buffer, end)[0]:
             self._fail(CorruptDataError(self.path, self.record_index, self._base + start, length))
         self._position = end + _FOOTER_SIZE
-        self.record_index += 1
+        self._scanned += 1
         return data
 
     # -- The byte stream ------------------------------------------------------------------------

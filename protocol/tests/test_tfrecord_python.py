@@ -1093,3 +1093,48 @@ def test_the_fast_decoder_declines_unpacked_lists_which_the_general_one_reads():
     data = b"\x0a" + bytes([len(content)]) + content
     assert z._parse_canonical(data) is None
     assert Example.parse(data) == Example({"f": Feature.float_list([1.5, -2.0]), "i": Feature.int64_list([-1, 2])})
+
+
+def test_batched_reading_reports_damage_inside_a_run_at_the_right_record(tmp_path):
+    """Runs of equal-length records are checked a batch at a time; damage in the middle of a run
+    still yields exactly the intact records before it and names the damaged one."""
+    records = [bytes([i % 251]) * 40 for i in range(3000)] + [b"x" * (i % 7) for i in range(500)]
+    path = str(tmp_path / "run.tfrecord")
+    with z.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    assert list(z.TFRecordReader(path)) == records
+    data = open(path, "rb").read()
+    for index in (0, 1, 17, 1234, 2999, 3001, 3499):
+        offset = sum(len(record) + 16 for record in records[:index]) + 12 + len(records[index]) // 2
+        if not records[index]:
+            offset += 2  # an empty record: damage its data CRC instead
+        damaged = bytearray(data)
+        damaged[offset] ^= 0x40
+        bad = str(tmp_path / ("bad%d.tfrecord" % index))
+        open(bad, "wb").write(bytes(damaged))
+        got = []
+        with z.TFRecordReader(bad) as reader:
+            with pytest.raises(z.CorruptDataError) as caught:
+                for record in reader:
+                    got.append(record)
+                    assert reader.record_index == len(got)
+        assert got == records[:index] and caught.value.record_index == index
+
+
+def test_read_record_and_iteration_interleave(tmp_path):
+    records = [b"%05d" % i for i in range(2000)]
+    path = str(tmp_path / "mixed.tfrecord")
+    with z.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    got = []
+    with z.TFRecordReader(path) as reader:
+        iterator = iter(reader)
+        while True:
+            record = next(iterator, None) if len(got) % 3 else reader.read_record()
+            if record is None:
+                break
+            got.append(record)
+            assert reader.record_index == len(got)
+    assert got == records
