@@ -1138,3 +1138,28 @@ def test_read_record_and_iteration_interleave(tmp_path):
             got.append(record)
             assert reader.record_index == len(got)
     assert got == records
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_write_records_writes_the_same_bytes_as_write(tmp_path, compression):
+    rng = random.Random(9)
+    records = [bytes(rng.getrandbits(8) for _ in range(rng.choice((0, 1, 74, 74, 74, 200, 70000))))
+               for _ in range(400)]
+    one, many = str(tmp_path / "one"), str(tmp_path / "many")
+    with z.TFRecordWriter(one, compression=compression, buffer_size=1000) as writer:
+        for record in records:
+            writer.write(record)
+    with z.TFRecordWriter(many, compression=compression, buffer_size=1000) as writer:
+        writer.write_records(records[:150])
+        writer.write_records(iter(records[150:]))
+        assert writer.record_count == len(records)
+    assert open(one, "rb").read() == open(many, "rb").read()
+    assert list(z.TFRecordReader(many)) == records
+
+
+def test_many_empty_records_keep_the_writer_buffer_bounded(tmp_path):
+    with z.TFRecordWriter(str(tmp_path / "empty.tfrecord"), buffer_size=4096) as writer:
+        for _ in range(10000):
+            writer.write(b"")
+            assert len(writer._pending) <= 4096 // 16
+    assert sum(1 for _ in z.TFRecordReader(str(tmp_path / "empty.tfrecord"))) == 10000
