@@ -48,7 +48,8 @@ TensorFlow's `tf.io.TFRecordWriter` writes, and TensorFlow reads them back:
 `example.to_dict()` gives `{"id": [7], "x": [0.5, 1.5], "label": [b"cat"]}`; it drops the
 kind of empty lists, so write Examples (not dicts) back when features may be empty.
 
-Lower down: `TFRecordReader` / `TFRecordWriter` (one file of raw records), `Example` and
+Lower down: `TFRecordReader` / `TFRecordWriter` (one file of raw records; `write_records()`
+for many pre-serialized records at once), `Example` and
 `Feature` (the message, with `Example.parse` / `example.serialize()`), `read_records`,
 `shard_paths`, `shard_file_name`, `crc32c`.
 
@@ -904,7 +905,8 @@ class TFRecordWriter:
     Compression runs on a helper thread (zlib releases the GIL), overlapping the framing of the
     next records; at most two buffers are in flight, so memory stays flat.
 
-    Output is buffered; `close()` (or leaving the `with` block) writes the rest and ends the
+    Output is buffered: records are framed a buffer (256 KiB) at a time, so `write()` only
+    queues the record; `close()` (or leaving the `with` block) writes the rest and ends the
     compressed stream. After a failed write or `close()`, writes raise `WriterClosedError`.
     """
 
