@@ -1163,3 +1163,13 @@ def test_many_empty_records_keep_the_writer_buffer_bounded(tmp_path):
             writer.write(b"")
             assert len(writer._pending) <= 4096 // 16
     assert sum(1 for _ in z.TFRecordReader(str(tmp_path / "empty.tfrecord"))) == 10000
+
+
+def test_every_tensorflow_written_example_takes_the_fast_decoder(tfrecord_vectors):
+    """TensorFlow's own bytes (one example is 280 bytes: two-byte lengths) decode on the fast path,
+    exactly as the general decoder decodes them."""
+    records = list(z.read_records(tfrecord_vectors.path("examples.tfrecord")))
+    assert max(map(len, records)) >= 128
+    for record in records:
+        fast = z._parse_canonical(record)
+        assert fast is not None and fast == z._parse_example_general(record)
