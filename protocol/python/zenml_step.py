@@ -1455,13 +1455,144 @@ def _skip_value(data, pos, end, tag, tag_start, depth=0):
 
 
 def _parse_example(data):
-    """The features of a serialized Example: the fast path for TensorFlow's own layout, else the
-    general decoder."""
+    """The features of a serialized Example: a template of a layout seen before, else the fast
+    path for TensorFlow's own layout, else the general decoder."""
     try:
-        features = _parse_canonical(data)
+        features = _parse_with_template(data)
     except (IndexError, UnicodeDecodeError, struct.error, ExampleDecodeError):
         features = None
     return features if features is not None else _parse_example_general(data)
+
+
+# Records of one dataset mostly share a layout: the same features in the same order, lists of the
+# same sizes, so the same bytes everywhere but in the values. A template, made from one record
+# decoded by `_parse_canonical`, is a struct over the whole record whose fields are alternately
+# the structural bytes (tags, lengths, names: checked equal to the template's) and the values
+# (floats unpacked by the struct itself, bytes values and packed int64 lists as bytes). A record
+# of the same length whose structural bytes all match is parsed by `_parse_canonical` exactly as
+# the template's record was, so one struct call replaces the walk. Keyed by record length
+# (bounded): lengths differ with the layout; a mismatch rebuilds the template from the new record.
+_TEMPLATES = {}
+_TEMPLATE_LIMIT = 256
+
+
+def _parse_with_template(data):
+    template = _TEMPLATES.get(len(data))
+    if template is not None:
+        unpack, structure, expected, plan = template
+        fields = unpack(data)
+        if structure(fields) == expected:
+            features = {}
+            new_feature = Feature.__new__
+            for key, kind, index, getter in plan:
+                feature = new_feature(Feature)
+                feature.kind = kind
+                if getter is not None:
+                    feature.values = list(getter(fields))
+                elif index is None:
+                    feature.values = []
+                elif kind is _INT64_LIST:
+                    packed = fields[index]
+                    feature.values = list(packed) if packed.isascii() else _packed_int64s(packed)
+                else:
+                    feature.values = [fields[index]]
+                features[key] = feature
+            return features
+    features = _parse_canonical(data)
+    if features is not None and _LITTLE_ENDIAN:
+        template = _make_template(data)
+        if template is not None and (len(_TEMPLATES) < _TEMPLATE_LIMIT or len(data) in _TEMPLATES):
+            _TEMPLATES[len(data)] = template
+    return features
+
+
+def _packed_int64s(packed):
+    values = []
+    at, stop = 0, len(packed)
+    while at < stop:
+        byte = packed[at]
+        if byte < 0x80:
+            values.append(byte)
+            at += 1
+        else:
+            value, at = _read_varint(packed, at, stop)
+            values.append(value - _TWO_TO_64 if value > _INT64_MAX else value)
+    return values
+
+
+def _make_template(data):
+    """The template of a record that `_parse_canonical` decoded, or None (see _parse_with_template)."""
+    formats = []
+    structure_indexes = []
+    plan = []
+    segment_start = 0  # where the structural bytes not yet in a field start
+
+    def value_field(start, fmt):
+        nonlocal segment_start
+        if start > segment_start:
+            structure_indexes.append(len(formats))
+            formats.append("%ds" % (start - segment_start))
+        formats.append(fmt)
+        return len(formats) - 1
+
+    end = len(data)
+    length, pos = _read_varint(data, 1, end)
+    while pos < end:
+        length, pos = _read_varint(data, pos + 1, end)
+        stop = pos + length
+        length, pos = _read_varint(data, pos + 1, stop)
+        key = data[pos:pos + length].decode("utf-8")
+        length, at = _read_varint(data, pos + length + 1, stop)
+        if at == stop:
+            plan.append((key, None, None, None))
+            pos = stop
+            continue
+        tag = data[at]
+        kind = _KIND_FOR_TAG[tag]
+        length, at = _read_varint(data, at + 1, stop)
+        if at == stop:
+            plan.append((key, kind, None, None))
+            pos = stop
+            continue
+        size, at = _read_varint(data, at + 1, stop)
+        if tag == 0x12:
+            count = size >> 2
+            if count == 0:
+                plan.append((key, kind, None, None))
+            else:
+                first = value_field(at, "%df" % count)
+                # struct gives "Nf" as N fields: keep len(formats) equal to the number of fields.
+                formats.extend([None] * (count - 1))
+                plan.append((key, kind, first, None) if count == 1
+                            else (key, kind, None, _itemgetter(*range(first, first + count))))
+            segment_start = stop
+        elif tag == 0x1A:
+            plan.append((key, kind, value_field(at, "%ds" % size), None))
+            segment_start = stop
+        else:
+            indexes = []
+            while True:
+                indexes.append(value_field(at, "%ds" % size))
+                segment_start = at = at + size
+                if at == stop:
+                    break
+                size, at = _read_varint(data, at + 1, stop)
+            plan.append((key, kind, indexes[0], None) if len(indexes) == 1
+                        else (key, kind, None, _itemgetter(*indexes)))
+        pos = stop
+    if segment_start < end:
+        structure_indexes.append(len(formats))
+        formats.append("%ds" % (end - segment_start))
+    if len(formats) > 512 or not structure_indexes:
+        return None
+    unpacker = struct.Struct("<" + "".join(fmt for fmt in formats if fmt is not None))
+    if unpacker.size != end:
+        return None
+    structure = _itemgetter(*structure_indexes)
+    fields = unpacker.unpack(data)
+    if len(fields) != len(formats):
+        return None
+    return unpacker.unpack, structure, structure(fields), plan
 
 
 # Feature names repeat in every record: decoding each once keeps one str per name (less memory,
@@ -1882,7 +2013,7 @@ def read_examples(path, prefix="data", compression=None, as_dict=False):
     def examples():
         # _parse_record inlined for the fast path: two calls fewer per record.
         new_example = Example.__new__
-        parse = _parse_canonical
+        parse = _parse_with_template
         declined = (IndexError, UnicodeDecodeError, struct.error, ExampleDecodeError)
         for file_path in paths:
             with TFRecordReader(file_path, compression=compression) as reader:

@@ -895,6 +895,7 @@ def check_fast_decoder(data, damage, cut):
         if fast is not None:
             assert fast == general, variant.hex()
         assert Example.parse(variant).features == general
+        assert Example.parse(variant).features == general  # again: through its template, if it has one
     if data:
         assert z._parse_canonical(data) is not None, "canonical records (any size) take the fast path"
 
@@ -1173,3 +1174,37 @@ def test_every_tensorflow_written_example_takes_the_fast_decoder(tfrecord_vector
     for record in records:
         fast = z._parse_canonical(record)
         assert fast is not None and fast == z._parse_example_general(record)
+
+
+def test_templates_never_confuse_layouts_of_the_same_length():
+    """Records of one length but different layouts (names, kinds, list sizes, varint widths, value
+    bytes that look like structure) each decode exactly, whichever record made the template."""
+    rng = random.Random(11)
+    layouts = [
+        lambda: {"a": Feature.int64_list([rng.randrange(-300, 300) for _ in range(rng.randrange(4))]),
+                 "b": Feature.bytes_list([bytes(rng.getrandbits(8) for _ in range(rng.randrange(3)))
+                                          for _ in range(rng.randrange(3))])},
+        lambda: {"a": Feature.float_list([rng.uniform(-1, 1) for _ in range(rng.randrange(3))]),
+                 "c": Feature.int64_list([rng.randrange(2 ** 63) for _ in range(rng.randrange(2))])},
+        lambda: {"b": Feature.bytes_list([b"\x0a\x02\x12\x00"[:rng.randrange(5)]]), "a": Feature.unset()},
+        lambda: {"ab"[rng.randrange(2)]: Feature.float_list([]), "x": Feature.int64_list([rng.randrange(200)])},
+    ]
+    records = [Example(rng.choice(layouts)()).serialize() for _ in range(3000)]
+    for data in records + records[::-1]:
+        assert Example.parse(data).features == z._parse_example_general(data), data.hex()
+    lengths = {}
+    for data in records:
+        lengths.setdefault(len(data), set()).add(data[:6])
+    assert any(len(prefixes) > 1 for prefixes in lengths.values()), "same lengths, different layouts"
+
+
+def test_template_decoding_of_damaged_int_lists_falls_back_to_the_general_decoder():
+    good = Example({"i": Feature.int64_list([300, 5])}).serialize()
+    assert Example.parse(good)["i"].values == [300, 5]
+    damaged = bytearray(good)
+    damaged[-1] |= 0x80  # the last varint (5) now runs past the end of the list
+    damaged = bytes(damaged)
+    with pytest.raises(z.ExampleDecodeError):
+        z._parse_example_general(damaged)
+    with pytest.raises(z.ExampleDecodeError):
+        Example.parse(damaged)
