@@ -569,7 +569,7 @@ def _lane_masks(count):
             b"\x00\x00\xfe\xff\x00\x00\x00\x00",   # bits 17..31
             _pack_u32(_MASK_DELTA) + b"\x00\x00\x00\x00",
             b"\xff\xff\xff\xff\x00\x00\x00\x00"))
-        if len(_LANE_MASKS) < 256:
+        if count & (count - 1) == 0:  # the run probes' sizes; others are cheap to rebuild
             _LANE_MASKS[count] = masks
     return masks
 
