@@ -48,7 +48,8 @@ TensorFlow's `tf.io.TFRecordWriter` writes, and TensorFlow reads them back:
 `example.to_dict()` gives `{"id": [7], "x": [0.5, 1.5], "label": [b"cat"]}`; it drops the
 kind of empty lists, so write Examples (not dicts) back when features may be empty.
 
-Lower down: `TFRecordReader` / `TFRecordWriter` (one file of raw records), `Example` and
+Lower down: `TFRecordReader` / `TFRecordWriter` (one file of raw records; `write_records()`
+for many pre-serialized records at once), `Example` and
 `Feature` (the message, with `Example.parse` / `example.serialize()`), `read_records`,
 `shard_paths`, `shard_file_name`, `crc32c`.
 
@@ -73,6 +74,9 @@ import re
 import struct
 import sys
 import zlib
+from array import array as _array
+from itertools import chain as _chain
+from operator import itemgetter as _itemgetter
 
 __all__ = [
     # The step contract.
@@ -484,6 +488,8 @@ _pack_u64 = struct.Struct("<Q").pack
 # directions remember recent ones: writers skip computing the header CRC, readers skip checking
 # a header whose exact 12 bytes were already found valid. Bounded, so memory stays flat.
 _HEADER_FOR_LENGTH = {}
+_first = _itemgetter(0)
+_chain_from_iterable = _chain.from_iterable
 _LENGTH_FOR_VALID_HEADER = {}
 _HEADER_CACHE_LIMIT = 4096
 
@@ -549,6 +555,100 @@ def _read_fully(file, count):
     return b"".join(parts)
 
 
+_RUN_STRUCTS = {}
+_RUN_PROBE_LIMIT = 4096
+_LANE_MASKS = {}
+
+
+def _lane_masks(count):
+    """Big-int masks over `count` 64-bit little-endian lanes for `_masked_crcs_match`."""
+    masks = _LANE_MASKS.get(count)
+    if masks is None:
+        masks = tuple(int.from_bytes(pattern * count, "little") for pattern in (
+            b"\xff\xff\x01\x00\x00\x00\x00\x00",   # bits 0..16
+            b"\x00\x00\xfe\xff\x00\x00\x00\x00",   # bits 17..31
+            _pack_u32(_MASK_DELTA) + b"\x00\x00\x00\x00",
+            b"\xff\xff\xff\xff\x00\x00\x00\x00"))
+        if count & (count - 1) == 0:  # the run probes' sizes; others are cheap to rebuild
+            _LANE_MASKS[count] = masks
+    return masks
+
+
+def _masked_crcs_match(datas, footers):
+    """Whether every footer (4 bytes) is the masked CRC32C of its data, checked all at once: the
+    CRCs go into 64-bit lanes of one big integer, masked there lane by lane (rotate, add the
+    delta) with a few whole-integer operations, and compared with the footers as bytes. The
+    per-record work is then the crc32c call itself, made by map() in C."""
+    return _masked_crc_lanes(datas) == b"\x00\x00\x00\x00".join(footers) + b"\x00\x00\x00\x00"
+
+
+def _scan_records(buffer, position, limit):
+    """(records, position after them): the whole records in `buffer` from `position` on whose
+    length header was already found valid (`_LENGTH_FOR_VALID_HEADER`), of at most `limit`
+    bytes, with a data CRC that matches. Stops before the first record that is not so (cut by
+    the buffer's end, new header, damage) for read_record() to handle and report.
+
+    Records of one length usually follow each other (fixed-schema examples), so runs of records
+    with the same header are split by one `struct.iter_unpack` over the run and their CRCs
+    checked together (`_masked_crcs_match`): no Python bytecode per record. The run length is
+    probed adaptively, so records of varying lengths cost little extra."""
+    records = []
+    if not _LITTLE_ENDIAN:
+        return records, position
+    lengths = _LENGTH_FOR_VALID_HEADER
+    size = len(buffer)
+    view = None
+    probe = 16
+    while position + _HEADER_SIZE <= size:
+        header = buffer[position:position + _HEADER_SIZE]
+        length = lengths.get(header)
+        if length is None or length > limit:
+            break
+        stride = length + _HEADER_SIZE + _FOOTER_SIZE
+        count = min((size - position) // stride, probe)
+        if count == 0:
+            break
+        if count == 1:
+            end = position + _HEADER_SIZE + length
+            data = buffer[position + _HEADER_SIZE:end]
+            crc = _crc32c_function(data)
+            if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != _unpack_u32_at(buffer, end)[0]:
+                break
+            records.append(data)
+            position = end + _FOOTER_SIZE
+            probe = 2
+            continue
+        run = _RUN_STRUCTS.get(length)
+        if run is None:
+            run = struct.Struct("%ds%ds%ds" % (_HEADER_SIZE, length, _FOOTER_SIZE))
+            if len(_RUN_STRUCTS) < _HEADER_CACHE_LIMIT:
+                _RUN_STRUCTS[length] = run
+        if view is None:
+            view = memoryview(buffer)
+        headers, datas, footers = zip(*run.iter_unpack(view[position:position + count * stride]))
+        if headers.count(header) == count:
+            probe = min(probe * 2, _RUN_PROBE_LIMIT)
+        else:
+            run_length = 1
+            while headers[run_length] == header:
+                run_length += 1
+            datas = datas[:run_length]
+            footers = footers[:run_length]
+            count = run_length
+            probe = max(2 * run_length, 2)
+        if not _masked_crcs_match(datas, footers):
+            for data, footer in zip(datas, footers):  # find the damaged one: read_record() reports it
+                crc = _crc32c_function(data)
+                if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != _unpack_u32_at(footer)[0]:
+                    break
+                records.append(data)
+                position += stride
+            break
+        records.extend(datas)
+        position += count * stride
+    return records, position
+
+
 class TFRecordReader:
     """Reads the records of one TFRecord file, checking both CRCs of every record.
 
@@ -569,7 +669,10 @@ class TFRecordReader:
     def __init__(self, path, compression=None, max_record_length=DEFAULT_MAX_RECORD_LENGTH,
                  buffer_size=DEFAULT_BUFFER_SIZE):
         self.path = os.fspath(path)
-        self.record_index = 0
+        # Records are checked a buffer at a time: `_scanned` counts the records checked so far,
+        # `_pending` iterates over those of them not handed out yet.
+        self._scanned = 0
+        self._pending = None
         self.max_record_length = max(0, int(max_record_length))
         self._buffer_size = max(int(buffer_size), 64)
         self._failure = None
@@ -609,35 +712,26 @@ class TFRecordReader:
             raise StopIteration
         return record
 
+    @property
+    def record_index(self):
+        """The index the next record will have (the number of records handed out so far)."""
+        pending = self._pending
+        return self._scanned - (pending.__length_hint__() if pending is not None else 0)
+
     def _records(self):
-        """The remaining records: the same checks as read_record(), with the common case (a whole
-        record in the buffer, a header seen before) in one loop over local variables."""
-        lengths = _LENGTH_FOR_VALID_HEADER
-        checksum = _crc32c_function
-        unpack_crc = _unpack_u32_at
-        limit = self.max_record_length
+        """The remaining records: the same checks as read_record(), done a buffer at a time for
+        the common case (whole records in the buffer, headers seen before) by `_scan`."""
         while True:
-            buffer = self._buffer
-            position = self._position
-            size = len(buffer)
-            while position + _HEADER_SIZE <= size:
-                length = lengths.get(buffer[position:position + _HEADER_SIZE])
-                if length is None or length > limit:
-                    break
-                start = position + _HEADER_SIZE
-                end = start + length
-                if end + _FOOTER_SIZE > size:
-                    break
-                data = buffer[start:end]
-                crc = checksum(data)
-                if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != unpack_crc(buffer, end)[0]:
-                    break  # read_record() reports it
-                position = end + _FOOTER_SIZE
+            pending = self._pending
+            if pending is not None:
+                yield from pending
+                self._pending = None
+            batch, position = _scan_records(self._buffer, self._position, self.max_record_length)
+            if batch:
                 self._position = position
-                self.record_index += 1
-                yield data
-                if self._buffer is not buffer or self._position != position:
-                    break  # read_record() was called in between: start over from its state
+                self._scanned += len(batch)
+                self._pending = iter(batch)
+                continue
             record = self.read_record()
             if record is None:
                 return
@@ -661,6 +755,11 @@ class TFRecordReader:
 
     def read_record(self):
         """The next record's bytes, or None after the last one."""
+        pending = self._pending
+        if pending is not None:
+            for record in pending:
+                return record
+            self._pending = None
         if self._failure is not None:
             raise self._failure
         buffer = self._buffer
@@ -701,7 +800,7 @@ class TFRecordReader:
         if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != _unpack_u32_at(buffer, end)[0]:
             self._fail(CorruptDataError(self.path, self.record_index, self._base + start, length))
         self._position = end + _FOOTER_SIZE
-        self.record_index += 1
+        self._scanned += 1
         return data
 
     # -- The byte stream ------------------------------------------------------------------------
@@ -756,6 +855,43 @@ class TFRecordReader:
         self._fail(CorruptCompressedStreamError(self.path, self.compression, self.record_index, reason))
 
 
+class _HeaderCache(dict):
+    """Length -> framing header, computing (and, up to a bound, keeping) missing ones, so that
+    `map(cache.__getitem__, lengths)` runs in C for lengths seen before."""
+
+    def __missing__(self, length):
+        header = _framing_header(length)
+        if len(self) < _HEADER_CACHE_LIMIT:
+            self[length] = header
+        return header
+
+
+_HEADERS = _HeaderCache()
+_FOOTER_OF_LANE = struct.Struct("4s4x").iter_unpack
+
+
+def _masked_crc_lanes(records):
+    """The masked CRC32C of each record, as 8-byte little-endian lanes (the CRC then 4 zero
+    bytes) of one bytes object, computed with one crc32c call per record (by map(), in C) and a
+    few whole-integer operations for all the masking (rotate, add the delta) at once."""
+    count = len(records)
+    lanes = int.from_bytes(_array("Q", map(_crc32c_function, records)), "little")
+    low17, high15, delta, low32 = _lane_masks(count)
+    return (((((lanes >> 15) & low17) | ((lanes << 17) & high15)) + delta) & low32).to_bytes(count << 3, "little")
+
+
+def _frame(records):
+    """The TFRecord framing of a list of bytes records, as one bytes object."""
+    if not _LITTLE_ENDIAN:
+        parts = []
+        for record in records:
+            parts += (_framing_header(len(record)), record, _pack_u32(masked_crc32c(record)))
+        return b"".join(parts)
+    headers = map(_HEADERS.__getitem__, map(len, records))
+    footers = map(_first, _FOOTER_OF_LANE(_masked_crc_lanes(records)))
+    return b"".join(_chain_from_iterable(zip(headers, records, footers)))
+
+
 class TFRecordWriter:
     """Writes records to one TFRecord file, as `tf.io.TFRecordWriter` does.
 
@@ -769,7 +905,8 @@ class TFRecordWriter:
     Compression runs on a helper thread (zlib releases the GIL), overlapping the framing of the
     next records; at most two buffers are in flight, so memory stays flat.
 
-    Output is buffered; `close()` (or leaving the `with` block) writes the rest and ends the
+    Output is buffered: records are framed a buffer (256 KiB) at a time, so `write()` only
+    queues the record; `close()` (or leaving the `with` block) writes the rest and ends the
     compressed stream. After a failed write or `close()`, writes raise `WriterClosedError`.
     """
 
@@ -781,7 +918,10 @@ class TFRecordWriter:
         self.record_count = 0
         level = -1 if compression_level is None else min(max(int(compression_level), 0), 9)
         self._buffer_size = max(int(buffer_size), 64)
-        self._buffer = bytearray()
+        # Records wait in `_pending` (with `_pending_size` bytes) and are framed a buffer at a
+        # time by `_frame`, whose per-record work runs in C.
+        self._pending = []
+        self._pending_size = 0
         self._deflater = None
         self._pool = None
         self._in_flight = []
@@ -821,14 +961,35 @@ class TFRecordWriter:
                                 "or write an Example")
             else:
                 record = bytes(memoryview(record).cast("B"))
-        buffer = self._buffer
-        buffer += _HEADER_FOR_LENGTH.get(len(record)) or _framing_header(len(record))
-        buffer += record
-        crc = _crc32c_function(record)
-        buffer += _pack_u32((((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32)
+        self._pending.append(record)
+        self._pending_size += len(record) + 16
         self.record_count += 1
-        if len(buffer) >= self._buffer_size:
+        if self._pending_size >= self._buffer_size:
             self._drain(None)
+
+    def write_records(self, records):
+        """Appends every record of an iterable of bytes (or `Example`s): the same as calling
+        `write()` for each, faster for many small pre-serialized records."""
+        if not self._open:
+            raise WriterClosedError(self.path)
+        records = records if type(records) is list else list(records)
+        if not set(map(type, records)) <= {bytes}:
+            for record in records:
+                self.write(record)
+            return
+        limit = self._buffer_size
+        start = 0
+        total = len(records)
+        while start < total:
+            # About one buffer's worth at a time, so the framed bytes stay bounded.
+            room = max(1, (limit - self._pending_size) // (len(records[start]) + 16))
+            chunk = records[start:start + room]
+            self._pending += chunk
+            self._pending_size += sum(map(len, chunk)) + 16 * len(chunk)
+            self.record_count += len(chunk)
+            start += len(chunk)
+            if self._pending_size >= limit:
+                self._drain(None)
 
     def flush(self):
         """Hands every record written so far to the operating system. A compressed stream is
@@ -855,8 +1016,9 @@ class TFRecordWriter:
 
     def _drain(self, flush_mode):
         """Writes the buffer out (compressing it); with a flush mode, waits until all is written."""
-        data = self._buffer
-        self._buffer = bytearray()
+        data = _frame(self._pending) if self._pending else b""
+        self._pending = []
+        self._pending_size = 0
         if self._deflater is None:
             if data:
                 self._guard(self._file.write, data)
@@ -1293,91 +1455,280 @@ def _skip_value(data, pos, end, tag, tag_start, depth=0):
 
 
 def _parse_example(data):
-    """The features of a serialized Example: the fast path for TensorFlow's own small layout,
-    else the general decoder."""
+    """The features of a serialized Example: a template of a layout seen before, else the fast
+    path for TensorFlow's own layout, else the general decoder."""
     try:
-        features = _parse_small_canonical(data)
+        features = _parse_with_template(data)
     except (IndexError, UnicodeDecodeError, struct.error, ExampleDecodeError):
         features = None
     return features if features is not None else _parse_example_general(data)
 
 
-def _parse_small_canonical(data):
-    """Decodes the layout TensorFlow writes for small examples (every tag and length one byte,
-    one list per feature, lists packed), or returns None for anything else, which the general
-    decoder then handles (and reports, if it is malformed). About twice as fast as the general
-    decoder on such records; both give the same result."""
+# Records of one dataset mostly share a layout: the same features in the same order, lists of the
+# same sizes, so the same bytes everywhere but in the values. A template, made from one record
+# decoded by `_parse_canonical`, is a struct over the whole record whose fields are alternately
+# the structural bytes (tags, lengths, names: checked equal to the template's) and the values
+# (floats unpacked by the struct itself, bytes values and packed int64 lists as bytes). A record
+# of the same length whose structural bytes all match is parsed by `_parse_canonical` exactly as
+# the template's record was, so one struct call replaces the walk. Keyed by record length
+# (bounded): lengths differ with the layout; a mismatch rebuilds the template from the new record.
+_TEMPLATES = {}
+_TEMPLATE_LIMIT = 256
+
+
+def _parse_with_template(data):
+    template = _TEMPLATES.get(len(data))
+    if template is not None:
+        unpack, structure, expected, plan = template
+        fields = unpack(data)
+        if structure(fields) == expected:
+            features = {}
+            new_feature = Feature.__new__
+            for key, kind, index, getter in plan:
+                feature = new_feature(Feature)
+                feature.kind = kind
+                if getter is not None:
+                    feature.values = list(getter(fields))
+                elif index is None:
+                    feature.values = []
+                elif kind is _INT64_LIST:
+                    packed = fields[index]
+                    feature.values = list(packed) if packed.isascii() else _packed_int64s(packed)
+                else:
+                    feature.values = [fields[index]]
+                features[key] = feature
+            return features
+    features = _parse_canonical(data)
+    if features is not None and _LITTLE_ENDIAN:
+        template = _make_template(data)
+        if template is not None and (len(_TEMPLATES) < _TEMPLATE_LIMIT or len(data) in _TEMPLATES):
+            _TEMPLATES[len(data)] = template
+    return features
+
+
+def _packed_int64s(packed):
+    values = []
+    at, stop = 0, len(packed)
+    while at < stop:
+        byte = packed[at]
+        if byte < 0x80:
+            values.append(byte)
+            at += 1
+        else:
+            value, at = _read_varint(packed, at, stop)
+            values.append(value - _TWO_TO_64 if value > _INT64_MAX else value)
+    return values
+
+
+def _make_template(data):
+    """The template of a record that `_parse_canonical` decoded, or None (see _parse_with_template)."""
+    formats = []
+    structure_indexes = []
+    plan = []
+    segment_start = 0  # where the structural bytes not yet in a field start
+
+    def value_field(start, fmt):
+        nonlocal segment_start
+        if start > segment_start:
+            structure_indexes.append(len(formats))
+            formats.append("%ds" % (start - segment_start))
+        formats.append(fmt)
+        return len(formats) - 1
+
     end = len(data)
-    if end < 2 or data[0] != 0x0A or data[1] >= 0x80 or data[1] + 2 != end:
-        return None
-    features = {}
-    pos = 2
+    length, pos = _read_varint(data, 1, end)
     while pos < end:
-        entry_length = data[pos + 1]
-        key_length = data[pos + 3]
-        if data[pos] != 0x0A or entry_length >= 0x80 or data[pos + 2] != 0x0A or key_length >= 0x80:
+        length, pos = _read_varint(data, pos + 1, end)
+        stop = pos + length
+        length, pos = _read_varint(data, pos + 1, stop)
+        key = data[pos:pos + length].decode("utf-8")
+        length, at = _read_varint(data, pos + length + 1, stop)
+        if at == stop:
+            plan.append((key, None, None, None))
+            pos = stop
+            continue
+        tag = data[at]
+        kind = _KIND_FOR_TAG[tag]
+        length, at = _read_varint(data, at + 1, stop)
+        if at == stop:
+            plan.append((key, kind, None, None))
+            pos = stop
+            continue
+        size, at = _read_varint(data, at + 1, stop)
+        if tag == 0x12:
+            count = size >> 2
+            if count == 0:
+                plan.append((key, kind, None, None))
+            else:
+                first = value_field(at, "%df" % count)
+                # struct gives "Nf" as N fields: keep len(formats) equal to the number of fields.
+                formats.extend([None] * (count - 1))
+                plan.append((key, kind, first, None) if count == 1
+                            else (key, kind, None, _itemgetter(*range(first, first + count))))
+            segment_start = stop
+        elif tag == 0x1A:
+            plan.append((key, kind, value_field(at, "%ds" % size), None))
+            segment_start = stop
+        else:
+            indexes = []
+            while True:
+                indexes.append(value_field(at, "%ds" % size))
+                segment_start = at = at + size
+                if at == stop:
+                    break
+                size, at = _read_varint(data, at + 1, stop)
+            plan.append((key, kind, indexes[0], None) if len(indexes) == 1
+                        else (key, kind, None, _itemgetter(*indexes)))
+        pos = stop
+    if segment_start < end:
+        structure_indexes.append(len(formats))
+        formats.append("%ds" % (end - segment_start))
+    if len(formats) > 512 or not structure_indexes:
+        return None
+    unpacker = struct.Struct("<" + "".join(fmt for fmt in formats if fmt is not None))
+    if unpacker.size != end:
+        return None
+    structure = _itemgetter(*structure_indexes)
+    fields = unpacker.unpack(data)
+    if len(fields) != len(formats):
+        return None
+    return unpacker.unpack, structure, structure(fields), plan
+
+
+# Feature names repeat in every record: decoding each once keeps one str per name (less memory,
+# and a dict lookup is cheaper than a UTF-8 decode). Bounded, so memory stays flat.
+_KEY_NAMES = {}
+_KEY_CACHE_LIMIT = 4096
+_KIND_FOR_TAG = {0x0A: _BYTES_LIST, 0x12: _FLOAT_LIST, 0x1A: _INT64_LIST}
+
+
+def _parse_canonical(data):
+    """Decodes the layout TensorFlow writes (one Features field, entries of key then value, one
+    list per feature, float and int64 lists packed; lengths of any size), or returns None for
+    anything else, which the general decoder then handles (and reports, if it is malformed).
+    Several times faster than the general decoder on such records; both give the same result.
+    It may also raise IndexError, UnicodeDecodeError or ExampleDecodeError: treat those as None."""
+    end = len(data)
+    if end < 2 or data[0] != 0x0A:
+        return None
+    pos = data[1]
+    if pos < 0x80:
+        if pos + 2 != end:
             return None
-        stop = pos + 2 + entry_length
-        key_stop = pos + 4 + key_length
-        if stop > end or key_stop + 2 > stop or data[key_stop] != 0x12 or key_stop + 2 + data[key_stop + 1] != stop:
+        pos = 2
+    else:
+        length, pos = _read_varint(data, 1, end)
+        if pos + length != end:
             return None
-        key = data[pos + 4:key_stop].decode("utf-8")
-        feature = Feature.__new__(Feature)
-        list_start = key_stop + 2
-        if list_start == stop:
+    features = {}
+    names = _KEY_NAMES
+    new_feature = Feature.__new__
+    while pos < end:
+        # Entry: 0A <entry length> 0A <key length> <key> 12 <feature length> <feature>.
+        if data[pos] != 0x0A:
+            return None
+        stop = data[pos + 1]
+        if stop < 0x80:
+            pos += 2
+        else:
+            stop, pos = _read_varint(data, pos + 1, end)
+        stop += pos
+        if stop > end or data[pos] != 0x0A:
+            return None
+        key_stop = data[pos + 1]
+        if key_stop < 0x80:
+            pos += 2
+        else:
+            key_stop, pos = _read_varint(data, pos + 1, stop)
+        key_stop += pos
+        if key_stop >= stop or data[key_stop] != 0x12:
+            return None
+        key_bytes = data[pos:key_stop]
+        key = names.get(key_bytes)
+        if key is None:
+            key = key_bytes.decode("utf-8")
+            if len(names) < _KEY_CACHE_LIMIT:
+                names[key_bytes] = key
+        at = data[key_stop + 1]
+        if at < 0x80:
+            pos = key_stop + 2 + at
+            at = key_stop + 2
+        else:
+            pos, at = _read_varint(data, key_stop + 1, stop)
+            pos += at
+        if pos != stop:
+            return None
+        feature = new_feature(Feature)
+        if at == stop:
             feature.kind = None
             feature.values = []
+            features[key] = feature
+            continue
+        tag = data[at]
+        kind = _KIND_FOR_TAG.get(tag)
+        if kind is None:
+            return None
+        size = data[at + 1]
+        if size < 0x80:
+            at += 2
         else:
-            tag = data[list_start]
-            if list_start + 2 + data[list_start + 1] != stop:
-                return None
+            size, at = _read_varint(data, at + 1, stop)
+        if at + size != stop:
+            return None
+        feature.kind = kind
+        if at == stop:
+            feature.values = []
+            features[key] = feature
+            continue
+        # The list message: 0A <size> <value> ..., once (packed) or once per bytes value.
+        if data[at] != 0x0A:
+            return None
+        size = data[at + 1]
+        if size < 0x80:
+            at += 2
+        else:
+            size, at = _read_varint(data, at + 1, stop)
+        if tag == 0x0A:  # bytes: value fields one after another
             values = []
-            at = list_start + 2
-            if at < stop:
+            while True:
+                if at + size > stop:
+                    return None
+                values.append(data[at:at + size])
+                at += size
+                if at == stop:
+                    break
                 if data[at] != 0x0A:
                     return None
                 size = data[at + 1]
-                at += 2
-                if tag == 0x0A:  # bytes: value fields one after another
-                    while True:
-                        if at + size > stop or size >= 0x80:
-                            return None
-                        values.append(data[at:at + size])
-                        at += size
-                        if at == stop:
-                            break
-                        if data[at] != 0x0A:
-                            return None
-                        size = data[at + 1]
-                        at += 2
-                elif at + size != stop or size >= 0x80:
-                    return None
-                elif tag == 0x12:
-                    if size & 3:
-                        return None
-                    values = list(_float_struct(size >> 2).unpack_from(data, at))
-                elif tag == 0x1A:
-                    while at < stop:
-                        byte = data[at]
-                        if byte < 0x80:
-                            values.append(byte)
-                            at += 1
-                        else:
-                            value, at = _read_varint(data, at, stop)
-                            values.append(value - _TWO_TO_64 if value > _INT64_MAX else value)
+                if size < 0x80:
+                    at += 2
                 else:
-                    return None
-            if tag == 0x0A:
-                feature.kind = _BYTES_LIST
-            elif tag == 0x12:
-                feature.kind = _FLOAT_LIST
-            elif tag == 0x1A:
-                feature.kind = _INT64_LIST
-            else:
+                    size, at = _read_varint(data, at + 1, stop)
+        elif at + size != stop:
+            return None
+        elif tag == 0x12:
+            if size & 3:
                 return None
-            feature.values = values
+            if size <= 256 or not _LITTLE_ENDIAN:
+                values = list(_float_struct(size >> 2).unpack_from(data, at))
+            else:
+                values = memoryview(data)[at:stop].cast("f").tolist()
+        else:
+            packed = data[at:stop]
+            if packed.isascii():  # every value is one varint byte: 0..127
+                values = list(packed)
+            else:
+                values = []
+                while at < stop:
+                    byte = data[at]
+                    if byte < 0x80:
+                        values.append(byte)
+                        at += 1
+                    else:
+                        value, at = _read_varint(data, at, stop)
+                        values.append(value - _TWO_TO_64 if value > _INT64_MAX else value)
+        feature.values = values
         features[key] = feature
-        pos = stop
     return features
 
 
@@ -1660,10 +2011,22 @@ def read_examples(path, prefix="data", compression=None, as_dict=False):
     paths = _input_paths(path, prefix)
 
     def examples():
+        # _parse_record inlined for the fast path: two calls fewer per record.
+        new_example = Example.__new__
+        parse = _parse_with_template
+        declined = (IndexError, UnicodeDecodeError, struct.error, ExampleDecodeError)
         for file_path in paths:
             with TFRecordReader(file_path, compression=compression) as reader:
                 for record in reader:
-                    example = _parse_record(record, file_path, reader.record_index - 1)
+                    try:
+                        features = parse(record)
+                    except declined:
+                        features = None
+                    if features is None:
+                        example = _parse_record(record, file_path, reader.record_index - 1)
+                    else:
+                        example = new_example(Example)
+                        example.features = features
                     yield example.to_dict() if as_dict else example
 
     return examples()

@@ -884,7 +884,7 @@ def check_fast_decoder(data, damage, cut):
         variants += [bytes(damaged), data[:cut % len(data)]]
     for variant in variants:
         try:
-            fast = z._parse_small_canonical(variant)
+            fast = z._parse_canonical(variant)
         except (IndexError, UnicodeDecodeError, struct.error, z.ExampleDecodeError):
             fast = None
         try:
@@ -895,8 +895,9 @@ def check_fast_decoder(data, damage, cut):
         if fast is not None:
             assert fast == general, variant.hex()
         assert Example.parse(variant).features == general
-    if data and data[1:2] < b"\x80" and len(data) < 120:
-        assert z._parse_small_canonical(data) is not None, "small canonical records take the fast path"
+        assert Example.parse(variant).features == general  # again: through its template, if it has one
+    if data:
+        assert z._parse_canonical(data) is not None, "canonical records (any size) take the fast path"
 
 
 def test_big_records_and_small_buffers_round_trip(tmp_path):
@@ -1049,3 +1050,161 @@ def test_a_step_can_copy_the_module_and_use_it_alone(tmp_path):
                             stderr=subprocess.PIPE)
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == "[0, 1, 2, 3, 4]"
+
+
+def test_the_fast_decoder_takes_large_records_and_agrees_with_the_general_one():
+    """Multi-byte lengths (records over 127 bytes and over 16 KiB, long names, long lists) take the
+    fast path and decode exactly as the general decoder does, packed or not."""
+    cases = [
+        {"name": Feature.bytes_list([b"x" * 200]), "f": Feature.float_list([0.5, -1.25])},         # ~230 bytes
+        {"big": Feature.bytes_list([b"y" * 20000, b"", b"z"])},                                   # > 16 KiB
+        {"floats": Feature.float_list([float(i) / 7 for i in range(5000)])},                       # 20 KB packed
+        {"ints": Feature.int64_list([-1, 0, 1, 127, 128, 2 ** 63 - 1, -2 ** 63] * 40)},            # negatives: 10 bytes
+        {"small": Feature.int64_list(list(range(128)) * 3)},                                      # all one-byte varints
+        {"k" * 300: Feature.int64_list([5]), "empty_f": Feature.float_list([]),
+         "empty_i": Feature.int64_list([]), "empty_b": Feature.bytes_list([]), "unset": Feature.unset()},
+        {"species": Feature.bytes_list([b"Adelie"]), "island": Feature.bytes_list([b"Torgersen"]),
+         "bill_length_mm": Feature.float_list([39.1]), "bill_depth_mm": Feature.float_list([18.7]),
+         "flipper_length_mm": Feature.float_list([181.0]), "body_mass_g": Feature.float_list([3750.0]),
+         "sex": Feature.bytes_list([b"male"]), "year": Feature.int64_list([2007])},               # penguins, ~190 bytes
+    ]
+    for features in cases:
+        data = Example(features).serialize()
+        fast = z._parse_canonical(data)
+        assert fast is not None, sorted(features)
+        assert fast == z._parse_example_general(data) == features
+        assert Example.parse(data).serialize() == data
+        for cut in (1, len(data) // 2, len(data) - 1):
+            check_fast_decoder(data, [(cut * 7919, 0x80)], cut)
+
+
+def test_the_fast_decoder_declines_unpacked_lists_which_the_general_one_reads():
+    # FloatList with two unpacked values (tag 0x0D each), Int64List with unpacked -1 (tag 0x08).
+    floats = struct.pack("<f", 1.5) + struct.pack("<f", -2.0)
+    float_list = b"\x0d" + floats[:4] + b"\x0d" + floats[4:]
+    minus_one = b"\xff" * 9 + b"\x01"
+    int_list = b"\x08" + minus_one + b"\x08\x02"
+
+    def entry(key, tag, body):
+        feature = bytes([tag, len(body)]) + body
+        item = b"\x0a" + bytes([len(key)]) + key + b"\x12" + bytes([len(feature)]) + feature
+        return b"\x0a" + bytes([len(item)]) + item
+
+    content = entry(b"f", 0x12, float_list) + entry(b"i", 0x1A, int_list)
+    data = b"\x0a" + bytes([len(content)]) + content
+    assert z._parse_canonical(data) is None
+    assert Example.parse(data) == Example({"f": Feature.float_list([1.5, -2.0]), "i": Feature.int64_list([-1, 2])})
+
+
+def test_batched_reading_reports_damage_inside_a_run_at_the_right_record(tmp_path):
+    """Runs of equal-length records are checked a batch at a time; damage in the middle of a run
+    still yields exactly the intact records before it and names the damaged one."""
+    records = [bytes([i % 251]) * 40 for i in range(3000)] + [b"x" * (i % 7) for i in range(500)]
+    path = str(tmp_path / "run.tfrecord")
+    with z.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    assert list(z.TFRecordReader(path)) == records
+    data = open(path, "rb").read()
+    for index in (0, 1, 17, 1234, 2999, 3001, 3499):
+        offset = sum(len(record) + 16 for record in records[:index]) + 12 + len(records[index]) // 2
+        if not records[index]:
+            offset += 2  # an empty record: damage its data CRC instead
+        damaged = bytearray(data)
+        damaged[offset] ^= 0x40
+        bad = str(tmp_path / ("bad%d.tfrecord" % index))
+        open(bad, "wb").write(bytes(damaged))
+        got = []
+        with z.TFRecordReader(bad) as reader:
+            with pytest.raises(z.CorruptDataError) as caught:
+                for record in reader:
+                    got.append(record)
+                    assert reader.record_index == len(got)
+        assert got == records[:index] and caught.value.record_index == index
+
+
+def test_read_record_and_iteration_interleave(tmp_path):
+    records = [b"%05d" % i for i in range(2000)]
+    path = str(tmp_path / "mixed.tfrecord")
+    with z.TFRecordWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    got = []
+    with z.TFRecordReader(path) as reader:
+        iterator = iter(reader)
+        while True:
+            record = next(iterator, None) if len(got) % 3 else reader.read_record()
+            if record is None:
+                break
+            got.append(record)
+            assert reader.record_index == len(got)
+    assert got == records
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_write_records_writes_the_same_bytes_as_write(tmp_path, compression):
+    rng = random.Random(9)
+    records = [bytes(rng.getrandbits(8) for _ in range(rng.choice((0, 1, 74, 74, 74, 200, 70000))))
+               for _ in range(400)]
+    one, many = str(tmp_path / "one"), str(tmp_path / "many")
+    with z.TFRecordWriter(one, compression=compression, buffer_size=1000) as writer:
+        for record in records:
+            writer.write(record)
+    with z.TFRecordWriter(many, compression=compression, buffer_size=1000) as writer:
+        writer.write_records(records[:150])
+        writer.write_records(iter(records[150:]))
+        assert writer.record_count == len(records)
+    assert open(one, "rb").read() == open(many, "rb").read()
+    assert list(z.TFRecordReader(many)) == records
+
+
+def test_many_empty_records_keep_the_writer_buffer_bounded(tmp_path):
+    with z.TFRecordWriter(str(tmp_path / "empty.tfrecord"), buffer_size=4096) as writer:
+        for _ in range(10000):
+            writer.write(b"")
+            assert len(writer._pending) <= 4096 // 16
+    assert sum(1 for _ in z.TFRecordReader(str(tmp_path / "empty.tfrecord"))) == 10000
+
+
+def test_every_tensorflow_written_example_takes_the_fast_decoder(tfrecord_vectors):
+    """TensorFlow's own bytes (one example is 280 bytes: two-byte lengths) decode on the fast path,
+    exactly as the general decoder decodes them."""
+    records = list(z.read_records(tfrecord_vectors.path("examples.tfrecord")))
+    assert max(map(len, records)) >= 128
+    for record in records:
+        fast = z._parse_canonical(record)
+        assert fast is not None and fast == z._parse_example_general(record)
+
+
+def test_templates_never_confuse_layouts_of_the_same_length():
+    """Records of one length but different layouts (names, kinds, list sizes, varint widths, value
+    bytes that look like structure) each decode exactly, whichever record made the template."""
+    rng = random.Random(11)
+    layouts = [
+        lambda: {"a": Feature.int64_list([rng.randrange(-300, 300) for _ in range(rng.randrange(4))]),
+                 "b": Feature.bytes_list([bytes(rng.getrandbits(8) for _ in range(rng.randrange(3)))
+                                          for _ in range(rng.randrange(3))])},
+        lambda: {"a": Feature.float_list([rng.uniform(-1, 1) for _ in range(rng.randrange(3))]),
+                 "c": Feature.int64_list([rng.randrange(2 ** 63) for _ in range(rng.randrange(2))])},
+        lambda: {"b": Feature.bytes_list([b"\x0a\x02\x12\x00"[:rng.randrange(5)]]), "a": Feature.unset()},
+        lambda: {"ab"[rng.randrange(2)]: Feature.float_list([]), "x": Feature.int64_list([rng.randrange(200)])},
+    ]
+    records = [Example(rng.choice(layouts)()).serialize() for _ in range(3000)]
+    for data in records + records[::-1]:
+        assert Example.parse(data).features == z._parse_example_general(data), data.hex()
+    lengths = {}
+    for data in records:
+        lengths.setdefault(len(data), set()).add(data[:6])
+    assert any(len(prefixes) > 1 for prefixes in lengths.values()), "same lengths, different layouts"
+
+
+def test_template_decoding_of_damaged_int_lists_falls_back_to_the_general_decoder():
+    good = Example({"i": Feature.int64_list([300, 5])}).serialize()
+    assert Example.parse(good)["i"].values == [300, 5]
+    damaged = bytearray(good)
+    damaged[-1] |= 0x80  # the last varint (5) now runs past the end of the list
+    damaged = bytes(damaged)
+    with pytest.raises(z.ExampleDecodeError):
+        z._parse_example_general(damaged)
+    with pytest.raises(z.ExampleDecodeError):
+        Example.parse(damaged)
