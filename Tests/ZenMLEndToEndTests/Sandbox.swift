@@ -112,18 +112,39 @@ final class Sandbox {
         let stderrPath: String
 
         func wait(timeout: TimeInterval) throws -> Result {
+            // The process is reaped here, not left to Foundation alone: its exit monitoring was
+            // seen to miss a child's exit under load and wait forever on a zombie.
+            let pid = process.processIdentifier
             let deadline = Date().addingTimeInterval(timeout)
-            while process.isRunning && Date() < deadline { usleep(10_000) }
-            if process.isRunning {
-                process.terminate()
-                XCTFail("zenml-run did not finish within \(timeout) s")
+            var status: Int32 = 0
+            var reaped = false
+            var reapedByFoundation = false
+            while !reaped && !reapedByFoundation {
+                let result = waitpid(pid, &status, WNOHANG)
+                if result == pid { reaped = true; break }
+                if result < 0 && errno == ECHILD { reapedByFoundation = true; break }
+                if Date() >= deadline {
+                    kill(pid, SIGKILL)
+                    XCTFail("zenml-run did not finish within \(timeout) s")
+                    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                    reaped = true
+                    break
+                }
+                usleep(10_000)
             }
-            process.waitUntilExit()
+            var exitCode: Int32
+            if reaped {
+                exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            } else {
+                let settle = Date().addingTimeInterval(5)
+                while process.isRunning && Date() < settle { usleep(1_000) }
+                exitCode = process.terminationStatus
+            }
             let stdout = (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? ""
             let stderr = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
             try? FileManager.default.removeItem(atPath: stdoutPath)
             try? FileManager.default.removeItem(atPath: stderrPath)
-            return Result(exitCode: process.terminationStatus, stdout: stdout, stderr: stderr)
+            return Result(exitCode: exitCode, stdout: stdout, stderr: stderr)
         }
     }
 
@@ -152,7 +173,11 @@ final class Sandbox {
         process.standardOutput = pipe
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        // Reap the shell ourselves: Foundation's waitUntilExit was seen to miss a child's exit and
+        // wait forever on a zombie (once in many runs, under load). If Foundation reaped it first,
+        // waitpid fails with ECHILD at once.
+        var status: Int32 = 0
+        while waitpid(process.processIdentifier, &status, 0) < 0 && errno == EINTR {}
         return String(decoding: data, as: UTF8.self)
     }
 
