@@ -108,12 +108,19 @@ extension ZenMLRun {
                 match a recorded execution whose outputs are still in the store; otherwise 'run' \
                 and what changed since its latest execution (bundle file X, config key Y, input Z).
 
-                Example:
+                --explain lists every change on its own line (each bundle file, config key, input and \
+                variable) with the step's cache key, instead of one line per step.
+
+                Examples:
                   zenml-run status pipeline.yaml
+                  zenml-run status pipeline.yaml --explain
                 """)
 
         @Argument(help: ArgumentHelp("The pipeline file.", valueName: "pipeline.yaml"))
         var pipeline: String
+
+        @Flag(name: .long, help: "Every reason on its own line, with each step's cache key.")
+        var explain = false
 
         @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
         @OptionGroup(title: "Output") var output: OutputOptions
@@ -130,7 +137,11 @@ extension ZenMLRun {
                 let width = max(8, reports.map(\.step.count).max() ?? 8)
                 for report in reports {
                     let name = report.step.padding(toLength: width, withPad: " ", startingAt: 0)
-                    if report.decision == "cached" {
+                    if explain {
+                        print("\(report.step): \(report.decision == "cached" ? "cached, from run \(report.cachedFromRun ?? "?")" : "would run")")
+                        print("    cache key \(report.cacheKey ?? "(not known until its inputs exist)")")
+                        for reason in report.reasons { print("    - \(reason)") }
+                    } else if report.decision == "cached" {
                         print("\(name)  cached     (from run \(report.cachedFromRun ?? "?"))")
                     } else {
                         print("\(name)  would run  (\(report.reasons.joined(separator: "; ")))")

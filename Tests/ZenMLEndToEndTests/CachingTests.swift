@@ -131,6 +131,14 @@ final class CachingTests: XCTestCase {
         XCTAssertTrue(lines.contains("step double: bundle file helper.sh changed"), diff.stdout)
         XCTAssertTrue(lines.contains { $0.hasPrefix("data source.data: sha256:") }, diff.stdout)
         XCTAssertTrue(lines.contains("step double: input numbers changed"), diff.stdout)
+
+        // status --explain says the same of the next run, a change a line.
+        try writePipeline(sandbox, value: 3)
+        let explained = try sandbox.run(["status", "pipeline.yaml", "--explain"])
+        XCTAssertTrue(explained.stdout.contains("source: would run\n    cache key sha256:"), explained.stdout)
+        XCTAssertTrue(explained.stdout.contains("    - config key value: 2 -> 3\n"), explained.stdout)
+        XCTAssertTrue(explained.stdout.contains("side: cached, from run \(runB)"), explained.stdout)
+        try writePipeline(sandbox, value: 2)
         XCTAssertTrue(lines.contains("step total: input numbers changed"), diff.stdout)
         XCTAssertFalse(lines.contains { $0.contains("side") }, "the untouched step is not a difference: \(diff.stdout)")
         XCTAssertFalse(lines.contains { $0.hasPrefix("environment") }, "same machine: \(diff.stdout)")
