@@ -63,7 +63,11 @@ extension PipelineRunner {
     }
 
     private func snapshot(_ path: String, type: String, key: Digest, properties: [String: JSONValue], excluding: Set<String>) async throws {
-        if let existing = try metadata.snapshot(type: type, key: key), try await store.localPath(of: existing.digest) != nil { return }
+        // A presence check, not localPath: with a bucket store, that would download the copy.
+        if let existing = try metadata.snapshot(type: type, key: key),
+           try await store.isIntact(StoredArtifact(digest: existing.digest, uri: existing.uri, size: existing.size, fileCount: existing.fileCount)) {
+            return
+        }
         let staging = try store.makeStagingDirectory(label: "snapshot")
         do {
             let name = (path as NSString).lastPathComponent

@@ -55,7 +55,7 @@ final class RemoteStoreTests: XCTestCase {
             env.merge(credentials[member] ?? [:]) { _, new in new }
             if env["AWS_PROFILE"] == "" { env["AWS_PROFILE"] = "default" }
             environment[member] = env
-            try Sandbox.shell("mkdir -p '\(sandbox.root)/\(member)-home' '\(sandbox.root)/\(member)' && cp -R '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/\(member)/quickstart'")
+            try Sandbox.shell("mkdir -p '\(sandbox.root)/\(member)-home' '\(sandbox.root)/\(member)' && cp -RL '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/\(member)/quickstart'")
             var result = try sandbox.run(["config", "metadata", "set", "mysql", "--host", "127.0.0.1", "--port", mysqlPort, "--username", "zenml", "--database", database, "--workspace", member], environment: env)
             XCTAssertEqual(result.exitCode, 0, result.output)
             result = try sandbox.run(["config", "artifacts", "set", url] + options + ["--workspace", member], environment: env)
@@ -141,15 +141,20 @@ final class RemoteStoreTests: XCTestCase {
         kill(process.process.processIdentifier, SIGKILL)
         _ = try process.wait(timeout: 10)
         XCTAssertGreaterThanOrEqual(uploaded, 20, "the upload had started")
+        // Manifests (one per published artifact): before the step ran, the run kept a copy of the
+        // bundle; the step's output, killed half-way, must have none.
+        func manifests() throws -> Int {
+            Int(try Sandbox.shell("curl -s '\(listURL)' | grep -o '\"name\": \"a/sha256/[^\"]*\\.manifest\\.json\"' | sort -u | wc -l")
+                .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
         let afterKill = try Sandbox.shell("curl -s '\(listURL)'")
-        XCTAssertFalse(afterKill.contains(".manifest.json"), "no manifest, so no artifact: \(afterKill.prefix(300))")
+        XCTAssertEqual(try manifests(), 1, "only the bundle's copy, no output artifact: \(afterKill.prefix(300))")
         XCTAssertLessThan(afterKill.components(separatedBy: "/part-").count - 1, 200, "killed before the end")
 
         let (again, summary) = try sandbox.runPipeline("pipeline.yaml", [], environment: env)
         XCTAssertEqual(again.exitCode, 0, again.output)
         XCTAssertEqual(Sandbox.states(summary)["big"], "done", "nothing was published, so the step runs again")
-        let complete = try Sandbox.shell("curl -s '\(listURL)'")
-        XCTAssertTrue(complete.contains(".manifest.json"))
+        XCTAssertEqual(try manifests(), 2, "the output is published now")
         let (third, thirdSummary) = try sandbox.runPipeline("pipeline.yaml", [], environment: env)
         XCTAssertEqual(third.exitCode, 0, third.output)
         XCTAssertEqual(Sandbox.states(thirdSummary)["big"], "cached")
