@@ -136,8 +136,8 @@ final class Sandbox {
             if reaped {
                 exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
             } else {
-                let settle = Date().addingTimeInterval(5)
-                while process.isRunning && Date() < settle { usleep(1_000) }
+                // Foundation reaped it: its bookkeeping follows at once.
+                while process.isRunning { usleep(1_000) }
                 exitCode = process.terminationStatus
             }
             let stdout = (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? ""

@@ -39,8 +39,14 @@ func runProcess(_ arguments: [String], environment: [String: String] = [:], inpu
     }
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     group.wait()
-    process.waitUntilExit()
-    return ProcessResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData.current, as: UTF8.self))
+    // Reaped here rather than with waitUntilExit, which was seen to wait forever on the exited
+    // shell of a script that leaves a server running in the background.
+    var status: Int32 = 0
+    var reaped = waitpid(process.processIdentifier, &status, 0)
+    while reaped < 0 && errno == EINTR { reaped = waitpid(process.processIdentifier, &status, 0) }
+    if reaped != process.processIdentifier { while process.isRunning { usleep(1_000) } }  // Foundation reaped it first
+    let exitStatus = reaped == process.processIdentifier ? ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)) : process.terminationStatus
+    return ProcessResult(status: exitStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData.current, as: UTF8.self))
 }
 
 // MARK: Fixtures

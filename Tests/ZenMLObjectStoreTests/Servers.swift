@@ -18,8 +18,14 @@ enum Servers {
         process.standardOutput = pipe
         try process.run()
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let port = Int(String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        // Reaped here rather than with waitUntilExit, which was seen to wait forever on the exited
+        // shell of a script that leaves a server running in the background.
+        var status: Int32 = 0
+        var reaped = waitpid(process.processIdentifier, &status, 0)
+        while reaped < 0 && errno == EINTR { reaped = waitpid(process.processIdentifier, &status, 0) }
+        if reaped != process.processIdentifier { while process.isRunning { usleep(1_000) } }  // Foundation reaped it first
+        let exitStatus = reaped == process.processIdentifier ? (status >> 8) & 0xff : process.terminationStatus
+        guard exitStatus == 0, let port = Int(String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
             // A missing server is a broken test setup, not a reason to pass quietly.
             throw Unavailable(description: "could not start \(script): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
         }
