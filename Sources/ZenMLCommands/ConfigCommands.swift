@@ -23,8 +23,9 @@ extension ZenMLRun {
                   zenml-run config artifacts set /shared/team/artifacts
                   zenml-run config artifacts set gs://team-bucket/zenml
                   zenml-run config artifacts set s3://team-bucket/zenml --endpoint https://s3.internal:9000
+                  zenml-run config backend set slurm --partition gpu
                 """,
-            subcommands: [Show.self, Metadata.self, Artifacts.self, Registry.self, Trust.self])
+            subcommands: [Show.self, Metadata.self, Artifacts.self, Backend.self, Registry.self, Trust.self])
 
         struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print the workspace's settings.")
@@ -49,6 +50,8 @@ extension ZenMLRun {
                     } else {
                         print("artifacts  \(settings.artifacts ?? workspace.artifactsDirectory)")
                     }
+                    let backend = settings.backend.map { $0.kind + ($0.partition.map { " (partition \($0))" } ?? "") } ?? "local"
+                    print("backend    \(backend)")
                 }
             }
         }
@@ -184,6 +187,40 @@ extension ZenMLRun.Config {
                     try workspace.save(settings)
                     _ = try workspace.openArtifactStore()
                     print("artifact store: \(settings.remoteArtifacts?.url ?? settings.artifacts ?? workspace.artifactsDirectory)")
+                }
+            }
+        }
+    }
+}
+
+extension ZenMLRun.Config {
+    struct Backend: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Choose where steps run by default: on this machine, or as Slurm jobs.", subcommands: [Set.self])
+
+        struct Set: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Run steps locally or through Slurm unless 'run --backend' says otherwise.",
+                discussion: "Examples:\n  zenml-run config backend set slurm --partition gpu\n  zenml-run config backend set local")
+
+            enum Kind: String, ExpressibleByArgument, CaseIterable { case local, slurm }
+
+            @Argument(help: "local or slurm.") var kind: Kind
+            @Option(help: ArgumentHelp("The Slurm partition (default: the cluster's default).", valueName: "name")) var partition: String?
+            @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
+
+            func validate() throws {
+                if kind == .local && partition != nil { throw ValidationError("--partition is for the slurm backend.") }
+            }
+
+            func run() async throws {
+                try await reportingErrors {
+                    let workspace = workspaceOptions.resolve()
+                    if !workspace.exists { try workspace.createDirectories() }
+                    var settings = try workspace.configuration()
+                    settings.backend = kind == .local ? nil : WorkspaceConfiguration.BackendSettings(kind: kind.rawValue, partition: partition)
+                    try workspace.save(settings)
+                    print("steps run \(kind == .local ? "on this machine" : "as Slurm jobs" + (partition.map { " in partition \($0)" } ?? "")) unless 'run --backend' says otherwise")
                 }
             }
         }

@@ -56,8 +56,8 @@ extension ZenMLRun {
 
         enum Backend: String, ExpressibleByArgument, CaseIterable { case local, slurm }
 
-        @Option(name: .long, help: "Where steps run: local processes, or Slurm batch jobs (the host still checks the cache and publishes).")
-        var backend: Backend = .local
+        @Option(name: .long, help: "Where steps run: local processes, or Slurm batch jobs (the host still checks the cache and publishes). Default: the workspace's 'config backend', else local.")
+        var backend: Backend?
 
         @Option(name: .long, help: ArgumentHelp("The Slurm partition (default: the cluster's default).", valueName: "name"))
         var partition: String?
@@ -86,9 +86,10 @@ extension ZenMLRun {
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
                 let graph = try await runner.load(pipeline, update: update)
                 var options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
-                if backend == .slurm {
+                let configured = try runner.workspace.configuration().backend
+                if (backend ?? (configured?.kind == "slurm" ? .slurm : .local)) == .slurm {
                     try SlurmBackend.check()
-                    options.backend = SlurmBackend(workerCommand: [try currentExecutable(), "worker"], partition: partition)
+                    options.backend = SlurmBackend(workerCommand: [try currentExecutable(), "worker"], partition: partition ?? configured?.partition)
                 }
                 let summary = try await runShowingProgress(runner, graph, options, json: output.json)
                 switch summary.state {

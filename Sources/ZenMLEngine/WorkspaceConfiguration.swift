@@ -26,8 +26,24 @@ public struct WorkspaceConfiguration: Codable, Sendable, Equatable {
         self.cacheMaxSize = cacheMaxSize
     }
 
+    /// Where steps run when `run` is not given `--backend`: `nil` for this machine.
+    public var backend: BackendSettings?
+
+    /// A cluster backend for steps.
+    public struct BackendSettings: Codable, Sendable, Equatable {
+        /// `slurm` (or `local`).
+        public var kind: String
+        /// The Slurm partition, when not the cluster's default.
+        public var partition: String?
+
+        public init(kind: String, partition: String? = nil) {
+            self.kind = kind
+            self.partition = partition
+        }
+    }
+
     enum CodingKeys: String, CodingKey {
-        case metadata, artifacts, registries
+        case metadata, artifacts, registries, backend
         case remoteArtifacts = "remote_artifacts"
         case cacheMaxSize = "cache_max_size"
         case trustedKeys = "trusted_keys"

@@ -75,7 +75,11 @@ final class SlurmTests: XCTestCase {
             """#)
         try sandbox.write("pipeline.yaml", "name: broken\nsteps:\n  broken: {uses: ./bundles/broken}\n  after: {uses: ./bundles/after, inputs: {text: broken.out}}\n")
         let before = try finishedJobs()
-        let (result, summary) = try sandbox.runPipeline("pipeline.yaml", ["--backend", "slurm"], environment: slurm)
+        // The workspace's default backend, instead of --backend on each run.
+        let configured = try sandbox.run(["config", "backend", "set", "slurm"])
+        XCTAssertEqual(configured.exitCode, 0, configured.output)
+        XCTAssertTrue(try sandbox.run(["config", "show"]).stdout.contains("backend    slurm"))
+        let (result, summary) = try sandbox.runPipeline("pipeline.yaml", [], environment: slurm)
         XCTAssertEqual(result.exitCode, 1, result.output)
         XCTAssertEqual(Sandbox.states(summary), ["broken": "failed", "after": "skipped"])
         XCTAssertTrue(result.stdout.contains("about to fail"), "the stderr tail comes back from the node: \(result.stdout)")
