@@ -67,7 +67,7 @@ public struct RemoteArtifactStore: ArtifactStore {
             let files = tree.entries.filter { $0.kind == .file }
             let objects = self.objects
             // Each put verifies size and MD5 of what the server stored before it returns.
-            try await forEachBounded(files, limit: concurrency) { entry in
+            try await forEachConcurrently(files, limit: concurrency) { entry in
                 let uploaded = try await objects.put(base + "/" + entry.path, file: stagedDirectory + "/" + entry.path)
                 guard uploaded.size == entry.size else {
                     throw RemoteArtifactError.corrupted(uri: "\(objects.bucketURL)/\(base)/\(entry.path)", detail: "stored \(uploaded.size) bytes of \(entry.size)")
@@ -120,7 +120,7 @@ public struct RemoteArtifactStore: ArtifactStore {
         }
         let objects = self.objects
         let uri = self.uri(manifest.digest)
-        try await forEachBounded(manifest.entries.filter { $0.kind == .file }, limit: concurrency) { entry in
+        try await forEachConcurrently(manifest.entries.filter { $0.kind == .file }, limit: concurrency) { entry in
             let path = staging + "/" + entry.path
             guard let info = try await objects.get(base + "/" + entry.path, to: path, expectedSize: entry.size) else {
                 throw RemoteArtifactError.corrupted(uri: uri, detail: "\(entry.path) is missing")
@@ -144,18 +144,4 @@ public struct RemoteArtifactStore: ArtifactStore {
 
     /// Nothing to do: an artifact is durable in the bucket when ``publish(stagedDirectory:)`` returns.
     public func flush() throws {}
-}
-
-/// Runs `body` for each element, at most `limit` at once; the first error cancels the rest.
-func forEachBounded<T: Sendable>(_ items: [T], limit: Int, _ body: @escaping @Sendable (T) async throws -> Void) async throws {
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        var iterator = items.makeIterator()
-        for _ in 0..<max(1, limit) {
-            guard let item = iterator.next() else { break }
-            group.addTask { try await body(item) }
-        }
-        while try await group.next() != nil {
-            if let item = iterator.next() { group.addTask { try await body(item) } }
-        }
-    }
 }

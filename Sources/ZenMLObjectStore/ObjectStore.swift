@@ -200,7 +200,7 @@ func fileSize(_ path: String) throws -> (descriptor: Int32, size: Int64) {
 }
 
 /// Runs `body` for every element with at most `limit` at once, in order of start; rethrows the first error.
-func forEachConcurrently<T: Sendable>(_ items: [T], limit: Int, _ body: @escaping @Sendable (T) async throws -> Void) async throws {
+public func forEachConcurrently<T: Sendable>(_ items: [T], limit: Int, _ body: @escaping @Sendable (T) async throws -> Void) async throws {
     try await withThrowingTaskGroup(of: Void.self) { group in
         var iterator = items.makeIterator()
         for _ in 0..<max(1, limit) {
