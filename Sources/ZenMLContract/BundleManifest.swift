@@ -46,6 +46,69 @@ public struct BundleManifest: Sendable, Hashable {
         public var time: String?
         public var gpus: Int?
         public var partition: String?
+
+        public init(cpus: Int? = nil, memory: String? = nil, time: String? = nil, gpus: Int? = nil, partition: String? = nil) {
+            self.cpus = cpus
+            self.memory = memory
+            self.time = time
+            self.gpus = gpus
+            self.partition = partition
+        }
+
+        /// The keys a `resources:` mapping may have.
+        public static let keys = ["cpus", "memory", "time", "gpus", "partition"]
+
+        /// What is wrong with a `resources:` mapping: the key (`nil` for the mapping itself) and why.
+        public struct Issue: Error, Sendable {
+            public var key: String?
+            /// The problem is the key's name, not its value.
+            public var isUnknownKey: Bool
+            public var message: String
+        }
+
+        /// Reads a `resources:` mapping, as a bundle manifest or a pipeline step writes it.
+        public static func parse(_ raw: JSONValue) -> Result<Resources, Issue> {
+            guard let object = raw.objectValue else {
+                return .failure(Issue(key: nil, isUnknownKey: false, message: "'resources' is a mapping: \(keys.joined(separator: ", "))"))
+            }
+            if let unknown = object.keys.sorted().first(where: { !keys.contains($0) }) {
+                return .failure(Issue(key: unknown, isUnknownKey: true, message: "unknown resource '\(unknown)' (known: \(keys.joined(separator: ", ")))"))
+            }
+            var resources = Resources()
+            for (key, value) in object.sorted(by: { $0.key < $1.key }) {
+                switch key {
+                case "cpus", "gpus":
+                    guard let number = value.intValue, number >= 0 else {
+                        return .failure(Issue(key: key, isUnknownKey: false, message: "'\(key)' must be a whole number"))
+                    }
+                    if key == "cpus" { resources.cpus = Int(number) } else { resources.gpus = Int(number) }
+                default:
+                    let text: String
+                    if let number = value.intValue {
+                        text = String(number)
+                    } else if let string = value.stringValue, !string.isEmpty {
+                        text = string
+                    } else {
+                        return .failure(Issue(key: key, isUnknownKey: false, message: "'\(key)' must be text such as 4G or 2:00:00"))
+                    }
+                    switch key {
+                    case "memory": resources.memory = text
+                    case "time": resources.time = text
+                    default: resources.partition = text
+                    }
+                }
+            }
+            return .success(resources)
+        }
+
+        /// These requests with each one `overrides` sets replacing this one's (a pipeline's
+        /// `resources:` for a step over its bundle's).
+        public func overridden(by overrides: Resources?) -> Resources {
+            guard let overrides else { return self }
+            return Resources(
+                cpus: overrides.cpus ?? cpus, memory: overrides.memory ?? memory, time: overrides.time ?? time,
+                gpus: overrides.gpus ?? gpus, partition: overrides.partition ?? partition)
+        }
     }
 
     public init(
@@ -303,23 +366,12 @@ extension BundleManifest {
             manifest.timeout = seconds
         }
         if let raw = root["resources"] {
-            guard let object = raw.objectValue else { throw fail(["resources"], "'resources' is a mapping: cpus, memory, time, gpus, partition") }
-            for key in object.keys.sorted() where !["cpus", "memory", "time", "gpus", "partition"].contains(key) {
-                throw ManifestError(location: document.keyLocation(["resources", key]), message: "unknown resource '\(key)' (known: cpus, memory, time, gpus, partition)")
+            switch Resources.parse(raw) {
+            case .success(let resources): manifest.resources = resources
+            case .failure(let issue):
+                let path = ["resources"] + [issue.key].compactMap { $0 }
+                throw ManifestError(location: issue.isUnknownKey ? document.keyLocation(path) : document.location(path), message: issue.message)
             }
-            func count(_ key: String) throws -> Int? {
-                guard let value = object[key] else { return nil }
-                guard let number = value.intValue, number >= 0 else { throw fail(["resources", key], "'\(key)' must be a whole number") }
-                return Int(number)
-            }
-            func text(_ key: String) throws -> String? {
-                guard let value = object[key] else { return nil }
-                if let number = value.intValue { return String(number) }
-                guard let string = value.stringValue, !string.isEmpty else { throw fail(["resources", key], "'\(key)' must be text such as 4G or 2:00:00") }
-                return string
-            }
-            manifest.resources = Resources(
-                cpus: try count("cpus"), memory: try text("memory"), time: try text("time"), gpus: try count("gpus"), partition: try text("partition"))
         }
         return manifest
     }

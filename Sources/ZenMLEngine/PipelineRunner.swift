@@ -435,9 +435,10 @@ public final class PipelineRunner: Sendable {
             return failure("cannot prepare the step: \(error)")
         }
         beforeStart()
-        let launch = StepLaunch(
+        var launch = StepLaunch(
             bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
             timeout: step.timeout, hostEnvironment: hostEnvironment, buildPath: buildPath)
+        launch.resources = step.resources
         let backend = context.options.backend
         let ran = await backend.run(launch, step: step.name) { status in
             context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: status)))

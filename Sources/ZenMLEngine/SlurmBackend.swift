@@ -54,7 +54,7 @@ public struct SlurmBackend: StepBackend {
             "sbatch", "--parsable", "--job-name=zenml-\(step)", "--output=\(launch.workDirectory)/slurm-%j.out",
             "--chdir=\(launch.workDirectory)", "--kill-on-invalid-dep=yes",
         ]
-        arguments += Self.resourceOptions(launch.manifest.resources, timeout: launch.timeout)
+        arguments += Self.resourceOptions(launch.resources, timeout: launch.timeout)
         if let partition { arguments.append("--partition=\(partition)") }
         arguments += ["--wrap", (workerCommand + [jobFile]).map(Self.shellQuoted).joined(separator: " ")]
         let submitted = Date()

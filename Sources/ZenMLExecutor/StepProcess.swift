@@ -16,6 +16,8 @@ public struct StepLaunch: Sendable {
     public var hostEnvironment: [String: String]
     /// The bundle's build output (read-only), for bundles with a `build:` command.
     public var buildPath: String?
+    /// What to ask a cluster scheduler for: the bundle's `resources:`, unless the pipeline overrides them.
+    public var resources: BundleManifest.Resources?
 
     public init(bundlePath: String, manifest: BundleManifest, request: StepRequest, workDirectory: String, logFile: String, timeout: Double?, hostEnvironment: [String: String], buildPath: String? = nil) {
         self.buildPath = buildPath
@@ -26,6 +28,7 @@ public struct StepLaunch: Sendable {
         self.logFile = logFile
         self.timeout = timeout
         self.hostEnvironment = hostEnvironment
+        self.resources = manifest.resources
     }
 
     /// The work directory layout, shared by the engine and the executor.

@@ -25,8 +25,9 @@ public typealias BasePipelineResolver = @Sendable (_ reference: String) throws -
 /// Copying a pipeline: a file with `base: REFERENCE` starts from that pipeline and changes only
 /// what it writes under `steps:`.
 ///
-/// - a step that the base has is patched: `uses`, `cache` and `timeout` replace the base's,
-///   while `config` and `inputs` are merged key by key (a key set to `null` is removed);
+/// - a step that the base has is patched: `uses`, `cache`, `timeout` and `retries` replace the
+///   base's, while `config`, `inputs` and `resources` are merged key by key (a key set to `null`
+///   is removed);
 /// - a new step is added as written; a step set to `null` is removed;
 /// - `name` and `description` come from the copy; relative paths of the base (`uses:` and
 ///   `format: path` config values, defaults included) are rewritten relative to the copy's
@@ -65,7 +66,7 @@ public enum PipelineComposition {
                 continue
             }
             for (key, value) in changes {
-                if ["config", "inputs"].contains(key), let old = step[key]?.objectValue, let new = value.objectValue {
+                if ["config", "inputs", "resources"].contains(key), let old = step[key]?.objectValue, let new = value.objectValue {
                     var merged = old
                     for (entry, entryValue) in new {
                         if entryValue == .null { merged.removeValue(forKey: entry) } else { merged[entry] = entryValue }

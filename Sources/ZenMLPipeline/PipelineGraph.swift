@@ -19,6 +19,8 @@ public struct ResolvedStep: Sendable {
     public var timeout: Double?
     /// How many times a failed execution is tried again.
     public var retries: Int = 0
+    /// What the step asks a cluster scheduler for: the pipeline's `resources:` over the bundle's.
+    public var resources: BundleManifest.Resources?
     /// Where a registry bundle came from (`NAME@VERSION from registry R`); `nil` for a local folder.
     public var source: String?
 }
@@ -157,6 +159,7 @@ public struct PipelineGraph: Sendable {
                 ResolvedStep(
                     name: step.name, bundlePath: bundlePath, manifest: manifest, config: config, inputs: inputs,
                     dependencies: dependencies.sorted(), cache: step.cache, timeout: step.timeout ?? manifest.timeout, retries: step.retries,
+                    resources: step.resources.map { (manifest.resources ?? .init()).overridden(by: $0) } ?? manifest.resources,
                     source: locations[step.uses]?.source))
         }
         if issues.isEmpty, let cycle = findCycle(resolved) {

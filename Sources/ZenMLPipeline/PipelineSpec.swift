@@ -126,6 +126,8 @@ public struct StepSpec: Sendable, Hashable {
     public var timeout: Double?
     /// How many times a failed execution is tried again (a lost cluster job, a flaky step).
     public var retries: Int = 0
+    /// Cluster resources for this step, replacing the bundle's request key by key.
+    public var resources: BundleManifest.Resources?
 
     static func parse(name: String, raw: JSONValue, document: YAMLDocument, issues: inout [PipelineIssue]) -> StepSpec? {
         let path = ["steps", name]
@@ -141,8 +143,8 @@ public struct StepSpec: Sendable, Hashable {
             issue([], "step '\(name)' must be a mapping with at least 'uses: ./path/to/bundle'")
             return nil
         }
-        for key in object.keys.sorted() where !["uses", "config", "inputs", "cache", "timeout", "retries"].contains(key) {
-            issue([key], "unknown key '\(key)' in step '\(name)' (known: uses, config, inputs, cache, timeout, retries)", atKey: true)
+        for key in object.keys.sorted() where !["uses", "config", "inputs", "cache", "timeout", "retries", "resources"].contains(key) {
+            issue([key], "unknown key '\(key)' in step '\(name)' (known: uses, config, inputs, cache, timeout, retries, resources)", atKey: true)
         }
         guard let uses = object["uses"]?.stringValue, !uses.isEmpty else {
             issue([], "step '\(name)' needs 'uses:', the path of its bundle folder relative to the pipeline file")
@@ -199,7 +201,16 @@ public struct StepSpec: Sendable, Hashable {
                 issue(["retries"], "'retries' must be a whole number from 0 to 10")
             }
         }
-        return StepSpec(name: name, uses: uses, config: config, inputs: inputs, cache: cache, timeout: timeout, retries: retries)
+        var resources: BundleManifest.Resources?
+        if let rawResources = object["resources"] {
+            switch BundleManifest.Resources.parse(rawResources) {
+            case .success(let requested): resources = requested
+            case .failure(let problem):
+                issue(["resources"] + [problem.key].compactMap { $0 }, problem.message + " (step '\(name)')", atKey: problem.isUnknownKey)
+            }
+        }
+        return StepSpec(
+            name: name, uses: uses, config: config, inputs: inputs, cache: cache, timeout: timeout, retries: retries, resources: resources)
     }
 }
 

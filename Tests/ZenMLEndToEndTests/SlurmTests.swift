@@ -65,6 +65,49 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(try finishedJobs() - before, 3, "a cached re-run submits no job")
     }
 
+    /// `resources:` in the bundle and, per step, in the pipeline (key by key over the bundle's)
+    /// become the job's sbatch options, as Slurm itself reports them.
+    func testResourcesFromTheBundleAndThePipelineReachTheJob() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("sized", outputs: "{out: Text}", config: "{properties: {n: {type: integer, default: 0}}}",
+            extra: "resources: {cpus: 1, time: \"9\"}\n", script: #"""
+            echo "$(num n)" > "$(out out)/n.txt"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", """
+            name: sized
+            steps:
+              plain: {uses: ./bundles/sized, config: {n: 1}}
+              tuned: {uses: ./bundles/sized, config: {n: 2}, resources: {time: "7", memory: 64M}}
+
+            """)
+        let (result, summary) = try sandbox.runPipeline("pipeline.yaml", ["--backend", "slurm"], environment: slurm)
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        let show = try sandbox.run(["runs", "show", summary["run_id"] as? String ?? "", "--json"])
+        let run = (try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])?["run"] as? [String: Any]
+        var jobs: [String: [String: String]] = [:]
+        for execution in run?["executions"] as? [[String: Any]] ?? [] {
+            guard let step = execution["step"] as? String, let id = (execution["backend"] as? [String: Any])?["slurm_job_id"] as? String else { continue }
+            let text = try Sandbox.shell("SLURM_CONF='\(slurm["SLURM_CONF"] ?? "")' scontrol show job \(id) -o")
+            var fields: [String: String] = [:]
+            for part in text.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+                let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
+                if pair.count == 2 { fields[pair[0]] = pair[1] }
+            }
+            jobs[step] = fields
+        }
+        XCTAssertEqual(jobs["plain"]?["TimeLimit"], "00:09:00", "the bundle's time: \(jobs)")
+        XCTAssertEqual(jobs["tuned"]?["TimeLimit"], "00:07:00", "the pipeline's time replaces the bundle's: \(jobs)")
+        XCTAssertEqual(jobs["tuned"]?["MinMemoryNode"], "64M", "the pipeline adds memory: \(jobs)")
+        XCTAssertEqual(jobs["tuned"]?["NumCPUs"], "1", "the bundle's cpus stay: \(jobs)")
+
+        // A mistyped resource is an error with the file and line, before anything is submitted.
+        try sandbox.write("pipeline.yaml", "name: sized\nsteps:\n  plain: {uses: ./bundles/sized, resources: {memroy: 1G}}\n")
+        let refused = try sandbox.run(["run", "pipeline.yaml", "--backend", "slurm"], environment: slurm)
+        XCTAssertEqual(refused.exitCode, 2, refused.output)
+        XCTAssertTrue(refused.stderr.contains("pipeline.yaml:3"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("unknown resource 'memroy'"), refused.stderr)
+    }
+
     func testAFailingStepsDependentsAreNeverSubmittedAndCancellingEmptiesTheQueue() throws {
         let sandbox = try Sandbox()
         try sandbox.shBundle("broken", outputs: "{out: Text}", script: #"""

@@ -20,6 +20,7 @@ final class PipelineCompositionTests: XCTestCase {
               use:
                 uses: ../bundles/other
                 inputs: {data: load.out}
+                resources: {cpus: 4, memory: 2G}
               extra:
                 uses: ../bundles/source
             """)
@@ -39,6 +40,8 @@ final class PipelineCompositionTests: XCTestCase {
             steps:
               load:
                 config: {rows: 20, seed: null}
+              use:
+                resources: {memory: 16G, cpus: null}
               extra: null
             """)
         let spec = try PipelineSpec.load(root + "/copies/deeper/copy.yaml")
@@ -51,6 +54,7 @@ final class PipelineCompositionTests: XCTestCase {
         // The rebased paths resolve to the same bundles.
         let graph = try PipelineGraph.resolve(spec)
         XCTAssertEqual(graph[step: "use"]?.dependencies, ["load"])
+        XCTAssertEqual(graph[step: "use"]?.resources, BundleManifest.Resources(memory: "16G"), "resources are patched key by key")
     }
 
     func testACopyThatChangesNothingButItsNameHasTheBasesSteps() throws {

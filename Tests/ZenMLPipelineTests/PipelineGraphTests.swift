@@ -42,6 +42,28 @@ final class PipelineGraphTests: XCTestCase {
         XCTAssertEqual(graph.dependents(of: "zeta"), ["join"])
     }
 
+    func testAPipelinesResourcesReplaceTheBundlesKeyByKey() throws {
+        try write("bundles/sized/step.yaml", "name: sized\nversion: 1\nentrypoint: sh\noutputs: {out: Data}\nresources: {cpus: 2, memory: 1G}\n")
+        let graph = try graph("""
+            name: p
+            steps:
+              plain: {uses: ./bundles/sized}
+              tuned: {uses: ./bundles/sized, resources: {memory: 8G, gpus: 1, partition: gpu}}
+              bare: {uses: ./bundles/source, resources: {time: "2:00:00"}}
+              none: {uses: ./bundles/source}
+            """)
+        XCTAssertEqual(graph[step: "plain"]?.resources, BundleManifest.Resources(cpus: 2, memory: "1G"))
+        XCTAssertEqual(graph[step: "tuned"]?.resources, BundleManifest.Resources(cpus: 2, memory: "8G", gpus: 1, partition: "gpu"))
+        XCTAssertEqual(graph[step: "bare"]?.resources, BundleManifest.Resources(time: "2:00:00"))
+        XCTAssertNil(graph[step: "none"]?.resources)
+        XCTAssertEqual(graph.steps.map(\.name).sorted(), ["bare", "none", "plain", "tuned"])
+
+        XCTAssertThrowsError(try self.graph("name: p\nsteps:\n  a: {uses: ./bundles/source, resources: {cpus: many}}\n")) { error in
+            XCTAssertTrue("\(error)".contains("pipeline.yaml:3"), "\(error)")
+            XCTAssertTrue("\(error)".contains("'cpus' must be a whole number"), "\(error)")
+        }
+    }
+
     func testSpecDigestChangesWithTheSpecOnly() throws {
         let first = try graph("name: p\nsteps:\n  a: {uses: ./bundles/source}\n").specDigest
         let reformatted = try graph("# comment\nname: p\nsteps:\n  a:\n    uses: ./bundles/source\n").specDigest
