@@ -63,8 +63,8 @@ public final class PipelineRunner: Sendable {
     /// Records as interrupted the runs still marked running whose process on this machine is
     /// gone (killed with SIGKILL, or the machine lost power), so they do not stay "running".
     func closeAbandonedRuns() {
-        guard let runs = try? metadata.runs(pipeline: nil, limit: 200) else { return }
-        for run in runs where run.state == .running && run.host == HostEnvironment.hostName {
+        guard let runs = try? metadata.runningRuns(host: HostEnvironment.hostName) else { return }
+        for run in runs {
             guard let pid = run.pid, kill(pid_t(pid), 0) != 0, errno == ESRCH else { continue }
             try? metadata.finishRun(id: run.id, state: .canceled, endedAt: Date())
         }
@@ -140,7 +140,7 @@ public final class PipelineRunner: Sendable {
                         if remaining[other]?.isEmpty == true { released.append(other) }
                     }
                     for other in released { remaining[other] = nil }
-                    ready = (ready + released).sorted { (order[$0] ?? 0) < (order[$1] ?? 0) }
+                    ready = Self.merged(ready, released.sorted { (order[$0] ?? 0) < (order[$1] ?? 0) }) { (order[$0] ?? 0) < (order[$1] ?? 0) }
                 } else {
                     // Everything downstream of a failure is skipped; independent steps go on.
                     var blocked = [name]
@@ -196,6 +196,21 @@ public final class PipelineRunner: Sendable {
             duration: ended.timeIntervalSince(started))
         observer(.runFinished(summary))
         return summary
+    }
+
+    /// Two lists in order, merged in order: a step's completion releases a few steps into a
+    /// ready list that, in a wide fan-out, holds hundreds (re-sorting it each time was quadratic).
+    static func merged(_ first: [String], _ second: [String], by before: (String, String) -> Bool) -> [String] {
+        guard !second.isEmpty else { return first }
+        var result: [String] = []
+        result.reserveCapacity(first.count + second.count)
+        var i = 0, j = 0
+        while i < first.count, j < second.count {
+            if before(second[j], first[i]) { result.append(second[j]); j += 1 } else { result.append(first[i]); i += 1 }
+        }
+        result += first[i...]
+        result += second[j...]
+        return result
     }
 
     struct RunContext: Sendable {
@@ -450,15 +465,23 @@ public final class PipelineRunner: Sendable {
 
     /// A completed or cached execution with this key whose outputs are all still in the store.
     func cachedExecution(for key: Digest, outputs: Set<String>) async throws -> ExecutionRecord? {
-        for candidate in try metadata.executions(withCacheKey: key, limit: 5) {
-            guard Set(candidate.outputs.keys) == outputs else { continue }
-            var intact = true
-            for artifact in candidate.outputs.values where intact {
-                intact = try await store.isIntact(StoredArtifact(digest: artifact.digest, uri: artifact.uri, size: artifact.size, fileCount: artifact.fileCount))
-            }
-            if intact { return candidate }
+        // Every cached re-run adds an execution with the same key: load the newest alone, which
+        // is nearly always intact, and older ones only when it is not.
+        guard let newest = try metadata.executions(withCacheKey: key, limit: 1).first else { return nil }
+        if try await isReusable(newest, outputs: outputs) { return newest }
+        for candidate in try metadata.executions(withCacheKey: key, limit: 5).dropFirst() {
+            if try await isReusable(candidate, outputs: outputs) { return candidate }
         }
         return nil
+    }
+
+    private func isReusable(_ candidate: ExecutionRecord, outputs: Set<String>) async throws -> Bool {
+        guard Set(candidate.outputs.keys) == outputs else { return false }
+        for artifact in candidate.outputs.values {
+            let stored = StoredArtifact(digest: artifact.digest, uri: artifact.uri, size: artifact.size, fileCount: artifact.fileCount)
+            guard try await store.isIntact(stored) else { return false }
+        }
+        return true
     }
 
     /// Why a step runs (it has no cache hit), compared with its latest successful execution in

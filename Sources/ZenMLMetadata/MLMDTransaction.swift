@@ -564,6 +564,17 @@ final class MLMDTransaction {
         return try loadRuns(contextIDs: ids)
     }
 
+    func runningRuns(host: String) throws -> [RunRecord] {
+        let ids = try db.int64s(
+            """
+            SELECT c.id FROM `Context` c
+            JOIN `ContextProperty` s ON s.context_id = c.id AND s.name = 'state' AND s.is_custom_property = 0 AND s.string_value = ?
+            JOIN `ContextProperty` h ON h.context_id = c.id AND h.name = 'host' AND h.is_custom_property = 0 AND h.string_value = ?
+            WHERE c.type_id = ? ORDER BY c.id
+            """, [RunState.running.rawValue, host, try runTypeID()])
+        return try loadRuns(contextIDs: ids)
+    }
+
     func run(id: String) throws -> RunRecord? {
         let typeID = try runTypeID()
         if let exact = try db.int64("SELECT id FROM `Context` WHERE type_id = ? AND name = ?", [typeID, id]) {

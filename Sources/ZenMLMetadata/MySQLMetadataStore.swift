@@ -370,6 +370,10 @@ public final class MySQLMetadataStore: MetadataStore, @unchecked Sendable {
         try transaction(readOnly: true) { try $0.run(id: id) }
     }
 
+    public func runningRuns(host: String) throws -> [RunRecord] {
+        try transaction(readOnly: true) { try $0.runningRuns(host: host) }
+    }
+
     public func executions(runID: String) throws -> [ExecutionRecord] {
         try transaction(readOnly: true) { try $0.executions(runID: runID) }
     }

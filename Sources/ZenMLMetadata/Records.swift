@@ -300,6 +300,8 @@ public protocol MetadataStore: Sendable {
     func runs(pipeline: String?, limit: Int) throws -> [RunRecord]
     /// One run by id (a unique prefix is enough).
     func run(id: String) throws -> RunRecord?
+    /// The runs still recorded as running that a process on `host` started.
+    func runningRuns(host: String) throws -> [RunRecord]
     /// A run's executions in the order they started.
     func executions(runID: String) throws -> [ExecutionRecord]
     /// Every pipeline with its versions.

@@ -122,6 +122,10 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
         try read { try $0.run(id: id) }
     }
 
+    public func runningRuns(host: String) throws -> [RunRecord] {
+        try read { try $0.runningRuns(host: host) }
+    }
+
     public func executions(runID: String) throws -> [ExecutionRecord] {
         try read { try $0.executions(runID: runID) }
     }

@@ -177,6 +177,17 @@ struct StoreBehaviour {
             XCTAssertTrue("\(error)".contains("run nope was not found"), "\(error)")
         }
         XCTAssertThrowsError(try store.executions(runID: "nope"))
+        // Runs still running, by the host that started them (the next run closes those whose process died).
+        var elsewhere = Fixtures.newRun("gamma-1", pipeline: "gamma", startedAt: base.addingTimeInterval(4))
+        elsewhere.host = "other-host"
+        try store.startRun(elsewhere)
+        var here = Fixtures.newRun("gamma-2", pipeline: "gamma", startedAt: base.addingTimeInterval(5))
+        here.host = "this-host"
+        try store.startRun(here)
+        XCTAssertEqual(try store.runningRuns(host: "this-host").map(\.id), ["gamma-2"])
+        XCTAssertEqual(try store.runningRuns(host: "other-host").map(\.id), ["gamma-1"])
+        try store.finishRun(id: "gamma-2", state: .canceled, endedAt: base.addingTimeInterval(6))
+        XCTAssertEqual(try store.runningRuns(host: "this-host").map(\.id), [])
         // Starting a run again (a retried call) records it once.
         try store.startRun(Fixtures.newRun("alpha_1", pipeline: "alpha", spec: "v1", startedAt: base))
         XCTAssertEqual(try store.runs(pipeline: "alpha", limit: 20).count, 3)
