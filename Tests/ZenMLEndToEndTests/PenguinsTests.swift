@@ -6,8 +6,7 @@ import XCTest
 final class PenguinsTests: XCTestCase {
     func testPenguinsRunsItsViewsShowAndACopyWithTheOtherTrainerReusesTheUpstreamSteps() throws {
         let sandbox = try Sandbox()
-        // The example reaches its bundles as ../../steps, which reach the SDKs in ../../protocol.
-        try Sandbox.shell("cp -R '\(Sandbox.repository)/examples' '\(Sandbox.repository)/steps' '\(Sandbox.repository)/protocol' '\(sandbox.root)/' && rm -rf '\(sandbox.root)/steps/tests'")
+        try sandbox.copyExamplesAndSteps()
         var (result, summary) = try sandbox.runPipeline("examples/penguins/pipeline.yaml")
         XCTAssertEqual(result.exitCode, 0, result.output)
         XCTAssertEqual(Set(Sandbox.states(summary).values), ["done"], "\(Sandbox.states(summary))")

@@ -42,6 +42,12 @@ final class Sandbox {
     }
 
     /// A bundle whose entrypoint is a POSIX sh script.
+    /// Copies `examples/`, `steps/` and what their links reach (the SDKs in `protocol/`) into the
+    /// sandbox, so `examples/penguins/pipeline.yaml` runs there as in the repository.
+    func copyExamplesAndSteps() throws {
+        try Sandbox.shell("cp -R '\(Sandbox.repository)/examples' '\(Sandbox.repository)/steps' '\(Sandbox.repository)/protocol' '\(root)/' && rm -rf '\(root)/steps/tests'")
+    }
+
     func shBundle(_ name: String, inputs: String = "{}", outputs: String = "{}", config: String? = nil, extra: String = "", script: String) throws {
         var manifest = """
             name: \(name)

@@ -65,6 +65,27 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(try finishedJobs() - before, 3, "a cached re-run submits no job")
     }
 
+    /// The ML example (Python and C steps, with builds) gives through Slurm the artifacts it gives locally.
+    func testThePenguinsExampleGivesTheSameDigestsThroughSlurm() throws {
+        let sandbox = try Sandbox()
+        try sandbox.copyExamplesAndSteps()
+        let (local, localSummary) = try sandbox.runPipeline("examples/penguins/pipeline.yaml")
+        XCTAssertEqual(local.exitCode, 0, local.output)
+        let before = try finishedJobs()
+        let (cluster, clusterSummary) = try sandbox.runPipeline("examples/penguins/pipeline.yaml", ["--backend", "slurm", "--no-cache"], environment: slurm)
+        XCTAssertEqual(cluster.exitCode, 0, cluster.output)
+        func outputs(_ summary: [String: Any]) -> [String: [String: String]] {
+            var outputs: [String: [String: String]] = [:]
+            for step in summary["steps"] as? [[String: Any]] ?? [] { outputs[step["name"] as? String ?? ""] = step["outputs"] as? [String: String] }
+            return outputs
+        }
+        let steps = outputs(localSummary)
+        XCTAssertEqual(steps.count, 7, "\(steps)")
+        XCTAssertEqual(Set(Sandbox.states(clusterSummary).values), ["done"], "--no-cache runs every step: \(Sandbox.states(clusterSummary))")
+        XCTAssertEqual(try finishedJobs() - before, steps.count, "one job per step")
+        XCTAssertEqual(outputs(clusterSummary), steps, "the same artifact digests as the local run")
+    }
+
     /// `resources:` in the bundle and, per step, in the pipeline (key by key over the bundle's)
     /// become the job's sbatch options, as Slurm itself reports them.
     func testResourcesFromTheBundleAndThePipelineReachTheJob() throws {
