@@ -234,9 +234,16 @@ extension ZenMLRun {
             abstract: "Run one prepared step on a cluster node (started by the Slurm backend, not by hand).",
             shouldDisplay: false)
 
+        @Flag(help: "The job is a bundle's build command, not a step.") var build = false
         @Argument(help: "The job file the host wrote.") var job: String
 
         func run() async throws {
+            if build {
+                let job = try JSONDecoder().decode(WorkerBuild.self, from: FileTree.read(job))
+                let result = WorkerBuildResult(try await ProcessLauncher.run(job.configuration))
+                try FileTree.writeAtomically(JSONEncoder().encode(result), to: job.resultFile)
+                return
+            }
             let job = try JSONDecoder().decode(WorkerJob.self, from: FileTree.read(job))
             let result = WorkerResult(await StepRunner.run(try job.launch()))
             let encoder = JSONEncoder()

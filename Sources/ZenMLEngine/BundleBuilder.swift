@@ -29,27 +29,34 @@ actor BundleBuilder {
         self.store = store
     }
 
-    /// The key of a build: the bundle, the command and the platform the binaries are for.
-    static func key(bundleDigest: Digest, command: String) -> Digest {
-        let platform = HostEnvironment.current
-        return Digest.of(canonical: [
-            "build": .string(command), "bundle": .string(bundleDigest.description),
-            "os": .string(platform.os), "arch": .string(platform.architecture),
-        ])
+    /// The key of a build: the bundle, the command and the machines the binaries are for (this
+    /// one's platform, or a backend's target such as a Slurm partition).
+    static func key(bundleDigest: Digest, command: String, target: String?) -> Digest {
+        var ingredients: [String: JSONValue] = ["build": .string(command), "bundle": .string(bundleDigest.description)]
+        if let target {
+            ingredients["target"] = .string(target)
+        } else {
+            let platform = HostEnvironment.current
+            ingredients["os"] = .string(platform.os)
+            ingredients["arch"] = .string(platform.architecture)
+        }
+        return Digest.of(canonical: .object(ingredients))
     }
 
     /// The path of the bundle's build output, building it first if no intact build is recorded.
     func output(
         bundlePath: String, manifest: BundleManifest, bundleDigest: Digest, runID: String, pipeline: String,
-        logDirectory: String, hostEnvironment: [String: String]
+        logDirectory: String, hostEnvironment: [String: String], backend: any StepBackend, resources: BundleManifest.Resources?
     ) async throws -> String {
         guard let command = manifest.build else { throw Failure(message: "the bundle has no build command", errorTail: "", logFile: nil) }
-        let key = Self.key(bundleDigest: bundleDigest, command: command)
+        let target = backend.buildTarget(for: resources)
+        let key = Self.key(bundleDigest: bundleDigest, command: command, target: target)
         if let running = inFlight[key] { return try await running.value }
         let task = Task {
             try await self.buildIfNeeded(
-                key: key, command: command, bundlePath: bundlePath, manifest: manifest, bundleDigest: bundleDigest, runID: runID,
-                pipeline: pipeline, logDirectory: logDirectory, hostEnvironment: hostEnvironment)
+                key: key, target: target, command: command, bundlePath: bundlePath, manifest: manifest, bundleDigest: bundleDigest,
+                runID: runID, pipeline: pipeline, logDirectory: logDirectory, hostEnvironment: hostEnvironment, backend: backend,
+                resources: resources)
         }
         inFlight[key] = task
         defer { inFlight[key] = nil }
@@ -57,8 +64,8 @@ actor BundleBuilder {
     }
 
     private func buildIfNeeded(
-        key: Digest, command: String, bundlePath: String, manifest: BundleManifest, bundleDigest: Digest, runID: String,
-        pipeline: String, logDirectory: String, hostEnvironment: [String: String]
+        key: Digest, target: String?, command: String, bundlePath: String, manifest: BundleManifest, bundleDigest: Digest, runID: String,
+        pipeline: String, logDirectory: String, hostEnvironment: [String: String], backend: any StepBackend, resources: BundleManifest.Resources?
     ) async throws -> String {
         for candidate in try metadata.executions(withCacheKey: key, limit: 5) {
             guard let artifact = candidate.outputs["build"] else { continue }
@@ -77,14 +84,15 @@ actor BundleBuilder {
         let execution = NewExecution(
             runID: runID, pipeline: pipeline, step: stepName, cacheKey: key, bundle: manifest.name, bundleVersion: manifest.version,
             bundleDigest: bundleDigest, config: ["build": .string(command)],
-            keyIngredients: ["key": ["build": .string(command), "bundle": .string(bundleDigest.description)]], startedAt: Date(), inputs: [:])
+            keyIngredients: ["key": ["build": .string(command), "bundle": .string(bundleDigest.description), "target": target.map { .string($0) } ?? "this machine"]],
+            startedAt: Date(), inputs: [:])
         let executionID = try metadata.startExecution(execution)
         let configuration = ProcessConfiguration(
             executable: "/bin/sh", arguments: ["-c", command],
             environment: StepLaunch.cleanEnvironment(bundlePath: bundlePath, manifest: manifest, scratch: scratch, hostEnvironment: hostEnvironment, buildPath: output),
             workingDirectory: scratch,
             standardInputFile: work + "/stdin", logFile: logFile, timeout: 3600)
-        let result = try await ProcessLauncher.run(configuration)
+        let result = try await backend.runBuild(configuration, resources: resources, label: stepName)
         func failed(_ message: String) throws -> Never {
             _ = try? metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: result.canceled ? .canceled : .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: message))
             throw Failure(message: message, errorTail: result.errorTail, logFile: logFile)

@@ -396,7 +396,8 @@ public final class PipelineRunner: Sendable {
             do {
                 buildPath = try await builder.output(
                     bundlePath: step.bundlePath, manifest: step.manifest, bundleDigest: bundleDigest, runID: context.runID,
-                    pipeline: graph.spec.name, logDirectory: context.logDirectory, hostEnvironment: context.options.hostEnvironment)
+                    pipeline: graph.spec.name, logDirectory: context.logDirectory, hostEnvironment: context.options.hostEnvironment,
+                    backend: context.options.backend, resources: step.resources)
             } catch let failure as BundleBuilder.Failure {
                 return .failure(StepFailureReport(message: failure.message, exitCode: nil, errorTail: failure.errorTail, logFile: failure.logFile))
             } catch {

@@ -38,8 +38,8 @@ public struct SlurmBackend: StepBackend {
     }
 
     public func run(_ launch: StepLaunch, step: String, progress: @escaping @Sendable (String) -> Void) async -> BackendRun {
-        func lost(_ message: String, _ details: [String: JSONValue] = [:]) -> BackendRun {
-            BackendRun(result: StepRunResult(outcome: .failure(.lost(message)), exitCode: nil, errorTail: "", duration: 0), details: details)
+        func lost(_ message: String, _ details: [String: JSONValue] = [:]) -> StepRunResult {
+            StepRunResult(outcome: .failure(.lost(message)), exitCode: nil, errorTail: "", duration: 0)
         }
         let resultFile = launch.workDirectory + "/worker-result.json"
         let jobFile = launch.workDirectory + "/worker-job.json"
@@ -48,21 +48,86 @@ public struct SlurmBackend: StepBackend {
             encoder.outputFormatting = [.sortedKeys]
             try FileTree.writeAtomically(encoder.encode(WorkerJob(launch, resultFile: resultFile)), to: jobFile)
         } catch {
-            return lost("cannot write the Slurm job file: \(error)")
+            return BackendRun(result: lost("cannot write the Slurm job file: \(error)"))
         }
+        let job = await submit(
+            jobFile: jobFile, workerArguments: [], name: step, directory: launch.workDirectory, resources: launch.resources,
+            timeout: launch.timeout, progress: progress)
+        switch job.ending {
+        case .refused(let message):
+            return BackendRun(result: lost(message), details: job.details)
+        case .canceled:
+            return BackendRun(result: StepRunResult(outcome: .failure(.canceled), exitCode: nil, errorTail: "", duration: 0), details: job.details)
+        case .ended(let summary, let outputTail):
+            guard let data = try? FileTree.read(resultFile), let reported = try? JSONDecoder().decode(WorkerResult.self, from: data) else {
+                var result = lost("\(summary) before the step reported")
+                result.errorTail = outputTail
+                return BackendRun(result: result, details: job.details)
+            }
+            return BackendRun(result: reported.runResult, details: job.details)
+        }
+    }
+
+    /// Builds are keyed by partition: its nodes, not the submitting host, run the binaries.
+    public func buildTarget(for resources: BundleManifest.Resources?) -> String? {
+        "slurm partition " + (resources?.partition ?? partition ?? "(default)")
+    }
+
+    /// Runs the build as a job on the partition the step will run on.
+    public func runBuild(_ configuration: ProcessConfiguration, resources: BundleManifest.Resources?, label: String) async throws -> ProcessResult {
+        let directory = (configuration.workingDirectory as NSString).deletingLastPathComponent
+        let resultFile = directory + "/worker-result.json"
+        let jobFile = directory + "/worker-job.json"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try FileTree.writeAtomically(encoder.encode(WorkerBuild(configuration, resultFile: resultFile)), to: jobFile)
+        // A build needs the step's partition, not its cpus or memory.
+        let job = await submit(
+            jobFile: jobFile, workerArguments: ["--build"], name: label, directory: directory,
+            resources: BundleManifest.Resources(partition: resources?.partition), timeout: configuration.timeout, progress: { _ in })
+        func failed(_ message: String, tail: String = "", canceled: Bool = false) -> ProcessResult {
+            WorkerBuildResult(lost: [message, tail].filter { !$0.isEmpty }.joined(separator: "\n"), canceled: canceled).processResult
+        }
+        switch job.ending {
+        case .refused(let message): return failed(message)
+        case .canceled: return failed("", canceled: true)
+        case .ended(let summary, let outputTail):
+            guard let data = try? FileTree.read(resultFile), let reported = try? JSONDecoder().decode(WorkerBuildResult.self, from: data) else {
+                return failed("\(summary) before the build reported", tail: outputTail)
+            }
+            return reported.processResult
+        }
+    }
+
+    /// How a job ended, as far as Slurm tells.
+    enum JobEnding {
+        /// sbatch did not take it.
+        case refused(String)
+        /// The run was interrupted; the job was cancelled and has left the queue.
+        case canceled
+        /// The job left the queue: Slurm's account of it (state, reason, exit code) and the tail of its output file.
+        case ended(summary: String, outputTail: String)
+    }
+
+    /// Submits `zenml-run worker [ARGS] JOB` and waits for the job to leave the queue (cancelling
+    /// it if the calling task is cancelled). The details are recorded with the execution.
+    func submit(
+        jobFile: String, workerArguments: [String], name: String, directory: String, resources: BundleManifest.Resources?, timeout: Double?,
+        progress: @escaping @Sendable (String) -> Void
+    ) async -> (ending: JobEnding, details: [String: JSONValue]) {
         var arguments = [
-            "sbatch", "--parsable", "--job-name=zenml-\(step)", "--output=\(launch.workDirectory)/slurm-%j.out",
-            "--chdir=\(launch.workDirectory)", "--kill-on-invalid-dep=yes",
+            "sbatch", "--parsable", "--job-name=zenml-\(name)", "--output=\(directory)/slurm-%j.out",
+            "--chdir=\(directory)", "--kill-on-invalid-dep=yes",
         ]
-        arguments += Self.resourceOptions(launch.resources, timeout: launch.timeout)
-        if let partition { arguments.append("--partition=\(partition)") }
-        arguments += ["--wrap", (workerCommand + [jobFile]).map(Self.shellQuoted).joined(separator: " ")]
+        arguments += Self.resourceOptions(resources, timeout: timeout)
+        if let partition, resources?.partition == nil { arguments.append("--partition=\(partition)") }
+        arguments += ["--wrap", (workerCommand + workerArguments + [jobFile]).map(Self.shellQuoted).joined(separator: " ")]
         let submitted = Date()
         let jobID: String
         do {
             jobID = try Slurm.command(arguments).trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";").first.map(String.init) ?? ""
         } catch {
-            return lost("sbatch refused the step: \(error)")
+            return (.refused("sbatch refused the step: \(error)"), [:])
         }
         let accepted = Date()
         progress("slurm job \(jobID) submitted")
@@ -76,7 +141,7 @@ public struct SlurmBackend: StepBackend {
                 for _ in 0..<100 where (try? Slurm.command(["squeue", "-h", "-j", jobID, "-o", "%T"]))?.isEmpty == false {
                     usleep(100_000)
                 }
-                return BackendRun(result: StepRunResult(outcome: .failure(.canceled), exitCode: nil, errorTail: "", duration: 0), details: details)
+                return (.canceled, details)
             }
             let (state, node) = await queue.state(of: jobID, since: accepted)
             if state.isEmpty || ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"].contains(state) {
@@ -98,16 +163,11 @@ public struct SlurmBackend: StepBackend {
         if details["queue_wait_seconds"] == nil { details["queue_wait_seconds"] = .double(0) }
         details["slurm_state"] = .string(job["JobState"] ?? "UNKNOWN")
         details["run_seconds"] = .double(Date().timeIntervalSince(started ?? submitted))
-        guard let data = try? FileTree.read(resultFile), let reported = try? JSONDecoder().decode(WorkerResult.self, from: data) else {
-            let state = job["JobState"] ?? "UNKNOWN"
-            let reason = job["Reason"].map { $0 == "None" ? "" : ", reason \($0)" } ?? ""
-            let tail = ((try? String(contentsOfFile: launch.workDirectory + "/slurm-\(jobID).out", encoding: .utf8)) ?? "")
-                .split(separator: "\n").suffix(10).joined(separator: "\n")
-            var result = lost("slurm job \(jobID) ended \(state)\(reason) (exit code \(job["ExitCode"] ?? "?")) before the step reported", details).result
-            result.errorTail = tail
-            return BackendRun(result: result, details: details)
-        }
-        return BackendRun(result: reported.runResult, details: details)
+        let state = job["JobState"] ?? "UNKNOWN"
+        let reason = job["Reason"].map { $0 == "None" ? "" : ", reason \($0)" } ?? ""
+        let tail = ((try? String(contentsOfFile: directory + "/slurm-\(jobID).out", encoding: .utf8)) ?? "")
+            .split(separator: "\n").suffix(10).joined(separator: "\n")
+        return (.ended(summary: "slurm job \(jobID) ended \(state)\(reason) (exit code \(job["ExitCode"] ?? "?"))", outputTail: tail), details)
     }
 
     /// sbatch options for the bundle's `resources:`; the step's timeout (plus a minute for the

@@ -1,4 +1,5 @@
 import Foundation
+import ZenMLContract
 import ZenMLCore
 import ZenMLExecutor
 
@@ -11,6 +12,19 @@ public protocol StepBackend: Sendable {
     var name: String { get }
     /// Runs a prepared step to its end. `progress` receives short status lines (a job id, a queue state).
     func run(_ launch: StepLaunch, step: String, progress: @escaping @Sendable (String) -> Void) async -> BackendRun
+    /// The machines a step with these resources runs on, when they are not this one: builds are
+    /// keyed by it (binaries made here may not run there). `nil`: this machine.
+    func buildTarget(for resources: BundleManifest.Resources?) -> String?
+    /// Runs a bundle's `build:` command on the machines a step with these resources runs on.
+    func runBuild(_ configuration: ProcessConfiguration, resources: BundleManifest.Resources?, label: String) async throws -> ProcessResult
+}
+
+extension StepBackend {
+    public func buildTarget(for resources: BundleManifest.Resources?) -> String? { nil }
+
+    public func runBuild(_ configuration: ProcessConfiguration, resources: BundleManifest.Resources?, label: String) async throws -> ProcessResult {
+        try await ProcessLauncher.run(configuration)
+    }
 }
 
 /// What a backend reports about one step: its result and where and how it ran.

@@ -68,3 +68,67 @@ public struct WorkerResult: Codable, Sendable {
         return StepRunResult(outcome: outcome, exitCode: exitCode, errorTail: errorTail, duration: duration, usage: usage)
     }
 }
+
+/// A bundle's `build:` command handed to a worker on a node (`zenml-run worker --build JOB`), so
+/// a compiled step is built on the kind of machine that runs it, not on the submitting host.
+public struct WorkerBuild: Codable, Sendable {
+    public var executable: String
+    public var arguments: [String]
+    public var environment: [String: String]
+    public var workingDirectory: String
+    public var standardInputFile: String
+    public var logFile: String
+    public var timeout: Double?
+    /// Where the worker writes its ``WorkerBuildResult``.
+    public var resultFile: String
+
+    public init(_ configuration: ProcessConfiguration, resultFile: String) {
+        executable = configuration.executable
+        arguments = configuration.arguments
+        environment = configuration.environment
+        workingDirectory = configuration.workingDirectory
+        standardInputFile = configuration.standardInputFile
+        logFile = configuration.logFile
+        timeout = configuration.timeout
+        self.resultFile = resultFile
+    }
+
+    public var configuration: ProcessConfiguration {
+        ProcessConfiguration(
+            executable: executable, arguments: arguments, environment: environment, workingDirectory: workingDirectory,
+            standardInputFile: standardInputFile, logFile: logFile, timeout: timeout)
+    }
+}
+
+/// How a build on a node ended.
+public struct WorkerBuildResult: Codable, Sendable {
+    public var exitCode: Int32?
+    public var errorTail: String
+    public var duration: TimeInterval
+    public var timedOut: Bool
+    /// The run was interrupted and the job cancelled.
+    public var canceled = false
+
+    public init(_ result: ProcessResult) {
+        exitCode = result.exitCode
+        errorTail = result.errorTail
+        duration = result.duration
+        timedOut = result.timedOut
+    }
+
+    /// A build whose job ended without the worker reporting (or was cancelled): `message` says how.
+    public init(lost message: String, canceled: Bool = false) {
+        exitCode = nil
+        errorTail = message
+        duration = 0
+        timedOut = false
+        self.canceled = canceled
+    }
+
+    /// The result as if the build had run here.
+    public var processResult: ProcessResult {
+        ProcessResult(
+            termination: exitCode.map { .exited($0) } ?? .signaled(SIGKILL), standardOutput: Data(), outputLimitExceeded: false,
+            errorTail: errorTail, timedOut: timedOut, canceled: canceled, duration: duration, usage: nil)
+    }
+}

@@ -36,7 +36,7 @@ final class SlurmTests: XCTestCase {
         let before = try finishedJobs()
         let cluster = try sandbox.run(["run", "cluster/quickstart/pipeline.yaml", "--workspace", "cluster", "--backend", "slurm", "--json"], environment: slurm)
         XCTAssertEqual(cluster.exitCode, 0, cluster.output)
-        XCTAssertEqual(try finishedJobs() - before, 3, "one job per step")
+        XCTAssertEqual(try finishedJobs() - before, 5, "one job per step and per build (normalize in C, report in Swift), built on the cluster")
         func outputs(_ result: Sandbox.Result) throws -> [String: [String: String]] {
             let run = (try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])?["run"] as? [String: Any]
             var outputs: [String: [String: String]] = [:]
@@ -51,6 +51,8 @@ final class SlurmTests: XCTestCase {
         let run = (try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])?["run"] as? [String: Any]
         let executions = (run?["executions"] as? [[String: Any]] ?? []).filter { !(($0["step"] as? String) ?? "").hasPrefix("build:") }
         XCTAssertEqual(executions.count, 3)
+        let builds = (run?["executions"] as? [[String: Any]] ?? []).compactMap { $0["step"] as? String }.filter { $0.hasPrefix("build:") }
+        XCTAssertEqual(builds.sorted(), ["build:normalize", "build:report"], "built for the partition, not reused from the host: \(show.stdout)")
         for execution in executions {
             let backend = execution["backend"] as? [String: Any]
             XCTAssertEqual(backend?["backend"] as? String, "slurm", show.stdout)
@@ -62,7 +64,7 @@ final class SlurmTests: XCTestCase {
         let again = try sandbox.run(["run", "cluster/quickstart/pipeline.yaml", "--workspace", "cluster", "--backend", "slurm", "--json"], environment: slurm)
         XCTAssertEqual(again.exitCode, 0, again.output)
         XCTAssertEqual(Set(try outputs(again).keys), ["generate", "normalize", "report"])
-        XCTAssertEqual(try finishedJobs() - before, 3, "a cached re-run submits no job")
+        XCTAssertEqual(try finishedJobs() - before, 5, "a cached re-run submits no job")
     }
 
     /// The ML example (Python and C steps, with builds) gives through Slurm the artifacts it gives locally.
@@ -82,8 +84,13 @@ final class SlurmTests: XCTestCase {
         let steps = outputs(localSummary)
         XCTAssertEqual(steps.count, 7, "\(steps)")
         XCTAssertEqual(Set(Sandbox.states(clusterSummary).values), ["done"], "--no-cache runs every step: \(Sandbox.states(clusterSummary))")
-        XCTAssertEqual(try finishedJobs() - before, steps.count, "one job per step")
+        XCTAssertEqual(try finishedJobs() - before, steps.count + 2, "one job per step, and one per C bundle built for the cluster's partition")
         XCTAssertEqual(outputs(clusterSummary), steps, "the same artifact digests as the local run")
+        // Built once per partition: another run on the cluster submits only its steps.
+        let again = try finishedJobs()
+        let (rerun, _) = try sandbox.runPipeline("examples/penguins/pipeline.yaml", ["--backend", "slurm", "--no-cache", "--only", "train"], environment: slurm)
+        XCTAssertEqual(rerun.exitCode, 0, rerun.output)
+        XCTAssertEqual(try finishedJobs() - again, 4, "data, split, statistics and train; the C builds are reused")
     }
 
     /// `resources:` in the bundle and, per step, in the pipeline (key by key over the bundle's)
