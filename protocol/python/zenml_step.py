@@ -48,8 +48,14 @@ TensorFlow's `tf.io.TFRecordWriter` writes, and TensorFlow reads them back:
 `example.to_dict()` gives `{"id": [7], "x": [0.5, 1.5], "label": [b"cat"]}`; it drops the
 kind of empty lists, so write Examples (not dicts) back when features may be empty.
 
-Lower down: `TFRecordReader` / `TFRecordWriter` (one file of raw records; `write_records()`
-for many pre-serialized records at once), `Example` and
+Many records at once, as ML code wants them (one array per feature, like
+`tf.io.parse_example`): `read_example_batches(path, batch_size=1024)` yields `ExampleBatch`es,
+`batch["x"].values` being every record's x values in order (`array('f')`, `array('q')` or a
+list of bytes) and `batch["x"].row_splits` where each record's start. It is several times faster
+than `read_examples` when records share a layout, and gives the same values.
+
+Lower down: `TFRecordReader` / `TFRecordWriter` (one file of raw records; `read_batch()` and
+`write_records()` for many records at once), `ExampleBatch.decode(records)`, `Example` and
 `Feature` (the message, with `Example.parse` / `example.serialize()`), `read_records`,
 `shard_paths`, `shard_file_name`, `crc32c`.
 
