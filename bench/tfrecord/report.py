@@ -70,13 +70,19 @@ def table(medians, runs):
 
     row("Write pre-serialized records, uncompressed", "%s rec/s (50 MB/s)" % rate(TF_WRITE_RPS),
         "≥ 5x: %s rec/s" % rate(5 * TF_WRITE_RPS), records_cell("write_none", 5 * TF_WRITE_RPS))
+    row("Write, uncompressed, batched call (Python `write_records`)", "%s rec/s" % rate(TF_WRITE_RPS),
+        "≥ 5x: %s rec/s" % rate(5 * TF_WRITE_RPS), records_cell("write_none_batch", 5 * TF_WRITE_RPS))
     row("Write, GZIP (level 6)", "%s rec/s" % rate(TF_WRITE_GZIP_RPS),
         "≤ 1.2x zlib alone (%.0f MB/s)" % (zlib_deflate or 0), gzip_cell("write_gzip", zlib_deflate))
     row("Read, uncompressed (both CRCs checked)", "%s rec/s (35 MB/s)" % rate(TF_READ_RPS),
         "≥ 5x: %s rec/s" % rate(5 * TF_READ_RPS), records_cell("read_none", 5 * TF_READ_RPS))
+    row("Read, uncompressed, a batch per call (Python `read_batch`)", "%s rec/s" % rate(TF_READ_RPS),
+        "≥ 5x: %s rec/s" % rate(5 * TF_READ_RPS), records_cell("read_none_batch", 5 * TF_READ_RPS))
     row("Read, GZIP (both CRCs checked)", "≤ %s rec/s" % rate(TF_READ_RPS), "–", records_cell("read_gzip"))
     row("Read and decode to Examples", "parse_example: %s rec/s" % rate(TF_PARSE_RPS),
         "≥ 5x: %s rec/s" % rate(5 * TF_PARSE_RPS), records_cell("decode", 5 * TF_PARSE_RPS))
+    row("Read and decode into columns (Python `read_example_batches`)", "parse_example: %s rec/s" % rate(TF_PARSE_RPS),
+        "≥ 5x: %s rec/s" % rate(5 * TF_PARSE_RPS), records_cell("decode_columns", 5 * TF_PARSE_RPS))
     row("Build and serialize Examples", "Python: %s rec/s" % rate(TF_BUILD_RPS), "–", records_cell("build_serialize"))
 
     def crc_cell(impl):

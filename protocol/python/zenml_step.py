@@ -48,8 +48,14 @@ TensorFlow's `tf.io.TFRecordWriter` writes, and TensorFlow reads them back:
 `example.to_dict()` gives `{"id": [7], "x": [0.5, 1.5], "label": [b"cat"]}`; it drops the
 kind of empty lists, so write Examples (not dicts) back when features may be empty.
 
-Lower down: `TFRecordReader` / `TFRecordWriter` (one file of raw records; `write_records()`
-for many pre-serialized records at once), `Example` and
+Many records at once, as ML code wants them (one array per feature, like
+`tf.io.parse_example`): `read_example_batches(path, batch_size=1024)` yields `ExampleBatch`es,
+`batch["x"].values` being every record's x values in order (`array('f')`, `array('q')` or a
+list of bytes) and `batch["x"].row_splits` where each record's start. It is several times faster
+than `read_examples` when records share a layout, and gives the same values.
+
+Lower down: `TFRecordReader` / `TFRecordWriter` (one file of raw records; `read_batch()` and
+`write_records()` for many records at once), `ExampleBatch.decode(records)`, `Example` and
 `Feature` (the message, with `Example.parse` / `example.serialize()`), `read_records`,
 `shard_paths`, `shard_file_name`, `crc32c`.
 
@@ -75,7 +81,7 @@ import struct
 import sys
 import zlib
 from array import array as _array
-from itertools import chain as _chain
+from itertools import accumulate as _accumulate, chain as _chain, groupby as _groupby
 from operator import itemgetter as _itemgetter
 
 __all__ = [
@@ -561,25 +567,18 @@ _LANE_MASKS = {}
 
 
 def _lane_masks(count):
-    """Big-int masks over `count` 64-bit little-endian lanes for `_masked_crcs_match`."""
-    masks = _LANE_MASKS.get(count)
+    """Big-int masks over at least `count` 64-bit little-endian lanes for `_masked_crc_lanes`
+    (cached per power of two; longer masks are cut to size by the last `&`)."""
+    capacity = 1 << (count - 1).bit_length()
+    masks = _LANE_MASKS.get(capacity)
     if masks is None:
-        masks = tuple(int.from_bytes(pattern * count, "little") for pattern in (
+        masks = tuple(int.from_bytes(pattern * capacity, "little") for pattern in (
             b"\xff\xff\x01\x00\x00\x00\x00\x00",   # bits 0..16
             b"\x00\x00\xfe\xff\x00\x00\x00\x00",   # bits 17..31
             _pack_u32(_MASK_DELTA) + b"\x00\x00\x00\x00",
             b"\xff\xff\xff\xff\x00\x00\x00\x00"))
-        if count & (count - 1) == 0:  # the run probes' sizes; others are cheap to rebuild
-            _LANE_MASKS[count] = masks
+        _LANE_MASKS[capacity] = masks
     return masks
-
-
-def _masked_crcs_match(datas, footers):
-    """Whether every footer (4 bytes) is the masked CRC32C of its data, checked all at once: the
-    CRCs go into 64-bit lanes of one big integer, masked there lane by lane (rotate, add the
-    delta) with a few whole-integer operations, and compared with the footers as bytes. The
-    per-record work is then the crc32c call itself, made by map() in C."""
-    return _masked_crc_lanes(datas) == b"\x00\x00\x00\x00".join(footers) + b"\x00\x00\x00\x00"
 
 
 def _scan_records(buffer, position, limit):
@@ -588,17 +587,19 @@ def _scan_records(buffer, position, limit):
     bytes, with a data CRC that matches. Stops before the first record that is not so (cut by
     the buffer's end, new header, damage) for read_record() to handle and report.
 
-    Records of one length usually follow each other (fixed-schema examples), so runs of records
-    with the same header are split by one `struct.iter_unpack` over the run and their CRCs
-    checked together (`_masked_crcs_match`): no Python bytecode per record. The run length is
-    probed adaptively, so records of varying lengths cost little extra."""
+    Records of one length usually follow each other (fixed-schema examples), so a run of records
+    of one length is a repeated fixed-size struct: each byte of the headers is checked for the
+    whole run with one strided slice, the data split out by one `struct.iter_unpack`, the footers
+    gathered by four strided slices, and all data CRCs checked at once (`_masked_crc_lanes`).
+    The per-record work is then the crc32c call and a bytes object, both made in C. The run
+    length is probed adaptively, so records of varying lengths cost little extra."""
     records = []
     if not _LITTLE_ENDIAN:
         return records, position
     lengths = _LENGTH_FOR_VALID_HEADER
     size = len(buffer)
     view = None
-    probe = 16
+    probe = _RUN_PROBE_START
     while position + _HEADER_SIZE <= size:
         header = buffer[position:position + _HEADER_SIZE]
         length = lengths.get(header)
@@ -606,6 +607,14 @@ def _scan_records(buffer, position, limit):
             break
         stride = length + _HEADER_SIZE + _FOOTER_SIZE
         count = min((size - position) // stride, probe)
+        if count > 1:
+            stop = position + count * stride
+            for byte in range(_HEADER_SIZE):
+                column = buffer[position + byte:stop:stride]
+                if column.count(header[byte]) != count:
+                    count -= len(column.lstrip(header[byte:byte + 1]))  # the records before the first other byte
+                    stop = position + count * stride
+            probe = min(probe * 2, _RUN_PROBE_LIMIT) if count == probe else max(2 * count, 2)
         if count == 0:
             break
         if count == 1:
@@ -620,33 +629,31 @@ def _scan_records(buffer, position, limit):
             continue
         run = _RUN_STRUCTS.get(length)
         if run is None:
-            run = struct.Struct("%ds%ds%ds" % (_HEADER_SIZE, length, _FOOTER_SIZE))
+            run = struct.Struct("%dx%ds%dx" % (_HEADER_SIZE, length, _FOOTER_SIZE)).iter_unpack
             if len(_RUN_STRUCTS) < _HEADER_CACHE_LIMIT:
                 _RUN_STRUCTS[length] = run
         if view is None:
             view = memoryview(buffer)
-        headers, datas, footers = zip(*run.iter_unpack(view[position:position + count * stride]))
-        if headers.count(header) == count:
-            probe = min(probe * 2, _RUN_PROBE_LIMIT)
-        else:
-            run_length = 1
-            while headers[run_length] == header:
-                run_length += 1
-            datas = datas[:run_length]
-            footers = footers[:run_length]
-            count = run_length
-            probe = max(2 * run_length, 2)
-        if not _masked_crcs_match(datas, footers):
-            for data, footer in zip(datas, footers):  # find the damaged one: read_record() reports it
+        datas = [data for (data,) in run(view[position:stop])]
+        footers = bytearray(count << 3)
+        at = position + _HEADER_SIZE + length
+        for byte in range(_FOOTER_SIZE):
+            footers[byte::8] = buffer[at + byte:stop:stride]
+        if _masked_crc_lanes(datas) != footers:
+            for data in datas:  # find the damaged one: read_record() reports it
                 crc = _crc32c_function(data)
-                if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != _unpack_u32_at(footer)[0]:
+                if (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & _U32 != _unpack_u32_at(buffer, at)[0]:
                     break
                 records.append(data)
                 position += stride
+                at += stride
             break
-        records.extend(datas)
-        position += count * stride
+        records += datas
+        position = stop
     return records, position
+
+
+_RUN_PROBE_START = 256  # records; runs end at a buffer's end anyway, and a shorter run costs little
 
 
 class TFRecordReader:
@@ -752,6 +759,55 @@ class TFRecordReader:
         the record that is not one)."""
         for record in self:
             yield _parse_record(record, self.path, self.record_index - 1)
+
+    def read_batch(self):
+        """The next records (a list of bytes, at least one), as many as the buffer holds whole
+        (about 256 KiB of them); an empty list after the last record. The same checks as
+        `read_record()`, with less work per record: the call for many small records. After a
+        batch that ends before a damaged record, the next call raises its error."""
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            batch = list(pending)
+            if batch:
+                return batch
+        if self._failure is not None:
+            raise self._failure
+        batch = self._scan()
+        if not batch:
+            record = self.read_record()
+            if record is None:
+                return []
+            # read_record() refilled the buffer: take what followed the record in it as well.
+            batch = [record]
+            batch += self._scan()
+        return batch
+
+    def batches(self):
+        """The remaining records as lists (see `read_batch`)."""
+        while True:
+            batch = self.read_batch()
+            if not batch:
+                return
+            yield batch
+
+    def example_batches(self):
+        """The remaining records decoded a batch at a time into `ExampleBatch`es (columns per
+        feature; see `read_batch` for the batch sizes). A record that is not an Example raises
+        `MalformedExampleError` naming its index."""
+        while True:
+            first_index = self.record_index
+            batch = self.read_batch()
+            if not batch:
+                return
+            yield _decode_batch(batch, self.path, first_index)
+
+    def _scan(self):
+        batch, position = _scan_records(self._buffer, self._position, self.max_record_length)
+        if batch:
+            self._position = position
+            self._scanned += len(batch)
+        return batch
 
     def read_record(self):
         """The next record's bytes, or None after the last one."""
@@ -877,7 +933,11 @@ def _masked_crc_lanes(records):
     count = len(records)
     lanes = int.from_bytes(_array("Q", map(_crc32c_function, records)), "little")
     low17, high15, delta, low32 = _lane_masks(count)
-    return (((((lanes >> 15) & low17) | ((lanes << 17) & high15)) + delta) & low32).to_bytes(count << 3, "little")
+    # The masks may have more lanes than there are records: the extra lanes hold only the delta.
+    masked = ((((lanes >> 15) & low17) | ((lanes << 17) & high15)) + delta) & low32
+    if count & (count - 1):
+        masked &= (1 << (count << 6)) - 1
+    return masked.to_bytes(count << 3, "little")
 
 
 def _frame(records):
@@ -887,8 +947,21 @@ def _frame(records):
         for record in records:
             parts += (_framing_header(len(record)), record, _pack_u32(masked_crc32c(record)))
         return b"".join(parts)
-    headers = map(_HEADERS.__getitem__, map(len, records))
-    footers = map(_first, _FOOTER_OF_LANE(_masked_crc_lanes(records)))
+    lanes = _masked_crc_lanes(records)
+    lengths = list(map(len, records))
+    length = lengths[0]
+    if lengths.count(length) == len(lengths):
+        # One length (fixed-schema examples): every header is the same, so the records joined
+        # with "footer placeholder + header" between them are the framing but for the footers,
+        # which four strided copies then fill in from the CRC lanes for all records at once.
+        header = _HEADERS[length]
+        framed = bytearray(header + (b"\x00\x00\x00\x00" + header).join(records) + b"\x00\x00\x00\x00")
+        stride = length + _HEADER_SIZE + _FOOTER_SIZE
+        for byte in range(_FOOTER_SIZE):
+            framed[_HEADER_SIZE + length + byte::stride] = lanes[byte::8]
+        return framed
+    headers = map(_HEADERS.__getitem__, lengths)
+    footers = map(_first, _FOOTER_OF_LANE(lanes))
     return b"".join(_chain_from_iterable(zip(headers, records, footers)))
 
 
@@ -984,10 +1057,14 @@ class TFRecordWriter:
             # About one buffer's worth at a time, so the framed bytes stay bounded.
             room = max(1, (limit - self._pending_size) // (len(records[start]) + 16))
             chunk = records[start:start + room]
-            self._pending += chunk
-            self._pending_size += sum(map(len, chunk)) + 16 * len(chunk)
             self.record_count += len(chunk)
             start += len(chunk)
+            if not self._pending and start < total:
+                # A whole buffer's worth: framed and written at once, not queued.
+                self._emit(_frame(chunk), None)
+                continue
+            self._pending += chunk
+            self._pending_size += sum(map(len, chunk)) + 16 * len(chunk)
             if self._pending_size >= limit:
                 self._drain(None)
 
@@ -1019,6 +1096,10 @@ class TFRecordWriter:
         data = _frame(self._pending) if self._pending else b""
         self._pending = []
         self._pending_size = 0
+        self._emit(data, flush_mode)
+
+    def _emit(self, data, flush_mode):
+        """Writes framed bytes out (compressing them); with a flush mode, waits until all is written."""
         if self._deflater is None:
             if data:
                 self._guard(self._file.write, data)
@@ -1906,6 +1987,416 @@ def _parse_record(record, path, record_index):
         raise MalformedExampleError(path, record_index, error) from None
 
 
+# -- Decoding many records at once: columns -------------------------------------------------------
+#
+# ML code wants a batch of examples as one array per feature (what `tf.io.parse_example` returns),
+# and building one `Example` with a dict and `Feature` objects per record costs far more than the
+# values themselves. `ExampleBatch.decode` returns each feature as a `Column`: all its values in
+# record order (array('f') for floats, array('q') for int64s, a list of bytes) and `row_splits`,
+# as `tf.RaggedTensor` has them: record i holds values[row_splits[i]:row_splits[i + 1]].
+#
+# Records of a dataset usually share one layout, so consecutive records of one length are decoded
+# together: the run is joined into one buffer, one struct (the run's *column template*, made from
+# its first record) splits every record into its structural bytes (tags, lengths, names, checked
+# equal to the template's with one tuple.count per segment) and its value bytes, and each value
+# column is turned into an array with one call (floats: frombytes; packed int64s: all varints of
+# the run at once, see `_varint_lanes`). When a structural byte or a varint's width differs, that
+# run is decoded record by record instead, so the result is always the per-record decoder's.
+
+_COLUMN_TEMPLATES = {}
+_COLUMN_RUN_MIN = 4  # shorter runs are cheaper record by record than with a struct
+
+
+class InconsistentFeatureError(ValueError):
+    """A feature has one kind in one record of a batch and another kind in another, so it cannot
+    be one column (`tf.io.parse_example` rejects such a batch too)."""
+
+    def __init__(self, key, first_kind, first_index, kind, index):
+        super().__init__("feature %r is a %s in record %d but a %s in record %d: a column holds one kind; "
+                         "decode these records one by one (Example.parse) or fix the data"
+                         % (key, first_kind, first_index, kind, index))
+        self.key = key
+        self.record_index = index
+
+
+class Column:
+    """One feature of an `ExampleBatch`: `kind` ("bytes_list", "float_list", "int64_list", or None
+    when no record of the batch sets one), `values` (every record's values in record order:
+    `array('f')` for floats, `array('q')` for int64s, a list of bytes, and an empty list for no
+    kind), `row_lengths` (`array('q')`: how many values each record holds), `row_splits`
+    (record i holds `values[row_splits[i]:row_splits[i + 1]]`) and `present` (a bytearray: 1
+    where the record has the feature, 0 where it lacks it; either way a record without values
+    has an empty row). A record whose feature has no kind set counts as present and empty.
+
+    The arrays support the buffer protocol: `numpy.frombuffer(column.values, numpy.float32)` and
+    `.reshape(len(column), -1)` for a fixed-size feature need no copy."""
+
+    __slots__ = ("kind", "values", "row_lengths", "present", "_row_splits")
+
+    def __init__(self, kind, values, row_lengths, present):
+        self.kind = kind
+        self.values = values
+        #: array('q'): how many values each record holds.
+        self.row_lengths = row_lengths
+        #: bytearray: 1 where the record has the feature.
+        self.present = present
+        self._row_splits = None
+
+    @property
+    def row_splits(self):
+        """array('q'), one more than the records: record i holds
+        `values[row_splits[i]:row_splits[i + 1]]` (computed on first use)."""
+        if self._row_splits is None:
+            self._row_splits = _array("q", _accumulate(self.row_lengths, initial=0))
+        return self._row_splits
+
+    def __len__(self):
+        return len(self.row_lengths)
+
+    def row(self, index):
+        """The values of record `index`, as a list."""
+        splits = self.row_splits
+        return list(self.values[splits[index]:splits[index + 1]])
+
+    def rows(self):
+        """Every record's values, as a list of lists."""
+        values = self.values
+        splits = self.row_splits
+        return [list(values[start:stop]) for start, stop in zip(splits, splits[1:])]
+
+    def __eq__(self, other):
+        if not isinstance(other, Column):
+            return NotImplemented
+        return (self.kind == other.kind and list(self.row_lengths) == list(other.row_lengths)
+                and self.present == other.present
+                and (self.values.tobytes() == other.values.tobytes() if self.kind == _FLOAT_LIST
+                     else list(self.values) == list(other.values)))
+
+    __hash__ = None
+
+    def __repr__(self):
+        return "Column(%r, %r, row_lengths=%r)" % (self.kind, self.values, self.row_lengths)
+
+
+class ExampleBatch:
+    """Many `tf.train.Example` records decoded at once into one `Column` per feature name:
+
+        batch = ExampleBatch.decode(records)        # a list of serialized Examples
+        len(batch)                                  # the number of records
+        batch["x"].values                           # array('f', [...]): every record's x, in order
+        batch["x"].row_splits                       # where each record's values start and stop
+        batch.examples()                            # the same records as Example objects
+
+    The result is exactly what `Example.parse` gives record by record (tested against it),
+    several times faster when records share a layout. `read_example_batches` reads files this
+    way.
+    """
+
+    __slots__ = ("count", "columns")
+
+    def __init__(self, count, columns):
+        #: The number of records.
+        self.count = count
+        #: Feature name -> `Column`, in the order the names first appear.
+        self.columns = columns
+
+    @classmethod
+    def decode(cls, records, path=None, first_index=0):
+        """Decodes a list of serialized Examples (bytes). A record that is not an Example raises
+        `MalformedExampleError` with its index (`first_index` plus its position; `path` names
+        its file in the message); a feature of two kinds raises `InconsistentFeatureError`."""
+        if type(records) is not list:
+            records = list(records)
+        return _decode_batch(records, path, first_index)
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, key):
+        return self.columns[key]
+
+    def __contains__(self, key):
+        return key in self.columns
+
+    def __iter__(self):
+        return iter(self.columns)
+
+    def keys(self):
+        return self.columns.keys()
+
+    def items(self):
+        return self.columns.items()
+
+    def get(self, key, default=None):
+        return self.columns.get(key, default)
+
+    def examples(self):
+        """The records as `Example` objects, as `Example.parse` gives them but that a feature with
+        no kind set comes back as an empty list of its column's kind when other records set one."""
+        examples = [Example() for _ in range(self.count)]
+        for key, column in self.columns.items():
+            kind, values, splits, present = column.kind, column.values, column.row_splits, column.present
+            for index, example in enumerate(examples):
+                if present[index]:
+                    feature = Feature.__new__(Feature)
+                    feature.kind = kind
+                    feature.values = list(values[splits[index]:splits[index + 1]])
+                    example.features[key] = feature
+        return examples
+
+    def __repr__(self):
+        return "ExampleBatch(%d records, %r)" % (self.count, self.columns)
+
+
+class _ColumnBuilder:
+    __slots__ = ("kind", "first_index", "values", "counts", "present")
+
+    def __init__(self, count):
+        self.kind = None
+        self.first_index = 0
+        self.values = None
+        self.counts = _array("q", bytes(8 * count))
+        self.present = bytearray(count)
+
+    def set_kind(self, key, kind, index):
+        if self.kind is None:
+            self.kind = kind
+            self.first_index = index
+            self.values = (_array("f") if kind == _FLOAT_LIST else _array("q") if kind == _INT64_LIST else [])
+        elif kind != self.kind:
+            raise InconsistentFeatureError(key, self.kind, self.first_index, kind, index)
+
+
+def _decode_batch(records, path, first_index):
+    count = len(records)
+    builders = {}
+    templates = _COLUMN_TEMPLATES
+    start = 0
+    for length, run in _groupby(map(len, records)):
+        size = len(list(run))
+        stop = start + size
+        done = False
+        if size >= _COLUMN_RUN_MIN and _LITTLE_ENDIAN:
+            template = templates.get(length)
+            if template is None:
+                template = _column_template(records[start])
+                if template is not None and len(templates) < _TEMPLATE_LIMIT:
+                    templates[length] = template
+            if template is not None:
+                done = _decode_run(records, start, stop, template, builders, count, first_index)
+                if not done:
+                    # The layout changed: later runs of this length are likelier to look like this one.
+                    replacement = _column_template(records[start])
+                    if replacement is not None:
+                        templates[length] = replacement
+                        done = _decode_run(records, start, stop, replacement, builders, count, first_index)
+        if not done:
+            for index in range(start, stop):
+                _add_record(records[index], index, builders, count, path, first_index)
+        start = stop
+    columns = {}
+    for key, builder in builders.items():
+        values = builder.values if builder.values is not None else []
+        columns[key] = Column(builder.kind, values, builder.counts, builder.present)
+    return ExampleBatch(count, columns)
+
+
+def _add_record(record, index, builders, count, path, first_index):
+    try:
+        features = _parse_example(record)
+    except ExampleDecodeError as error:
+        raise MalformedExampleError(path, first_index + index, error) from None
+    for key, feature in features.items():
+        builder = builders.get(key)
+        if builder is None:
+            builder = builders[key] = _ColumnBuilder(count)
+        values = feature.values
+        if feature.kind is not None:
+            builder.set_kind(key, feature.kind, first_index + index)
+            builder.values.extend(values)
+        builder.counts[index] = len(values)
+        builder.present[index] = 1
+
+
+def _decode_run(records, start, stop, template, builders, count, first_index):
+    """Decodes records[start:stop] (all of the template's length) with the template; False,
+    having changed nothing, when one of them does not have the template's layout."""
+    structure, plan, record_size = template
+    size = stop - start
+    joined = b"".join(records[start:stop])
+    # Byte p of every record is joined[p::record_size]: one strided slice checks a structural
+    # byte, or gathers a value byte, for the whole run.
+    for offset, value in structure:
+        if joined[offset::record_size].count(value) != size:
+            return False
+    decoded = []
+    for key, kind, fields, widths in plan:
+        if not fields:
+            values = None
+        elif kind == _BYTES_LIST:
+            # One struct over the record with this feature's values as its fields (the rest
+            # padding): its tuples, chained, are the values in record order.
+            values = list(_chain_from_iterable(fields(joined)))
+        else:
+            offset, width = fields[0]
+            if width <= 32 or kind == _INT64_LIST:
+                gathered = bytearray(width * size)
+                for byte in range(width):
+                    gathered[byte::width] = joined[offset + byte::record_size]
+            else:
+                gathered = b"".join([joined[at:at + width] for at in range(offset, len(joined), record_size)])
+            if kind == _INT64_LIST:
+                values = _varint_lanes(gathered, size, widths)
+                if values is None:
+                    return False
+            else:
+                values = _array("f")
+                values.frombytes(gathered)
+        decoded.append(values)
+    per_record = _array("q", [0])
+    for (key, kind, fields, widths), values in zip(plan, decoded):
+        builder = builders.get(key)
+        if builder is None:
+            builder = builders[key] = _ColumnBuilder(count)
+        if kind is not None:
+            builder.set_kind(key, kind, first_index + start)
+        builder.present[start:stop] = b"\x01" * size
+        if values is not None:
+            builder.values.extend(values)
+            per_record[0] = len(values) // size
+            builder.counts[start:stop] = per_record * size
+    return True
+
+
+_VARINT_MASKS = {}
+
+
+def _varint_masks(widths, count):
+    """(continuation bits, their expected values, the 7-bit group of each byte position) over at
+    least `count` lists of varints of `widths`, as big integers; cached per widths, with room
+    for twice what was asked so that runs of other lengths reuse them."""
+    masks = _VARINT_MASKS.get(widths)
+    if masks is not None and masks[0] >= count:
+        return masks
+    capacity = max(2 * count, 64)
+    lane = _varint_lane(widths)
+    per_list = len(widths)
+    continuation = bytearray(lane * per_list)
+    expected = bytearray(lane * per_list)
+    for slot, width in enumerate(widths):
+        for byte in range(width):
+            continuation[slot * lane + byte] = 0x80
+            if byte < width - 1:
+                expected[slot * lane + byte] = 0x80
+    groups = []
+    for byte in range(max(widths)):
+        group = 0x7F if byte < 9 else 0x01  # a tenth byte contributes its lowest bit only
+        pattern = (group << (7 * byte)).to_bytes(lane, "little")
+        groups.append(int.from_bytes(pattern * (capacity * per_list), "little"))
+    masks = (capacity, int.from_bytes(bytes(continuation) * capacity, "little"),
+             int.from_bytes(bytes(expected) * capacity, "little"), groups)
+    if len(_VARINT_MASKS) < 256 or widths in _VARINT_MASKS:
+        _VARINT_MASKS[widths] = masks
+    return masks
+
+
+def _varint_lanes(packed, count, widths):
+    """The int64 values of `count` packed lists that each hold varints of the byte widths
+    `widths` (the template's), as array('q'); `packed` is the lists one after another. None when
+    a varint does not have its template width (a continuation bit differs).
+
+    Every varint gets a little-endian lane of one big integer (8 bytes, 16 for varints longer
+    than 8 bytes, as negative values are); its 7-bit groups are then moved together with one
+    shift and mask per byte position, for all values at once."""
+    per_list = len(widths)
+    lane = _varint_lane(widths)
+    total = count * per_list
+    spread = bytearray(lane * total)
+    list_size = sum(widths)
+    offset = 0
+    for slot, width in enumerate(widths):
+        for byte in range(width):
+            spread[slot * lane + byte::lane * per_list] = packed[offset + byte::list_size]
+        offset += width
+    _, continuation, expected, groups = _varint_masks(widths, count)
+    lanes = int.from_bytes(spread, "little")
+    # The masks may be longer than `lanes`: & truncates them, and `expected` is cut to size.
+    if lanes & continuation != expected & ((1 << (8 * lane * total)) - 1):
+        return None
+    value = 0
+    for byte, group in enumerate(groups):
+        value |= (lanes >> byte) & group
+    values = _array("q")
+    values.frombytes(value.to_bytes(lane * total, "little"))
+    return values if lane == 8 else values[::2]  # the low 8 bytes of each lane: the signed int64
+
+
+def _varint_lane(widths):
+    return 8 if max(widths) <= 8 else 16
+
+
+def _column_template(data):
+    """The column template of a record in TensorFlow's layout, or None: ([(offset, byte)] for
+    every structural byte, [(key, kind, [(offset, width)] of its value fields, varint widths)],
+    the record's length)."""
+    try:
+        features = _parse_canonical(data)
+    except (IndexError, UnicodeDecodeError, ExampleDecodeError):
+        return None
+    if features is None:
+        return None
+    plan = []
+    value_bytes = bytearray(len(data))  # 1 where a value is
+    end = len(data)
+    length, pos = _read_varint(data, 1, end)
+    keys = set()
+    while pos < end:
+        length, pos = _read_varint(data, pos + 1, end)
+        stop = pos + length
+        length, pos = _read_varint(data, pos + 1, stop)
+        key = data[pos:pos + length].decode("utf-8")
+        if key in keys:
+            return None  # a repeated name: the last one wins, which a template does not express
+        keys.add(key)
+        length, at = _read_varint(data, pos + length + 1, stop)
+        kind = _KIND_FOR_TAG[data[at]] if at < stop else None
+        if at < stop:
+            length, at = _read_varint(data, at + 1, stop)
+        if at == stop:
+            plan.append((key, kind, (), ()))
+            pos = stop
+            continue
+        size, at = _read_varint(data, at + 1, stop)
+        fields = []
+        widths = []
+        if kind == _BYTES_LIST:
+            while True:
+                fields.append((at, size))
+                at += size
+                if at == stop:
+                    break
+                size, at = _read_varint(data, at + 1, stop)
+        else:
+            fields.append((at, stop - at))
+            while kind == _INT64_LIST and at < stop:
+                value, after = _read_varint(data, at, stop)
+                widths.append(after - at)
+                at = after
+        for offset, width in fields:
+            value_bytes[offset:offset + width] = b"\x01" * width
+        if kind == _BYTES_LIST:
+            formats, previous = [], 0
+            for offset, width in fields:
+                formats.append("%dx%ds" % (offset - previous, width))
+                previous = offset + width
+            formats.append("%dx" % (end - previous))
+            fields = struct.Struct("".join(formats)).iter_unpack
+        plan.append((key, kind, fields, tuple(widths)))
+        pos = stop
+    structure = [(offset, data[offset]) for offset in range(end) if not value_bytes[offset]]
+    return structure, plan, end
+
+
 # ==============================================================================================
 # Sharded artifacts
 # ==============================================================================================
@@ -2030,6 +2521,51 @@ def read_examples(path, prefix="data", compression=None, as_dict=False):
                     yield example.to_dict() if as_dict else example
 
     return examples()
+
+
+def read_example_batches(path, batch_size=None, prefix="data", compression=None):
+    """The records of a TFRecord file or artifact directory (shards in shard order) decoded into
+    `ExampleBatch`es, one `Column` per feature, as an iterator:
+
+        for batch in read_example_batches(request["inputs"]["data"][0]["path"], batch_size=1024):
+            x = batch["x"].values                   # array('f'): the batch's x values, record order
+            ids = batch["id"].values                # array('q')
+
+    With `batch_size`, every batch but the last holds exactly that many records; without it,
+    a batch is what one read buffer holds (about 256 KiB of records), the fastest. Several times
+    faster than `read_examples` when records share a layout, and the same values. Damage raises
+    the reader's errors and a record that is not an Example `MalformedExampleError`, each with
+    its record index, after the intact records before it were yielded."""
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise ValueError("batch_size must be a positive integer or None, not %r" % (batch_size,))
+    paths = _input_paths(path, prefix)
+
+    def batches():
+        for file_path in paths:
+            with TFRecordReader(file_path, compression=compression) as reader:
+                if batch_size is None:
+                    yield from reader.example_batches()
+                    continue
+                waiting, first_index = [], 0
+                while True:
+                    try:
+                        batch = reader.read_batch()
+                    except TFRecordError:
+                        if waiting:  # the intact records before the damage first
+                            yield _decode_batch(waiting, file_path, first_index)
+                        raise
+                    if not batch:
+                        break
+                    waiting += batch
+                    while len(waiting) >= batch_size:
+                        yield _decode_batch(waiting[:batch_size], file_path, first_index)
+                        del waiting[:batch_size]
+                        first_index += batch_size
+                if waiting:
+                    yield _decode_batch(waiting, file_path, first_index)
+
+    return batches()
 
 
 class ExampleWriter:

@@ -78,6 +78,32 @@ def bench_read(directory, count):
         assert records == count, (name, records)
         report(metric + "_rps", records / elapsed)
         report(metric + "_MBps", (size + 16 * records) / elapsed / 1e6)
+    if hasattr(z.TFRecordReader, "read_batch"):
+        # The same uncompressed file through read_batch(), the SDK's call for many records.
+        start = time.perf_counter()
+        records = size = 0
+        with z.TFRecordReader(os.path.join(directory, "data.tfrecord")) as reader:
+            read_batch = reader.read_batch
+            while True:
+                batch = read_batch()
+                if not batch:
+                    break
+                records += len(batch)
+                size += sum(map(len, batch))
+        elapsed = time.perf_counter() - start
+        assert records == count, records
+        report("read_none_batch_rps", records / elapsed)
+        report("read_none_batch_MBps", (size + 16 * records) / elapsed / 1e6)
+    if hasattr(z, "read_example_batches"):
+        # Decoding into columns (one array per feature for a batch of records, as parse_example).
+        start = time.perf_counter()
+        records = total = 0
+        for batch in z.read_example_batches(os.path.join(directory, "data.tfrecord")):
+            total += sum(batch["id"].values)
+            records += len(batch)
+        elapsed = time.perf_counter() - start
+        assert records == count and total == count * (count - 1) // 2
+        report("decode_columns_rps", records / elapsed)
     start = time.perf_counter()
     records = total = 0
     for decoded in z.read_examples(os.path.join(directory, "data.tfrecord")):
