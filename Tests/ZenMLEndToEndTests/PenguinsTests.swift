@@ -1,13 +1,16 @@
 import Foundation
 import XCTest
 
-/// The penguins example end to end: seven bundles in Python and C on a real data set, its views,
+/// The penguins example end to end: seven bundles in Python, C and Swift on a real data set, its views,
 /// and a copy with the other trainer that reuses every step upstream of the trainer.
 final class PenguinsTests: XCTestCase {
     func testPenguinsRunsItsViewsShowAndACopyWithTheOtherTrainerReusesTheUpstreamSteps() throws {
         let sandbox = try Sandbox()
-        // The example reaches its bundles as ../../steps, which reach the SDKs in ../../protocol.
-        try Sandbox.shell("cp -R '\(Sandbox.repository)/examples' '\(Sandbox.repository)/steps' '\(Sandbox.repository)/protocol' '\(sandbox.root)/' && rm -rf '\(sandbox.root)/steps/tests'")
+        // The example reaches its bundles as ../../steps, which reach the SDKs in ../../protocol
+        // (Python, C) and ../../Sources (the Swift SDK's targets, for statistics).
+        let sdk = ["CZenMLTFRecord", "ZenMLTFRecord", "ZenMLStep"].map { "'\(Sandbox.repository)/Sources/\($0)'" }.joined(separator: " ")
+        try Sandbox.shell("cp -R '\(Sandbox.repository)/examples' '\(Sandbox.repository)/steps' '\(Sandbox.repository)/protocol' '\(sandbox.root)/' && rm -rf '\(sandbox.root)/steps/tests'"
+            + " && mkdir '\(sandbox.root)/Sources' && cp -R \(sdk) '\(sandbox.root)/Sources/'")
         var (result, summary) = try sandbox.runPipeline("examples/penguins/pipeline.yaml")
         XCTAssertEqual(result.exitCode, 0, result.output)
         XCTAssertEqual(Set(Sandbox.states(summary).values), ["done"], "\(Sandbox.states(summary))")
