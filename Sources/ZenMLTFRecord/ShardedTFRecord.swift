@@ -87,6 +87,12 @@ public struct ShardedTFRecord: Sendable, Equatable {
         return String(repeating: "0", count: max(0, 5 - digits.count)) + digits
     }
 
+    /// Whether `name` is a shard file name, `<prefix>-NNNNN-of-MMMMM.tfrecord[.gz|.zlib]`, without
+    /// looking at the file or at the other shards.
+    public static func isShardFileName(_ name: String, prefix: String = "data") -> Bool {
+        parse(name, prefix: prefix) != nil
+    }
+
     /// The index and count in a shard file name, or `nil` if `name` is not one.
     static func parse(_ name: String, prefix: String) -> (index: Int, count: Int)? {
         guard name.hasPrefix(prefix + "-") else { return nil }

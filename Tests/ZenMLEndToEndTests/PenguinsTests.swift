@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// The penguins example end to end: seven bundles in Python and C on a real data set, its views,
+/// The penguins example end to end: seven bundles in Python, C and Swift on a real data set, its views,
 /// and a copy with the other trainer that reuses every step upstream of the trainer.
 final class PenguinsTests: XCTestCase {
     func testPenguinsRunsItsViewsShowAndACopyWithTheOtherTrainerReusesTheUpstreamSteps() throws {

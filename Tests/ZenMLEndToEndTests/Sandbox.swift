@@ -42,10 +42,13 @@ final class Sandbox {
     }
 
     /// A bundle whose entrypoint is a POSIX sh script.
-    /// Copies `examples/`, `steps/` and what their links reach (the SDKs in `protocol/`) into the
-    /// sandbox, so `examples/penguins/pipeline.yaml` runs there as in the repository.
+    /// Copies `examples/`, `steps/` and what their links reach (the Python and C SDKs in
+    /// `protocol/`, the Swift SDK's targets in `Sources/`) into the sandbox, so
+    /// `examples/penguins/pipeline.yaml` runs there as in the repository.
     func copyExamplesAndSteps() throws {
-        try Sandbox.shell("cp -R '\(Sandbox.repository)/examples' '\(Sandbox.repository)/steps' '\(Sandbox.repository)/protocol' '\(root)/' && rm -rf '\(root)/steps/tests'")
+        let sdk = ["CZenMLTFRecord", "ZenMLTFRecord", "ZenMLStep"].map { "'\(Sandbox.repository)/Sources/\($0)'" }.joined(separator: " ")
+        try Sandbox.shell("cp -R '\(Sandbox.repository)/examples' '\(Sandbox.repository)/steps' '\(Sandbox.repository)/protocol' '\(root)/' && rm -rf '\(root)/steps/tests'"
+            + " && mkdir '\(root)/Sources' && cp -R \(sdk) '\(root)/Sources/'")
     }
 
     func shBundle(_ name: String, inputs: String = "{}", outputs: String = "{}", config: String? = nil, extra: String = "", script: String) throws {

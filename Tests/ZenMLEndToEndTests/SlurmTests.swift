@@ -67,7 +67,7 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(try finishedJobs() - before, 5, "a cached re-run submits no job")
     }
 
-    /// The ML example (Python and C steps, with builds) gives through Slurm the artifacts it gives locally.
+    /// The ML example (Python, C and Swift steps, with builds) gives through Slurm the artifacts it gives locally.
     func testThePenguinsExampleGivesTheSameDigestsThroughSlurm() throws {
         let sandbox = try Sandbox()
         try sandbox.copyExamplesAndSteps()
@@ -84,13 +84,13 @@ final class SlurmTests: XCTestCase {
         let steps = outputs(localSummary)
         XCTAssertEqual(steps.count, 7, "\(steps)")
         XCTAssertEqual(Set(Sandbox.states(clusterSummary).values), ["done"], "--no-cache runs every step: \(Sandbox.states(clusterSummary))")
-        XCTAssertEqual(try finishedJobs() - before, steps.count + 2, "one job per step, and one per C bundle built for the cluster's partition")
+        XCTAssertEqual(try finishedJobs() - before, steps.count + 3, "one job per step, and one per compiled bundle (split, train-softmax in C, statistics in Swift) built for the cluster's partition")
         XCTAssertEqual(outputs(clusterSummary), steps, "the same artifact digests as the local run")
         // Built once per partition: another run on the cluster submits only its steps.
         let again = try finishedJobs()
         let (rerun, _) = try sandbox.runPipeline("examples/penguins/pipeline.yaml", ["--backend", "slurm", "--no-cache", "--only", "train"], environment: slurm)
         XCTAssertEqual(rerun.exitCode, 0, rerun.output)
-        XCTAssertEqual(try finishedJobs() - again, 4, "data, split, statistics and train; the C builds are reused")
+        XCTAssertEqual(try finishedJobs() - again, 4, "data, split, statistics and train; the builds are reused")
     }
 
     /// `resources:` in the bundle and, per step, in the pipeline (key by key over the bundle's)

@@ -72,9 +72,11 @@ class Sampler(threading.Thread):
             for entry in environ:
                 if entry.startswith(b"ZENML_BUNDLE_DIR="):
                     step = STEP_OF_BUNDLE.get(os.path.basename(entry[17:].decode().rstrip("/")))
-            # A build command has ZENML_BUILD_DIR writable and no request: its compiler is not a step.
-            comm = read("/proc/%d/comm" % pid) or ""
-            if comm.strip() in ("cc", "cc1", "gcc", "as", "ld", "collect2", "sh"):
+            # A build command has ZENML_BUILD_DIR writable and no request: its compiler is not a step
+            # (nor SwiftPM, its compiler and linker, for the Swift bundle).
+            comm = (read("/proc/%d/comm" % pid) or "").strip()
+            if comm in ("cc", "cc1", "gcc", "as", "ld", "collect2", "sh", "flock", "clang", "ld.gold", "ld.lld") \
+                    or comm.startswith("swift"):
                 step = None
             self.steps[pid] = step
         return self.steps[pid]

@@ -3,7 +3,8 @@
 Each bundle reaches this file through a relative symbolic link (`zenml_ml.py ->
 ../lib/zenml_ml.py`), which the host hashes and packs as the file's content. It holds only what
 more than one bundle needs: where the splits of an Examples artifact are, how feature values
-read, deterministic JSON and number formatting, the protobuf text writer, the formats' loaders,
+read, deterministic JSON and number formatting (steps/statistics, in Swift, writes the
+same bytes), the protobuf text writer, the formats' loaders,
 and the prediction of both model kinds (the Python trainer and `evaluate` must agree on it).
 The formats themselves are documented in steps/README.md.
 """
@@ -48,11 +49,6 @@ def split_dir(path, name):
         fail("the Examples artifact has no split %r (it has: %s); set the step's split config to one of them"
              % (name, ", ".join(splits)))
     return splits[name]
-
-
-def feature_type(feature):
-    """INT, FLOAT or STRING for a Feature's kind (None for a feature with no kind)."""
-    return {"int64_list": INT, "float_list": FLOAT, "bytes_list": STRING}.get(feature.kind)
 
 
 def scalar(feature):

@@ -114,7 +114,9 @@ def test_bundle_refuses_another_contract_version(tmp_path, name):
     if "${BUILD}" in manifest["entrypoint"]:
         # host_sim builds into <work>/build but replaces ${BUILD} only in args.
         manifest = dict(manifest, entrypoint=manifest["entrypoint"].replace("${BUILD}", str(work / "build")))
-    result = host_sim.run_step(bundle, str(work), config, inputs, manifest=manifest, request_changes=version_two)
+    # A Swift bundle builds from scratch here (host_sim gives the build a HOME of its own).
+    result = host_sim.run_step(bundle, str(work), config, inputs, manifest=manifest, request_changes=version_two,
+                               timeout=600)
     assert result.returncode == 2, result.stderr
     assert "contract" in result.stderr
     assert all(not os.listdir(path) for path in result.outputs.values())
@@ -131,6 +133,14 @@ def test_bundle_links_only_to_the_sdks_and_shared_module(name):
         if os.path.islink(path):
             assert os.readlink(path) == allowed[entry]
             assert os.path.exists(path), "the link %s is broken" % path
+    # A Swift bundle's package reaches the SDK's targets in the repository's Sources/.
+    sources = os.path.join(bundle, "Sources")
+    for entry in os.listdir(sources) if os.path.isdir(sources) else []:
+        path = os.path.join(sources, entry)
+        if os.path.islink(path):
+            assert entry in ("CZenMLTFRecord", "ZenMLTFRecord", "ZenMLStep")
+            assert os.readlink(path) == "../../../Sources/" + entry
+            assert os.path.isdir(path), "the link %s is broken" % path
     for required in ("step.yaml", "README.md"):
         assert os.path.isfile(os.path.join(bundle, required)), "%s has no %s" % (name, required)
 
@@ -141,6 +151,10 @@ def test_editing_a_linked_shared_file_reruns_the_steps_that_use_it(tmp_path):
         shutil.copytree(os.path.join(os.path.dirname(STEPS), folder), root / folder, symlinks=True,
                         ignore=shutil.ignore_patterns("__pycache__", "tests"))
     shutil.copytree(PENGUINS, root / "examples" / "penguins")
+    # statistics (Swift) links no shared Python file: the repository's own copy, reached through
+    # a link, is built once per machine (a copy would be another package to SwiftPM: a rebuild).
+    shutil.rmtree(root / "steps" / "statistics")
+    os.symlink(os.path.join(STEPS, "statistics"), root / "steps" / "statistics")
     ws = Workspace(root)
     pipeline = str(root / "examples" / "penguins" / "pipeline.yaml")
     ws.run(pipeline)
@@ -148,6 +162,6 @@ def test_editing_a_linked_shared_file_reruns_the_steps_that_use_it(tmp_path):
         handle.write("# an edit\n")
     again = ws.run(pipeline)
     states = {step["name"]: step["state"] for step in again.document["run"]["steps"]}
-    # csv-source and the C steps do not link zenml_ml.py; every other step does.
-    assert states == {"data": "cached", "split": "cached", "train": "cached", "statistics": "done",
+    # csv-source, the C steps and the Swift one do not link zenml_ml.py; every other step does.
+    assert states == {"data": "cached", "split": "cached", "train": "cached", "statistics": "cached",
                       "schema": "done", "validate": "done", "evaluate": "done"}

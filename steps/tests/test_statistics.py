@@ -137,7 +137,9 @@ def test_feature_absent_from_one_split_and_mixed_valency(tmp_path):
     examples = tmp_path / "examples"
     write_examples(str(examples / "train"), [{"x": 1.5, "tags": ["a", "b"]}, {"x": 2.5, "tags": ["a"]}])
     write_examples(str(examples / "eval"), [{"tags": ["c", "a", "a"]}])
-    result = host_sim.run_step(bundle("statistics"), str(tmp_path / "work"), {}, {"examples": [str(examples)]})
+    # host_sim gives the build a HOME of its own, so this builds the Swift step from scratch.
+    result = host_sim.run_step(bundle("statistics"), str(tmp_path / "work"), {}, {"examples": [str(examples)]},
+                               timeout=600)
     assert result.ok, result.problems
     with open(os.path.join(result.outputs["statistics"], "statistics.json"), encoding="utf-8") as handle:
         document = __import__("json").load(handle)

@@ -77,6 +77,25 @@ def test_training_is_deterministic(shared_workspace, trainer):
     assert again.digest("train", "model") == first.digest("train", "model")
 
 
+def test_softmax_streams_through_a_shuffle_buffer_smaller_than_the_split(shared_workspace):
+    """With more train rows than `shuffle_buffer`, train-softmax reads its scratch file of encoded
+    rows every epoch through a window of that many rows: a different (still seeded) order than
+    the in-memory shuffle, the same kind of model, deterministic, and evaluate agrees with it."""
+    ws = shared_workspace
+    path = pipeline(ws, PENGUINS_CSV, "train-softmax", train_config={"shuffle_buffer": 16}, evaluate_split="train")
+    first = ws.run(path)
+    model = first.json("train", "model", "model.json")
+    in_memory = ws.run(pipeline(ws, PENGUINS_CSV, "train-softmax", evaluate_split="train")).json("train", "model", "model.json")
+    assert model["train_examples"] == in_memory["train_examples"] > 16
+    assert model["weights"] != in_memory["weights"]  # another order of the mini-batches
+    assert model["train_accuracy"] > 0.9
+    evaluation = first.json("evaluate", "evaluation", "evaluation.json")
+    assert evaluation["accuracy"] == pytest.approx(model["train_accuracy"], abs=1e-8)
+    again = ws.run(path, "--no-cache", "--only", "train")
+    assert again.state("train") == "done"
+    assert again.digest("train", "model") == first.digest("train", "model")
+
+
 def test_baseline_and_threshold_decide_the_blessing(shared_workspace):
     ws = shared_workspace
     weak = {"features": ["year"]}  # the year says little about the species

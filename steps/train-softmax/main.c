@@ -8,6 +8,7 @@
  * request's seed, so the same request gives the same model.
  */
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -122,6 +123,63 @@ static void scores(const double *weights, const double *bias, size_t classes, co
     for (size_t k = 0; k < classes; k++) out[k] /= total;
 }
 
+/* Mini-batch gradient descent, one row at a time: gradients add up until `batch` rows are in,
+ * then the weights move (the batch's rows all see the same weights). */
+typedef struct {
+    double *weights, *bias, *grad_w, *grad_b, *probabilities;
+    size_t classes, width, batch;
+    double rate, l2;
+    size_t pending; /* rows in the current batch */
+    double loss;    /* the epoch's summed cross-entropy */
+} trainer;
+
+static void finish_batch(trainer *t) {
+    if (t->pending == 0) return;
+    double scale = t->rate / (double)t->pending;
+    for (size_t k = 0; k < t->classes; k++) {
+        t->bias[k] -= scale * t->grad_b[k];
+        for (size_t j = 0; j < t->width; j++)
+            t->weights[k * t->width + j] -= scale * t->grad_w[k * t->width + j] + t->rate * t->l2 * t->weights[k * t->width + j];
+    }
+    memset(t->grad_w, 0, t->classes * t->width * sizeof *t->grad_w);
+    memset(t->grad_b, 0, t->classes * sizeof *t->grad_b);
+    t->pending = 0;
+}
+
+static void learn(trainer *t, const float *row, size_t target) {
+    scores(t->weights, t->bias, t->classes, row, t->width, t->probabilities);
+    t->loss -= log(t->probabilities[target] > 1e-300 ? t->probabilities[target] : 1e-300);
+    for (size_t k = 0; k < t->classes; k++) {
+        double delta = t->probabilities[k] - (k == target ? 1.0 : 0.0);
+        t->grad_b[k] += delta;
+        for (size_t j = 0; j < t->width; j++) t->grad_w[k * t->width + j] += delta * row[j];
+    }
+    if (++t->pending == t->batch) finish_batch(t);
+}
+
+/* The scratch file of encoded rows, read back in order. */
+typedef struct {
+    FILE *file;
+    const char *path;
+    unsigned char *record;
+    size_t record_size, width;
+    const size_t *remap; /* first-seen class index -> sorted class index */
+} rows_reader;
+
+static void rewind_rows(rows_reader *source) {
+    if (fseek(source->file, 0, SEEK_SET) != 0) zs_fail("cannot read %s: %s", source->path, strerror(errno));
+}
+
+static size_t read_row(rows_reader *source, float *row) {
+    if (fread(source->record, source->record_size, 1, source->file) != 1)
+        zs_fail("cannot read %s back (%s); is the scratch folder's disk full?", source->path,
+                ferror(source->file) ? strerror(errno) : "it is shorter than written");
+    uint32_t target;
+    memcpy(&target, source->record, sizeof target);
+    memcpy(row, source->record + sizeof target, source->width * sizeof *row);
+    return source->remap[target];
+}
+
 int main(void) {
     json_t *request = zs_read_request();
     const char *label = zs_config_string(request, "label", NULL);
@@ -132,6 +190,8 @@ int main(void) {
     double l2 = zs_config_number(request, "l2", 0.0001);
     size_t batch = (size_t)zs_config_integer(request, "batch_size", 32);
     size_t max_vocabulary = (size_t)zs_config_integer(request, "max_vocabulary", 50);
+    size_t shuffle_buffer = (size_t)zs_config_integer(request, "shuffle_buffer", 50000);
+    if (shuffle_buffer < 1) shuffle_buffer = 1;
     rng_state = zs_seed(request);
 
     json_error_t json_error;
@@ -189,7 +249,10 @@ int main(void) {
                 json_array_size(wanted), feature_count, split);
     if (width == 0) zs_fail("no input features: the %s statistics have no feature besides the label '%s'", split, label);
 
-    /* Load the training split: the encoded rows and the class of each. */
+    /* Pass over the training split, once: each labeled example is encoded and appended to a
+     * scratch file of fixed-size records (the class in first-seen order, then `width` float32
+     * inputs). Every epoch then reads that file instead of decoding the Examples again, so memory
+     * does not depend on the number of rows. */
     char split_path[4096];
     const char *stats_name = json_string_value(json_object_get(train_stats, "name"));
     if (stats_name && strcmp(stats_name, "all") == 0) /* unsplit data: the shards are at the top */
@@ -199,11 +262,16 @@ int main(void) {
     zs_error error;
     zs_reader *reader = zs_reader_open(split_path, ZS_COMPRESSION_AUTO, &error);
     if (reader == NULL) zs_fail("the Examples artifact has no readable '%s' split: %s", split, error.message);
+    const char *scratch = json_string_value(json_object_get(request, "scratch"));
+    char rows_path[4096];
+    snprintf(rows_path, sizeof rows_path, "%s/train-rows.bin", scratch ? scratch : ".");
+    FILE *rows_file = fopen(rows_path, "w+b");
+    if (rows_file == NULL) zs_fail("cannot create %s (the step's scratch folder): %s", rows_path, strerror(errno));
     zs_example *example = zs_example_new();
     string_list classes = {0};
-    size_t rows = 0, capacity = 1024, unlabeled = 0;
-    float *matrix = malloc(capacity * width * sizeof *matrix);
-    size_t *targets = malloc(capacity * sizeof *targets);
+    size_t rows = 0, unlabeled = 0, record_size = sizeof(uint32_t) + width * sizeof(float);
+    unsigned char *record = malloc(record_size);
+    if (record == NULL) zs_fail("out of memory");
     char text[1024];
     zs_status status;
     while ((status = zs_reader_next_example(reader, example, &error)) == ZS_OK) {
@@ -212,18 +280,15 @@ int main(void) {
             unlabeled++;
             continue;
         }
-        if (rows == capacity) {
-            capacity *= 2;
-            matrix = realloc(matrix, capacity * width * sizeof *matrix);
-            targets = realloc(targets, capacity * sizeof *targets);
-            if (matrix == NULL || targets == NULL) zs_fail("out of memory after %zu rows", rows);
-        }
-        targets[rows] = string_list_index(&classes, value, 1);
-        encode(example, features, feature_count, matrix + rows * width, width);
+        uint32_t target = (uint32_t)string_list_index(&classes, value, 1);
+        memcpy(record, &target, sizeof target);
+        encode(example, features, feature_count, (float *)(record + sizeof target), width);
+        if (fwrite(record, record_size, 1, rows_file) != 1) zs_fail("cannot write %s: %s", rows_path, strerror(errno));
         rows++;
     }
     if (status != ZS_END) zs_fail("%s", error.message);
     zs_reader_close(reader);
+    if (fflush(rows_file) != 0) zs_fail("cannot write %s: %s", rows_path, strerror(errno));
     if (unlabeled) zs_log("skipped %zu examples without a value for the label '%s'", unlabeled, label);
     if (rows == 0) zs_fail("the %s split has no example with a label '%s'", split, label);
 
@@ -236,57 +301,94 @@ int main(void) {
     for (size_t k = 0; k < class_count; k++)
         for (size_t s = 0; s < class_count; s++)
             if (sorted[s] == classes.names[k]) remap[k] = s;
-    for (size_t r = 0; r < rows; r++) targets[r] = remap[targets[r]];
     if (class_count < 2) zs_log("warning: the label has a single class ('%s'); the model always predicts it", sorted[0]);
 
+    /* The rows in memory: all of them when they fit in the shuffle buffer (then each epoch is a
+     * full Fisher-Yates shuffle, as before streaming), else a window of `shuffle_buffer` rows. */
+    int in_memory = rows <= shuffle_buffer;
+    size_t slots = in_memory ? rows : shuffle_buffer;
+    float *matrix = malloc(slots * width * sizeof *matrix);
+    size_t *targets = malloc(slots * sizeof *targets);
     double *weights = calloc(class_count * width, sizeof *weights), *bias = calloc(class_count, sizeof *bias);
     double *grad_w = calloc(class_count * width, sizeof *grad_w), *grad_b = calloc(class_count, sizeof *grad_b);
     double *probabilities = calloc(class_count, sizeof *probabilities);
-    size_t *order = malloc(rows * sizeof *order);
-    if (!weights || !bias || !grad_w || !grad_b || !probabilities || !order) zs_fail("out of memory");
-    for (size_t r = 0; r < rows; r++) order[r] = r;
+    size_t *order = malloc(slots * sizeof *order);
+    if (!matrix || !targets || !weights || !bias || !grad_w || !grad_b || !probabilities || !order)
+        zs_fail("out of memory for %zu rows of %zu inputs (lower shuffle_buffer)", slots, width);
+    for (size_t r = 0; r < slots; r++) order[r] = r;
     if (batch < 1) batch = 1;
+    trainer t = {weights, bias, grad_w, grad_b, probabilities, class_count, width, batch, rate, l2, 0, 0};
+    rows_reader source = {rows_file, rows_path, record, record_size, width, remap};
+    if (in_memory) {
+        rewind_rows(&source);
+        for (size_t r = 0; r < rows; r++) targets[r] = read_row(&source, matrix + r * width);
+    } else {
+        zs_log("%zu train rows: streaming them from %s every epoch through a shuffle buffer of %zu rows",
+               rows, rows_path, shuffle_buffer);
+    }
     double loss = 0;
     for (int epoch = 0; epoch < epochs; epoch++) {
-        for (size_t r = rows - 1; r > 0; r--) { /* Fisher-Yates with the seeded generator */
-            size_t j = (size_t)(next_random() % (r + 1));
-            size_t t = order[r];
-            order[r] = order[j];
-            order[j] = t;
-        }
-        loss = 0;
-        for (size_t start = 0; start < rows; start += batch) {
-            size_t end = start + batch < rows ? start + batch : rows;
-            memset(grad_w, 0, class_count * width * sizeof *grad_w);
-            memset(grad_b, 0, class_count * sizeof *grad_b);
-            for (size_t i = start; i < end; i++) {
-                const float *row = matrix + order[i] * width;
-                size_t target = targets[order[i]];
-                scores(weights, bias, class_count, row, width, probabilities);
-                loss -= log(probabilities[target] > 1e-300 ? probabilities[target] : 1e-300);
-                for (size_t k = 0; k < class_count; k++) {
-                    double delta = probabilities[k] - (k == target ? 1.0 : 0.0);
-                    grad_b[k] += delta;
-                    for (size_t j = 0; j < width; j++) grad_w[k * width + j] += delta * row[j];
+        t.loss = 0;
+        if (in_memory) {
+            for (size_t r = rows - 1; r > 0; r--) { /* Fisher-Yates with the seeded generator */
+                size_t j = (size_t)(next_random() % (r + 1));
+                size_t swap = order[r];
+                order[r] = order[j];
+                order[j] = swap;
+            }
+            for (size_t i = 0; i < rows; i++) learn(&t, matrix + order[i] * width, targets[order[i]]);
+        } else {
+            /* A windowed shuffle (tf.data's shuffle buffer): fill the buffer, then each new row
+             * takes the place of a random one, which is learned; at the end the rest are learned
+             * in a random order. Same seed, same order. */
+            rewind_rows(&source);
+            size_t filled = 0;
+            float *incoming = malloc(width * sizeof *incoming);
+            if (incoming == NULL) zs_fail("out of memory");
+            for (size_t r = 0; r < rows; r++) {
+                if (filled < slots) {
+                    targets[filled] = read_row(&source, matrix + filled * width);
+                    filled++;
+                    continue;
+                }
+                size_t incoming_target = read_row(&source, incoming);
+                size_t j = (size_t)(next_random() % slots);
+                learn(&t, matrix + j * width, targets[j]);
+                memcpy(matrix + j * width, incoming, width * sizeof *incoming);
+                targets[j] = incoming_target;
+            }
+            free(incoming);
+            for (size_t i = filled; i > 0; i--) {
+                size_t j = (size_t)(next_random() % i);
+                learn(&t, matrix + j * width, targets[j]);
+                if (j != i - 1) {
+                    memcpy(matrix + j * width, matrix + (i - 1) * width, width * sizeof *matrix);
+                    targets[j] = targets[i - 1];
                 }
             }
-            double scale = rate / (double)(end - start);
-            for (size_t k = 0; k < class_count; k++) {
-                bias[k] -= scale * grad_b[k];
-                for (size_t j = 0; j < width; j++)
-                    weights[k * width + j] -= scale * grad_w[k * width + j] + rate * l2 * weights[k * width + j];
-            }
         }
-        loss /= (double)rows;
+        finish_batch(&t); /* the epoch's last, partial batch */
+        loss = t.loss / (double)rows;
     }
     size_t correct = 0;
+    if (!in_memory) rewind_rows(&source);
     for (size_t r = 0; r < rows; r++) {
-        scores(weights, bias, class_count, matrix + r * width, width, probabilities);
+        const float *row = matrix;
+        size_t target;
+        if (in_memory) {
+            row = matrix + r * width;
+            target = targets[r];
+        } else {
+            target = read_row(&source, matrix);
+        }
+        scores(weights, bias, class_count, row, width, probabilities);
         size_t best = 0;
         for (size_t k = 1; k < class_count; k++)
             if (probabilities[k] > probabilities[best]) best = k;
-        correct += best == targets[r];
+        correct += best == target;
     }
+    fclose(rows_file);
+    remove(rows_path);
     double accuracy = (double)correct / (double)rows;
 
     /* model.json */

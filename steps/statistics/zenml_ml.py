@@ -1,1 +1,0 @@
-../lib/zenml_ml.py

@@ -1,1 +1,0 @@
-../../protocol/python/zenml_step.py
