@@ -32,7 +32,7 @@ let package = Package(
         /** Bundle archives (deterministic tar: the bundle digest), safe unpacking, registries, lock files, signatures. */
         .target(
             name: "ZenMLBundles",
-            dependencies: ["ZenMLCore", "ZenMLContract", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["ZenMLCore", "ZenMLContract", "ZenMLObjectStore", .product(name: "Crypto", package: "swift-crypto")]
         ),
         /** Content-addressed artifact stores (local folder; gs:// and s3:// with a local read-through cache). */
         .target(name: "ZenMLArtifacts", dependencies: ["ZenMLCore", "CZenMLSystem", "ZenMLObjectStore"]),
@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "ZenMLContractTests", dependencies: ["ZenMLContract"]),
         .testTarget(name: "ZenMLPipelineTests", dependencies: ["ZenMLPipeline"]),
         .testTarget(name: "ZenMLCacheTests", dependencies: ["ZenMLCache", "ZenMLBundles"]),
-        .testTarget(name: "ZenMLBundlesTests", dependencies: ["ZenMLBundles"]),
+        .testTarget(name: "ZenMLBundlesTests", dependencies: ["ZenMLBundles", "ZenMLObjectStore"]),
         .testTarget(name: "ZenMLArtifactsTests", dependencies: ["ZenMLArtifacts"]),
         .testTarget(
             name: "ZenMLObjectStoreTests",

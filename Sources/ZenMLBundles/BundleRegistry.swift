@@ -9,8 +9,16 @@ import ZenMLCore
 public protocol RegistryStorage: Sendable {
     /// For messages: `/shared/registry`, `gs://bucket/prefix`.
     var location: String { get }
+    /// Whether `write(_:to:exclusive: true)` is a true create-if-absent (a folder's `link(2)`).
+    /// When it is not (buckets: see ``BucketRegistryStorage``), ``BundleRegistry/publish(bundle:signingKey:staging:)``
+    /// waits ``readBackDelay`` and reads the record back to find out who won.
+    var exclusiveWritesAreAtomic: Bool { get }
+    /// How long a publisher waits before reading its version record back (when writes are not atomic).
+    var readBackDelay: Duration { get }
     /// An object's bytes, or `nil` when there is none.
     func read(_ key: String) async throws -> Data?
+    /// Whether there is an object.
+    func exists(_ key: String) async throws -> Bool
     /// Copies an object to a local file; `false` when there is none.
     func download(_ key: String, to path: String) async throws -> Bool
     /// Stores a local file as an object (replacing one that is there).
@@ -26,7 +34,12 @@ public struct FolderRegistryStorage: RegistryStorage {
     public let root: String
     public var location: String { root }
 
+    public var exclusiveWritesAreAtomic: Bool { true }
+    public var readBackDelay: Duration { .zero }
+
     public init(root: String) { self.root = FileTree.normalize(root) }
+
+    public func exists(_ key: String) async throws -> Bool { (try FileStatus.of(root + "/" + key)) != nil }
 
     public func read(_ key: String) async throws -> Data? {
         guard (try FileStatus.of(root + "/" + key)) != nil else { return nil }
@@ -95,10 +108,14 @@ public struct PublishedBundle: Codable, Sendable, Equatable {
     public var description: String?
     public var publishedAt: String
     public var signatures: [BundleSignature]
+    /// A random id of the publish that wrote the record: how a publisher reading the record back
+    /// tells its own write from a concurrent publisher's (absent in records of older builds).
+    public var publishID: String?
 
     enum CodingKeys: String, CodingKey {
         case name, version, digest, size, description, signatures
         case publishedAt = "published_at"
+        case publishID = "publish_id"
     }
 }
 
@@ -120,9 +137,15 @@ public struct RegistryPolicy: Codable, Sendable, Equatable {
     public var trust: TrustPolicy { TrustPolicy(requireSignatures: requireSignatures, trustedKeys: trustedKeys) }
 }
 
-/// A bundle registry: `bundles/NAME/VERSION.tar` (the deterministic archive) and
-/// `bundles/NAME/VERSION.json` (``PublishedBundle``: digest, signatures) in some storage.
-/// A published version never changes content; publishing the same content again is a no-op.
+/// A bundle registry in some storage:
+/// - `blobs/sha256/HEX.tar`: the deterministic archives, by their digest (content-addressed);
+/// - `bundles/NAME/VERSION.json`: ``PublishedBundle``, the version record (digest, signatures);
+///   writing it is what makes a version exist;
+/// - `registry.json`: ``RegistryPolicy`` (optional).
+///
+/// Registries written by earlier builds keep archives at `bundles/NAME/VERSION.tar`; pulls fall
+/// back to that key. A published version never changes content; publishing the same content
+/// again is a no-op.
 public struct BundleRegistry: Sendable {
     public let name: String
     public let storage: any RegistryStorage
@@ -132,16 +155,18 @@ public struct BundleRegistry: Sendable {
         self.storage = storage
     }
 
-    /// A registry at a location: a folder path for now (gs:// and s3:// plug in as ``RegistryStorage``s).
+    /// A registry in a folder (`/path` or `file:///path`). Buckets need credentials and
+    /// clients: open them as ``BucketRegistryStorage`` (the workspace does, from its settings).
     public static func open(name: String, location: String) throws -> BundleRegistry {
         if location.contains("://") && !location.hasPrefix("file://") {
-            throw BundleError.registry("registry '\(name)' is at \(location), but only folder registries are supported by this build; use a folder path")
+            throw BundleError.registry("registry '\(name)' is at \(location), which is not a folder; open bucket registries through the workspace settings ('zenml-run config registry add \(name) \(location)')")
         }
         let path = location.hasPrefix("file://") ? String(location.dropFirst(7)) : location
         return BundleRegistry(name: name, storage: FolderRegistryStorage(root: path))
     }
 
-    static func archiveKey(_ name: String, _ version: String) -> String { "bundles/\(name)/\(version).tar" }
+    static func blobKey(_ digest: Digest) -> String { "blobs/sha256/\(digest.hex).tar" }
+    static func legacyArchiveKey(_ name: String, _ version: String) -> String { "bundles/\(name)/\(version).tar" }
     static func metadataKey(_ name: String, _ version: String) -> String { "bundles/\(name)/\(version).json" }
 
     /// The registry's rules (none when it has no `registry.json`).
@@ -209,22 +234,64 @@ public struct BundleRegistry: Sendable {
                 throw BundleError.signature("registry '\(name)' accepts only bundles signed by its trusted keys: \(error.description) (publish with --key KEYFILE)")
             }
         }
+        let size = Int64((try FileStatus.of(archive))?.size ?? 0)
+        let publishID = (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let record = PublishedBundle(
+            name: manifest.name, version: manifest.version, digest: digest, size: size, description: manifest.description,
+            publishedAt: ISO8601DateFormatter().string(from: Date()), signatures: signatures, publishID: publishID)
+        let recordKey = Self.metadataKey(manifest.name, manifest.version)
         if let existing = try await metadata(of: manifest.name, version: manifest.version) {
             return (try await republish(existing, digest: digest, signatures: signatures, reference: reference), false)
         }
-        let size = Int64((try FileStatus.of(archive))?.size ?? 0)
-        let record = PublishedBundle(
-            name: manifest.name, version: manifest.version, digest: digest, size: size, description: manifest.description,
-            publishedAt: ISO8601DateFormatter().string(from: Date()), signatures: signatures)
-        try await storage.upload(archive, to: Self.archiveKey(manifest.name, manifest.version))
-        // The record is written last and only if absent: it is what makes the version exist.
-        if try await !storage.write(try Self.encoder.encode(record), to: Self.metadataKey(manifest.name, manifest.version), exclusive: true) {
-            guard let winner = try await metadata(of: manifest.name, version: manifest.version) else {
-                throw BundleError.registry("publishing \(reference) raced with another publisher; try again")
+        // How two publishers of one NAME@VERSION cannot both win (and why a lost race never
+        // mixes their bytes):
+        //
+        // 1. The archive goes to a content-addressed key, blobs/sha256/HEX.tar. Racing publishers
+        //    of different content write different keys; of the same content, the same bytes. No
+        //    record can ever point at another publisher's archive, and pulls check the digest.
+        // 2. The version record is created only if absent. In a folder that is link(2), atomic:
+        //    the loser gets EEXIST and compares digests. Done.
+        // 3. A bucket's create-only write (GCS ifGenerationMatch=0, S3 If-None-Match: *) is atomic
+        //    on the real services, but emulators ignore it and Swift refuses it, so the outcome is
+        //    not trusted: after writing, the publisher waits the storage's readBackDelay D and reads
+        //    the record back. Only a publisher that finds its own publish_id there has won; one that
+        //    finds another's with other content reports that it lost, and its version was not
+        //    published. This is Fischer's timed mutual exclusion (check absent; write; wait D;
+        //    read back): it is safe as long as every publisher's write lands within D of its
+        //    existence check. The check is repeated if it was slow, and is followed at once by the
+        //    write of a small record, so the gap is one short request.
+        //
+        // What remains a window (without working preconditions): a publisher stalled for more than
+        // D between its check and its write (a paused VM, a hung connection that the server applies
+        // late) can overwrite a record whose writer already read it back and reported success. The
+        // registry then holds the stalled publisher's content, whole and consistent; a consumer that
+        // had already locked the first content gets the "published bundle changed" error from its
+        // zenml.lock, never silently other bytes.
+        let blob = Self.blobKey(digest)
+        if try await !storage.exists(blob) { try await storage.upload(archive, to: blob) }
+        let encoded = try Self.encoder.encode(record)
+        var created = false
+        for attempt in 1...3 {
+            let started = ContinuousClock.now
+            if let existing = try await metadata(of: manifest.name, version: manifest.version) {
+                return (try await republish(existing, digest: digest, signatures: signatures, reference: reference), false)
             }
-            return (try await republish(winner, digest: digest, signatures: signatures, reference: reference), false)
+            // A slow look-up may be answering about a moment long past; look again.
+            if attempt < 3 && !storage.exclusiveWritesAreAtomic && ContinuousClock.now - started > storage.readBackDelay / 4 { continue }
+            created = try await storage.write(encoded, to: recordKey, exclusive: true)
+            break
         }
-        return (record, true)
+        if created && storage.exclusiveWritesAreAtomic { return (record, true) }
+        if created { try await Task.sleep(for: storage.readBackDelay) }
+        guard let winner = try await metadata(of: manifest.name, version: manifest.version) else {
+            throw BundleError.registry("publishing \(reference) to registry '\(name)' raced with another publisher or a deletion (the record is gone); publish again")
+        }
+        if winner.publishID == publishID { return (record, true) }
+        if created && winner.digest != digest {
+            throw BundleError.registry(
+                "another publisher published \(reference) to registry '\(name)' at the same moment, with other content (\(winner.digest.short); this bundle is \(digest.short)); theirs won and yours was not published: raise 'version:' in step.yaml and publish again")
+        }
+        return (try await republish(winner, digest: digest, signatures: signatures, reference: reference), false)
     }
 
     private func republish(_ existing: PublishedBundle, digest: Digest, signatures: [BundleSignature], reference: String) async throws -> PublishedBundle {
@@ -273,7 +340,9 @@ public struct BundleRegistry: Sendable {
         try FileTree.makeDirectory(cache.root)
         let archive = cache.root + "/.download-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).tar"
         defer { unlink(archive) }
-        guard try await storage.download(Self.archiveKey(record.name, record.version), to: archive) else {
+        var found = try await storage.download(Self.blobKey(record.digest), to: archive)
+        if !found { found = try await storage.download(Self.legacyArchiveKey(record.name, record.version), to: archive) }
+        guard found else {
             throw BundleError.registry("registry '\(name)' has a record of \(reference) but not its archive; republish it")
         }
         let actual = try Digest.ofFile(atPath: archive)

@@ -2,11 +2,16 @@ import Foundation
 import ZenMLCore
 
 /// `zenml.lock` beside a pipeline: for each registry reference in its `uses:`, the exact bundle it
-/// resolved to. A run with a lock file uses exactly these digests; `run --update` moves them.
+/// resolved to, and for each local bundle folder, the digest it had when the lock was written.
+/// A run with a lock file uses exactly the registry digests (`run --update` moves them). A local
+/// bundle that changed since is used as it is now and re-pinned with a warning, as Cargo, npm and
+/// uv treat path dependencies; `run --locked` refuses instead (for CI).
 ///
 /// Deterministic JSON (sorted keys, two-space indent, trailing newline), so it diffs well and is
 /// byte-identical for the same resolution:
-/// `{"bundles": {"NAME@RANGE": {"digest", "name", "registry", "version"}}, "lock_version": 1}`.
+/// `{"bundles": {"NAME@RANGE": {"digest", "name", "registry", "version"}},
+///   "local": {"USES": {"digest", "path"}}, "lock_version": 1}` (`local` only when there are any;
+/// readers of version 1 that predate it ignore it).
 public struct LockFile: Codable, Sendable, Equatable {
     public struct Pin: Codable, Sendable, Equatable {
         public var name: String
@@ -22,21 +27,37 @@ public struct LockFile: Codable, Sendable, Equatable {
         }
     }
 
+    /// A local bundle folder as it was when pinned.
+    public struct LocalPin: Codable, Sendable, Equatable {
+        /// The folder, relative to the lock file's folder (as `uses:` resolves it).
+        public var path: String
+        public var digest: Digest
+
+        public init(path: String, digest: Digest) {
+            self.path = path
+            self.digest = digest
+        }
+    }
+
     public static let fileName = "zenml.lock"
     public static let currentVersion = 1
 
     public var lockVersion: Int
     /// Pins by the reference as written in `uses:`.
     public var bundles: [String: Pin]
+    /// Local bundle pins by the `uses:` text; `nil` when there are none (so lock files without
+    /// local bundles keep the bytes earlier builds wrote).
+    public var local: [String: LocalPin]?
 
-    public init(bundles: [String: Pin] = [:]) {
+    public init(bundles: [String: Pin] = [:], local: [String: LocalPin] = [:]) {
         self.lockVersion = Self.currentVersion
         self.bundles = bundles
+        self.local = local.isEmpty ? nil : local
     }
 
     enum CodingKeys: String, CodingKey {
         case lockVersion = "lock_version"
-        case bundles
+        case bundles, local
     }
 
     /// The lock file of the pipeline file at `pipeline` (beside it).

@@ -12,8 +12,8 @@ extension ZenMLRun {
             discussion: """
                 A bundle travels as one deterministic tar archive whose SHA-256 is its digest (the \
                 same bytes on every machine: see protocol/SPEC.md, "Bundle archives"). Registries \
-                are folders named in the workspace settings; a pipeline can then say \
-                'uses: NAME@^1.2' and zenml.lock pins the exact digest.
+                are folders or gs:// / s3:// bucket prefixes named in the workspace settings; a \
+                pipeline can then say 'uses: NAME@^1.2' and zenml.lock pins the exact digest.
 
                 Examples:
                   zenml-run bundle pack steps/clean -o clean.tar
@@ -142,7 +142,9 @@ extension ZenMLRun.Bundle {
             discussion: """
                 A published version never changes: publishing other content under it is refused \
                 (raise 'version:'), publishing the same content again does nothing (and adds a \
-                new signature, if given).
+                new signature, if given). When two people publish the same version at once, one \
+                wins and the other is told so; in a bucket registry publishing waits 1.5 s \
+                (ZENML_REGISTRY_SETTLE_MS) to read its record back and be sure which.
                 """)
 
         @Argument(help: ArgumentHelp("The bundle folder.", valueName: "dir")) var directory: String

@@ -3,17 +3,24 @@ import Foundation
 import ZenMLBundles
 import ZenMLCore
 import ZenMLEngine
+import ZenMLObjectStore
 
 extension ZenMLRun.Config {
     struct Registry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Name the bundle registries this workspace publishes to and pulls from.",
             discussion: """
-                A registry is a folder (local or shared, e.g. a network mount); gs:// and s3:// \
-                locations come with the object store backends.
+                A registry is a folder (local or shared, e.g. a network mount) or a prefix in a \
+                bucket: gs://BUCKET/PREFIX, s3://BUCKET/PREFIX (--endpoint for an S3-compatible \
+                server or a GCS emulator, --region for S3). Bucket credentials are never stored: \
+                they come from the environment as for 'config artifacts set' (AWS_ACCESS_KEY_ID/\
+                AWS_SECRET_ACCESS_KEY or ~/.aws/credentials; GOOGLE_APPLICATION_CREDENTIALS or \
+                ZENML_GCS_TOKEN; STORAGE_EMULATOR_HOST).
 
                 Examples:
                   zenml-run config registry add team /mnt/shared/zenml-registry
+                  zenml-run config registry add team gs://team-bucket/zenml-registry
+                  zenml-run config registry add team s3://team-bucket/registry --endpoint https://s3.internal:9000
                   zenml-run config registry add team /mnt/shared/zenml-registry --require-signatures --trust alice.pub
                   zenml-run config registry list
                   zenml-run config registry remove team
@@ -23,7 +30,9 @@ extension ZenMLRun.Config {
         struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Add (or move) a registry.")
             @Argument(help: "The registry's name in this workspace.") var name: String
-            @Argument(help: "Its location: a folder.") var location: String
+            @Argument(help: "Its location: a folder, gs://BUCKET/PREFIX or s3://BUCKET/PREFIX.") var location: String
+            @Option(help: "An S3-compatible server (or a GCS emulator): http(s)://HOST:PORT.") var endpoint: String?
+            @Option(help: "The S3 region (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1).") var region: String?
             @Flag(help: "Make the registry itself accept and serve only bundles signed by --trust keys (written to its registry.json).")
             var requireSignatures = false
             @Option(help: ArgumentHelp("A public key the registry trusts (repeatable; with --require-signatures).", valueName: "keyfile"))
@@ -35,9 +44,26 @@ extension ZenMLRun.Config {
                     guard BundleReference.isValidName(name) else { throw ValidationError("'\(name)' is not a registry name (letters, digits, '-', '_', '.')") }
                     let workspace = workspaceOptions.resolve()
                     if !workspace.exists { try workspace.createDirectories() }
-                    let stored = location.contains("://") ? location : FileTree.normalize(absolutePath(location))
-                    let registry = try BundleRegistry.open(name: name, location: stored)
-                    if !stored.contains("://") { try FileTree.makeDirectory(stored) }
+                    let stored: WorkspaceConfiguration.RegistrySettings
+                    if location.hasPrefix("gs://") || location.hasPrefix("s3://") {
+                        let parsed = try ObjectStoreLocation(parsing: location)
+                        if parsed.scheme == .gs && region != nil { throw ValidationError("--region is for s3:// registries") }
+                        if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+                            throw ValidationError("--endpoint must be an http:// or https:// URL, not '\(endpoint)'")
+                        }
+                        stored = .init(url: parsed.description, endpoint: endpoint, region: region)
+                    } else if location.contains("://") && !location.hasPrefix("file://") {
+                        throw ValidationError("'\(location)' is not a registry location: use a folder, gs://BUCKET/PREFIX or s3://BUCKET/PREFIX")
+                    } else {
+                        if endpoint != nil || region != nil { throw ValidationError("--endpoint and --region are for gs:// and s3:// registries") }
+                        let path = FileTree.normalize(absolutePath(location.hasPrefix("file://") ? String(location.dropFirst(7)) : location))
+                        try FileTree.makeDirectory(path)
+                        stored = .init(url: path)
+                    }
+                    // Opening names missing credentials; reading the policy is one request, so a wrong
+                    // bucket, endpoint or secret shows now and not at the next publish or run.
+                    let registry = try workspace.openRegistry(name: name, settings: stored)
+                    _ = try await registry.policy()
                     if requireSignatures {
                         let keys = try trust.map { try BundleSigning.publicKey(absolutePath($0)) }
                         guard !keys.isEmpty else { throw ValidationError("--require-signatures needs at least one --trust KEYFILE.pub") }
@@ -47,7 +73,7 @@ extension ZenMLRun.Config {
                     settings.registries = (settings.registries ?? [:]).merging([name: stored]) { $1 }
                     try workspace.save(settings)
                     let policy = try await registry.policy()
-                    print("registry \(name): \(stored)" + (policy.requireSignatures ? " (signatures required)" : ""))
+                    print("registry \(name): \(stored.summary)" + (policy.requireSignatures ? " (signatures required)" : ""))
                 }
             }
         }
@@ -62,7 +88,7 @@ extension ZenMLRun.Config {
                     let registries = try workspaceOptions.resolve().configuration().registries ?? [:]
                     if output.json { return try printJSON("registries", registries) }
                     if registries.isEmpty { print("no registries; add one with 'zenml-run config registry add NAME LOCATION'") }
-                    for (name, location) in registries.sorted(by: { $0.key < $1.key }) { print("\(name)  \(location)") }
+                    for (name, location) in registries.sorted(by: { $0.key < $1.key }) { print("\(name)  \(location.summary)") }
                 }
             }
         }

@@ -71,20 +71,24 @@ extension ZenMLRun {
         @Option(name: .long, help: ArgumentHelp("Run only this step and what it needs upstream (repeatable).", valueName: "step"))
         var only: [String] = []
 
-        @Flag(name: .long, help: "Resolve registry bundles (uses: NAME@RANGE) again and move the pins in zenml.lock.")
+        @Flag(name: .long, help: "Resolve registry bundles (uses: NAME@RANGE) again and move the pins in zenml.lock (creates it for any pipeline).")
         var update = false
+
+        @Flag(name: .long, help: "Refuse to run if zenml.lock would change: a changed local bundle, an unpinned reference (for CI).")
+        var locked = false
 
         @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
         @OptionGroup(title: "Output") var output: OutputOptions
 
         func validate() throws {
             guard jobs >= 1 else { throw ValidationError("Please give --jobs a value of at least 1.") }
+            if update && locked { throw ValidationError("--update moves pins and --locked forbids it: give one of them.") }
         }
 
         func run() async throws {
             try await reportingErrors {
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
-                let graph = try await runner.load(pipeline, update: update)
+                let graph = try await runner.load(pipeline, update: update, locked: locked) { printError("warning: " + $0) }
                 var options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
                 let configured = try runner.workspace.configuration().backend
                 if (backend ?? (configured?.kind == "slurm" ? .slurm : .local)) == .slurm {

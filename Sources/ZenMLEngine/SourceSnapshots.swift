@@ -109,10 +109,13 @@ extension PipelineRunner {
     /// Reads a pipeline file for running: `base:` may name a registered pipeline, and `uses:` or
     /// `format: path` config values may pin stored bundles and data files by digest (`sha256:…`).
     /// `uses: NAME@VERSION` names a registry bundle, resolved through `zenml.lock` (``BundleSources``;
-    /// `update` moves its pins).
-    public func load(_ path: String, update: Bool = false) async throws -> PipelineGraph {
+    /// `update` moves its pins, `locked` refuses any change to the lock file); `note` hears of local
+    /// bundles re-pinned in it.
+    public func load(_ path: String, update: Bool = false, locked: Bool = false, note: (String) -> Void = { _ in }) async throws -> PipelineGraph {
         var spec = try PipelineSpec.load(path, resolveBase: registered.resolver)
-        let locations = try await BundleSources(workspace: workspace).resolve(spec, update: update).locations
+        let resolution = try await BundleSources(workspace: workspace).resolve(spec, update: update, locked: locked)
+        resolution.notes.forEach(note)
+        let locations = resolution.locations
         for index in spec.steps.indices {
             let step = spec.steps[index]
             if step.uses.hasPrefix(SourceSnapshots.pinPrefix) {

@@ -86,20 +86,26 @@ extension Workspace {
         _ remote: WorkspaceConfiguration.RemoteArtifactSettings, cacheMaxSize: Int64?, environment: [String: String]
     ) throws -> RemoteArtifactStore {
         let location = try ObjectStoreLocation(parsing: remote.url)
+        let objects = try openObjectStore(location, endpoint: remote.endpoint, region: remote.region, environment: environment)
+        return RemoteArtifactStore(objects: objects, location: location, cache: try openArtifactCache(maxSize: cacheMaxSize, environment: environment))
+    }
+}
+
+extension Workspace {
+    /// A client for a bucket (artifact store or registry), with credentials from the environment.
+    public func openObjectStore(_ location: ObjectStoreLocation, endpoint: String?, region: String?, environment: [String: String]) throws -> any ObjectStore {
         let transfer = TransferSettings.fromEnvironment(environment)
-        let objects: any ObjectStore
         switch location.scheme {
         case .gs:
-            let endpoint = remote.endpoint ?? environment["STORAGE_EMULATOR_HOST"]
+            let endpoint = endpoint ?? environment["STORAGE_EMULATOR_HOST"]
             var credentialEnvironment = environment
             // An emulator endpoint in the settings is as good as STORAGE_EMULATOR_HOST for "no credentials needed".
             if let endpoint { credentialEnvironment["STORAGE_EMULATOR_HOST"] = endpoint }
-            objects = GCSObjectStore(bucket: location.bucket, endpoint: endpoint, credentials: try GCSCredentials.fromEnvironment(credentialEnvironment), settings: transfer)
+            return GCSObjectStore(bucket: location.bucket, endpoint: endpoint, credentials: try GCSCredentials.fromEnvironment(credentialEnvironment), settings: transfer)
         case .s3:
-            let region = remote.region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? "us-east-1"
-            objects = S3ObjectStore(bucket: location.bucket, region: region, endpoint: remote.endpoint, credentials: try S3Credentials.fromEnvironment(environment), settings: transfer)
+            let region = region ?? environment["AWS_REGION"] ?? environment["AWS_DEFAULT_REGION"] ?? "us-east-1"
+            return S3ObjectStore(bucket: location.bucket, region: region, endpoint: endpoint, credentials: try S3Credentials.fromEnvironment(environment), settings: transfer)
         }
-        return RemoteArtifactStore(objects: objects, location: location, cache: try openArtifactCache(maxSize: cacheMaxSize, environment: environment))
     }
 }
 

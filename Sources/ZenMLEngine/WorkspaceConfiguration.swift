@@ -12,8 +12,8 @@ public struct WorkspaceConfiguration: Codable, Sendable, Equatable {
     public var remoteArtifacts: RemoteArtifactSettings?
     /// The local cache of a remote store is pruned to this many bytes (default 10 GiB).
     public var cacheMaxSize: Int64?
-    /// Bundle registries by name: a folder (gs:// and s3:// later). `nil` when none is configured.
-    public var registries: [String: String]?
+    /// Bundle registries by name: a folder, gs://BUCKET/PREFIX or s3://BUCKET/PREFIX. `nil` when none is configured.
+    public var registries: [String: RegistrySettings]?
     /// Public keys (`ed25519:<base64>`) whose signatures this workspace trusts.
     public var trustedKeys: [String]?
     /// Whether registry bundles must carry a signature by a trusted key before they are used.
@@ -64,6 +64,55 @@ public struct WorkspaceConfiguration: Codable, Sendable, Equatable {
             self.url = url
             self.endpoint = endpoint
             self.region = region
+        }
+    }
+
+    /// Where a bundle registry is. Stored as a plain string (`"/mnt/registry"`, `"gs://b/p"`) when
+    /// there is no endpoint or region, as settings files of earlier builds have it; credentials
+    /// come from the environment, as for a bucket artifact store.
+    public struct RegistrySettings: Codable, Sendable, Equatable {
+        /// An absolute folder path, `gs://BUCKET/PREFIX` or `s3://BUCKET/PREFIX`.
+        public var url: String
+        /// An S3-compatible server's (or a GCS emulator's) `http(s)://host:port`; `nil` for the cloud.
+        public var endpoint: String?
+        /// The S3 region (default from `AWS_REGION`/`AWS_DEFAULT_REGION`, else us-east-1).
+        public var region: String?
+
+        public init(url: String, endpoint: String? = nil, region: String? = nil) {
+            self.url = url
+            self.endpoint = endpoint
+            self.region = region
+        }
+
+        enum CodingKeys: String, CodingKey { case url, endpoint, region }
+
+        public init(from decoder: Decoder) throws {
+            if let url = try? decoder.singleValueContainer().decode(String.self) {
+                self.init(url: url)
+                return
+            }
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(url: try container.decode(String.self, forKey: .url),
+                      endpoint: try container.decodeIfPresent(String.self, forKey: .endpoint),
+                      region: try container.decodeIfPresent(String.self, forKey: .region))
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            if endpoint == nil && region == nil {
+                var container = encoder.singleValueContainer()
+                try container.encode(url)
+                return
+            }
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(url, forKey: .url)
+            try container.encodeIfPresent(endpoint, forKey: .endpoint)
+            try container.encodeIfPresent(region, forKey: .region)
+        }
+
+        /// For messages: the URL and its endpoint/region.
+        public var summary: String {
+            let extras = [endpoint.map { "endpoint \($0)" }, region.map { "region \($0)" }].compactMap { $0 }
+            return url + (extras.isEmpty ? "" : " (" + extras.joined(separator: ", ") + ")")
         }
     }
 

@@ -301,3 +301,35 @@ public struct GCSObjectStore: ObjectStore {
         try check(response, "delete", key, accept: [200, 204, 404])
     }
 }
+
+extension GCSObjectStore: CreateOnlyObjectStore {
+    /// A multipart upload with `ifGenerationMatch=0` (GCS answers 412 if the object exists).
+    /// Kept apart from `put` so the create-only path stays small and the upload path can change freely.
+    public func create(_ key: String, data: Data) async throws -> CreateOutcome {
+        let md5 = Data(Insecure.MD5.hash(data: data))
+        let boundary = "zenml-" + hex((0..<16).map { _ in UInt8.random(in: 0...255) })
+        let metadata = try JSONSerialization.data(withJSONObject: ["name": key, "md5Hash": md5.base64EncodedString()], options: [.sortedKeys])
+        var body = Data("--\(boundary)\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".utf8)
+        body.append(metadata)
+        body.append(Data("\r\n--\(boundary)\r\nContent-Type: application/octet-stream\r\n\r\n".utf8))
+        body.append(data)
+        body.append(Data("\r\n--\(boundary)--\r\n".utf8))
+        let url = "\(endpoint)/upload/storage/v1/b/\(percentEncode(bucket))/o?uploadType=multipart&ifGenerationMatch=0"
+        var attempt = 0
+        while true {
+            var headers = [(name: "Content-Type", value: "multipart/related; boundary=\(boundary)")]
+            if let authorization = try await tokens.authorization() { headers.append((name: "Authorization", value: authorization)) }
+            let response = try await client.send(HTTPRequest(method: "POST", url: url, headers: headers, body: body), retries: 0)
+            if response.status == 412 { return .exists }
+            if response.status == 501 { return .unsupported }
+            if isTransient(response.status) && attempt < 3 {
+                attempt += 1
+                try await Task.sleep(nanoseconds: UInt64(250_000_000 << attempt))
+                continue
+            }
+            try check(response, "create", key)
+            _ = try verified(response, key: key, size: Int64(data.count), md5: md5)
+            return .created
+        }
+    }
+}

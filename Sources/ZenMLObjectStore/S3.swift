@@ -325,3 +325,32 @@ private final class PartList: @unchecked Sendable {
     func set(_ number: Int, md5: Data) { lock.lock(); md5s[number] = md5; lock.unlock() }
     func md5(_ number: Int) -> Data { lock.lock(); defer { lock.unlock() }; return md5s[number] }
 }
+
+extension S3ObjectStore: CreateOnlyObjectStore {
+    /// A PUT with `If-None-Match: *` (S3 answers 412 if the object exists, 409 while another
+    /// conditional write of the key is in flight; OpenStack Swift's s3api answers 501).
+    /// Kept apart from `put` so the create-only path stays small and the upload path can change freely.
+    public func create(_ key: String, data: Data) async throws -> CreateOutcome {
+        let md5 = Data(Insecure.MD5.hash(data: data))
+        var attempt = 0
+        while true {
+            let response = try await client.send(request(
+                "PUT", key: key,
+                headers: [("content-md5", md5.base64EncodedString()), ("content-type", "application/octet-stream"), ("if-none-match", "*")],
+                body: data), retries: 0)
+            if response.status == 412 { return .exists }
+            if response.status == 501 { return .unsupported }
+            if (response.status == 409 || isTransient(response.status)) && attempt < 3 {
+                attempt += 1
+                try await Task.sleep(nanoseconds: UInt64(250_000_000 << attempt))
+                continue
+            }
+            try check(response, "create", key)
+            let etag = response.header("etag")?.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) ?? ""
+            guard etag == hex(md5) else {
+                throw ObjectStoreError.checksumMismatch(url: "\(bucketURL)/\(key)", detail: "ETag \(etag), expected MD5 \(hex(md5))")
+            }
+            return .created
+        }
+    }
+}

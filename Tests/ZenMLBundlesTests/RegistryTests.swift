@@ -22,7 +22,7 @@ final class RegistryTests: XCTestCase {
         let (record, new) = try await registry.publish(bundle: source, staging: base + "/staging")
         XCTAssertTrue(new)
         XCTAssertEqual(record.digest, try BundleArchive.digest(of: BundleArchive.entries(of: source)))
-        XCTAssertNotNil(try FileStatus.of(base + "/registry/bundles/clean/1.2.0.tar"))
+        XCTAssertNotNil(try FileStatus.of(base + "/registry/blobs/sha256/\(record.digest.hex).tar"), "archives are kept by digest")
         XCTAssertNotNil(try FileStatus.of(base + "/registry/bundles/clean/1.2.0.json"))
 
         // Same content again: a no-op.
@@ -34,7 +34,7 @@ final class RegistryTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("already published in registry 'team' with other content"), "\(error)")
             XCTAssertTrue("\(error)".contains("raise 'version:'"), "\(error)")
         }
-        XCTAssertEqual(try Digest.ofFile(atPath: base + "/registry/bundles/clean/1.2.0.tar"), record.digest)
+        XCTAssertEqual(try Digest.ofFile(atPath: base + "/registry/blobs/sha256/\(record.digest.hex).tar"), record.digest)
 
         _ = try await registry.publish(bundle: try bundle("clean", version: "1.3.1", body: "print(3)\n"), staging: base + "/staging")
         _ = try await registry.publish(bundle: try bundle("clean", version: "2.0.0", body: "print(4)\n"), staging: base + "/staging")
@@ -62,11 +62,12 @@ final class RegistryTests: XCTestCase {
         XCTAssertEqual(try BundleArchive.digest(of: BundleArchive.entries(of: folder)), record.digest)
 
         // A registry copy altered after publishing is refused at pull.
-        var bytes = try FileTree.read(base + "/registry/bundles/clean/1.3.1.tar")
-        bytes[600] ^= 1
-        try FileTree.writeAtomically(bytes, to: base + "/registry/bundles/clean/1.3.1.tar")
         let value9 = try await registry.metadata(of: "clean", version: "1.3.1")
         let altered = try XCTUnwrap(value9)
+        let blob = base + "/registry/blobs/sha256/\(altered.digest.hex).tar"
+        var bytes = try FileTree.read(blob)
+        bytes[600] ^= 1
+        try FileTree.writeAtomically(bytes, to: blob)
         await assertThrowsAsync({ try await registry.pull(altered, into: cache, trust: TrustPolicy()) }) { error in
             XCTAssertTrue("\(error)".contains("damaged or was altered"), "\(error)")
         }
@@ -119,6 +120,22 @@ final class RegistryTests: XCTestCase {
         await assertThrowsAsync({ try await open.addSignatures([try BundleSigning.sign(Digest.of("x"), with: mallory)], to: unsigned) })
     }
 
+    func testConcurrentPublishersOfOneVersionInAFolder() async throws {
+        let registry = BundleRegistry(name: "team", storage: FolderRegistryStorage(root: base + "/registry"))
+        for round in 0..<5 {
+            let red = try bundle("race\(round)", version: "1.0.0", body: "print('red')\n")
+            let blue = try bundle("race\(round)", version: "1.0.0", body: "print('blue')\n")
+            let staging = base + "/staging"
+            async let first = outcome { try await registry.publish(bundle: red, staging: staging) }
+            async let second = outcome { try await registry.publish(bundle: blue, staging: staging) }
+            let outcomes = await [first, second]
+            let winners = outcomes.compactMap { try? $0.get() }
+            XCTAssertEqual(winners.count, 1, "round \(round): \(outcomes)")
+            let stored = try await registry.metadata(of: "race\(round)", version: "1.0.0")
+            XCTAssertEqual(stored, winners.first?.0)
+        }
+    }
+
     func testLockFileRoundTripIsDeterministic() throws {
         let digest = Digest.of("bundle")
         var lock = LockFile()
@@ -133,6 +150,12 @@ final class RegistryTests: XCTestCase {
         var copy = LockFile()
         copy.bundles = lock.bundles
         XCTAssertEqual(copy.data, lock.data)
+        XCTAssertFalse(text.contains("\"local\""), "no local pins, no key: lock files of earlier builds keep their bytes")
+
+        let withLocal = LockFile(bundles: lock.bundles, local: ["steps/clean": .init(path: "steps/clean", digest: Digest.of("local"))])
+        try withLocal.save(path)
+        XCTAssertEqual(try LockFile.load(path), withLocal)
+        XCTAssertTrue(String(decoding: try FileTree.read(path), as: UTF8.self).contains("\"path\" : \"steps/clean\""))
         XCTAssertNil(try LockFile.load(base + "/none.lock"))
         try write("{\"lock_version\": 9, \"bundles\": {}}", to: base + "/future.lock")
         XCTAssertThrowsError(try LockFile.load(base + "/future.lock"))

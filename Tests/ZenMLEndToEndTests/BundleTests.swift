@@ -260,4 +260,140 @@ final class BundleTests: XCTestCase {
             XCTAssertEqual(result.exitCode, 0, "steps/\(name) does not pass 'zenml-run bundle test':\n\(result.output)")
         }
     }
+
+    // MARK: bucket registries and the lock file's local pins
+
+    func startService(_ script: String) throws -> String {
+        let log = "/tmp/zenml-e2e-bundles-\(script).log"
+        let port = try Sandbox.shell("'\(Sandbox.repository)/scripts/services/\(script)' start 2>\(log)").trimmingCharacters(in: .whitespacesAndNewlines)
+        // A missing server is a broken test setup, not a reason to pass quietly.
+        guard Int(port) != nil else { throw RegistryServerUnavailable(description: "could not start \(script): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")") }
+        return port
+    }
+
+    struct RegistryServerUnavailable: Error, CustomStringConvertible { var description: String }
+
+    /// A fresh bucket: the `config registry add` arguments and the environment the binary needs.
+    func bucketRegistry(_ scheme: String) throws -> (arguments: [String], environment: [String: String]) {
+        let bucket = "zenml-reg-\(UUID().uuidString.prefix(8).lowercased())"
+        if scheme == "gs" {
+            let port = try startService("gcs-emulator.sh")
+            let created = try Sandbox.shell("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{\"name\":\"\(bucket)\"}' 'http://127.0.0.1:\(port)/storage/v1/b?project=test'")
+            XCTAssertEqual(created, "200")
+            return (["gs://\(bucket)/registry", "--endpoint", "http://127.0.0.1:\(port)"], ["STORAGE_EMULATOR_HOST": ""])
+        }
+        let port = try startService("s3-moto.sh")
+        let created = try Sandbox.shell("""
+            curl -s -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 aws:amz:us-east-1:s3 \\
+              -H 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' \\
+              'http://testing:testing@127.0.0.1:\(port)/\(bucket)'
+            """)
+        XCTAssertEqual(created, "200")
+        return (["s3://\(bucket)/registry", "--endpoint", "http://127.0.0.1:\(port)"],
+                ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_PROFILE": ""])
+    }
+
+    func testGCSBucketRegistry() throws { try bucketRegistryEndToEnd("gs") }
+    func testS3BucketRegistry() throws { try bucketRegistryEndToEnd("s3") }
+
+    /// Publish, refuse an overwrite, race two publishers (two processes), pull, and run a pipeline
+    /// that says `uses: hello@^1.0` from a registry in a bucket on an emulator.
+    func bucketRegistryEndToEnd(_ scheme: String) throws {
+        let sandbox = try Sandbox()
+        let (arguments, environment) = try bucketRegistry(scheme)
+        var result = try sandbox.run(["config", "registry", "add", "team"] + arguments, environment: environment)
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertTrue(result.stdout.contains("registry team: \(scheme)://"), result.stdout)
+        XCTAssertTrue(try sandbox.run(["config", "registry", "list"]).stdout.contains("endpoint http://127.0.0.1:"))
+
+        try makeHello(sandbox, version: "1.0.0", greeting: "one")
+        result = try sandbox.run(["bundle", "publish", "bundles/hello", "--registry", "team"], environment: environment)
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertTrue(result.stdout.contains("published hello@1.0.0 to team"), result.stdout)
+        try makeHello(sandbox, version: "1.0.0", greeting: "changed")
+        result = try sandbox.run(["bundle", "publish", "bundles/hello", "--registry", "team"], environment: environment)
+        XCTAssertEqual(result.exitCode, 2, result.output)
+        XCTAssertTrue(result.stderr.contains("already published in registry 'team' with other content"), result.stderr)
+
+        // Two members publish hello@2.0.0 with different content at the same moment.
+        for color in ["red", "blue"] {
+            try makeHello(sandbox, version: "2.0.0", greeting: color)
+            try Sandbox.shell("rm -rf '\(sandbox.root)/\(color)' && cp -R '\(sandbox.root)/bundles/hello' '\(sandbox.root)/\(color)'")
+        }
+        let racers = try ["red", "blue"].map { try sandbox.start(["bundle", "publish", $0, "--registry", "team"], environment: environment) }
+        let outcomes = try racers.map { try $0.wait(timeout: 120) }
+        XCTAssertEqual(outcomes.filter { $0.exitCode == 0 }.count, 1, outcomes.map(\.output).joined(separator: "\n"))
+        let loser = try XCTUnwrap(outcomes.first { $0.exitCode != 0 })
+        XCTAssertEqual(loser.exitCode, 2, loser.output)
+        XCTAssertTrue(loser.stderr.contains("at the same moment") || loser.stderr.contains("already published in registry 'team' with other content"), loser.stderr)
+        let winner = outcomes[0].exitCode == 0 ? "red" : "blue"
+        result = try sandbox.run(["bundle", "pull", "hello@2.0.0"], environment: environment)
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        let folder = try XCTUnwrap(result.stdout.components(separatedBy: ": ").last?.trimmingCharacters(in: .whitespacesAndNewlines))
+        XCTAssertTrue(try String(contentsOfFile: folder + "/run.sh", encoding: .utf8).contains("printf '\(winner)"), "the pull has the winner's bytes")
+        let packed = try sandbox.run(["bundle", "pack", winner, "-o", "winner.tar"])
+        XCTAssertEqual(packed.exitCode, 0, packed.output)
+        let winnerDigest = try XCTUnwrap(packed.stdout.split(whereSeparator: { " \n".contains($0) }).first { $0.hasPrefix("sha256:") })
+        XCTAssertTrue(result.stdout.contains(String(winnerDigest)), "pulled by the winner's digest: \(result.stdout)")
+        let listing = try sandbox.run(["bundle", "list", "--registry", "team"], environment: environment)
+        XCTAssertTrue(listing.stdout.contains("team  hello@1.0.0"), listing.stdout)
+        XCTAssertTrue(listing.stdout.contains("team  hello@2.0.0"), listing.stdout)
+        XCTAssertTrue(try sandbox.run(["bundle", "search", "hell"], environment: environment).stdout.contains("hello@2.0.0"))
+
+        // A pipeline uses the bucket registry; the lock file pins it.
+        try sandbox.write("pipeline.yaml", "name: shared\nsteps:\n  greet: {uses: hello@^1.0}\n")
+        var (run, summary) = try sandbox.runPipeline(environment: environment)
+        XCTAssertEqual(run.exitCode, 0, run.output)
+        XCTAssertEqual(Sandbox.states(summary), ["greet": "done"], run.output)
+        XCTAssertEqual(try greeting(sandbox, summary), "one\n")
+        let lock = try sandbox.read("zenml.lock")
+        XCTAssertTrue(lock.contains("\"registry\" : \"team\""), lock)
+        XCTAssertTrue(lock.contains("\"version\" : \"1.0.0\""), lock)
+        (run, summary) = try sandbox.runPipeline(environment: environment)
+        XCTAssertEqual(Sandbox.states(summary), ["greet": "cached"], run.output)
+    }
+
+    func testLocalBundlesArePinnedInTheLockFile() throws {
+        let sandbox = try Sandbox()
+        try makeHello(sandbox, version: "1.0.0", greeting: "one")
+        try sandbox.write("pipeline.yaml", "name: local\nsteps:\n  greet: {uses: bundles/hello}\n")
+        var (run, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(run.exitCode, 0, run.output)
+        XCTAssertNil(try? sandbox.read("zenml.lock"), "no lock file is forced on a pipeline of local bundles")
+        // --update writes one; it pins the local folder by digest.
+        (run, summary) = try sandbox.runPipeline("pipeline.yaml", ["--update"])
+        XCTAssertEqual(Sandbox.states(summary), ["greet": "cached"], run.output)
+        let lock = try sandbox.read("zenml.lock")
+        XCTAssertTrue(lock.contains("\"local\""), lock)
+        XCTAssertTrue(lock.contains("\"path\" : \"bundles/hello\""), lock)
+        let packed = try sandbox.run(["bundle", "pack", "bundles/hello", "-o", "hello.tar"])
+        let digest = try XCTUnwrap(packed.stdout.split(whereSeparator: { " \n()".contains($0) }).first { $0.hasPrefix("sha256:") })
+        XCTAssertTrue(lock.contains(String(digest)), "the pin is the bundle digest: \(lock) / \(packed.stdout)")
+        XCTAssertFalse(run.stderr.contains("warning"), run.stderr)
+
+        // Edited since: used as it is, re-pinned, with a warning.
+        try makeHello(sandbox, version: "1.0.0", greeting: "two")
+        (run, summary) = try sandbox.runPipeline()
+        XCTAssertEqual(run.exitCode, 0, run.output)
+        XCTAssertEqual(Sandbox.states(summary), ["greet": "done"], run.output)
+        XCTAssertTrue(run.stderr.contains("warning: the local bundle bundles/hello changed since zenml.lock pinned it"), run.stderr)
+        let repinned = try sandbox.read("zenml.lock")
+        XCTAssertNotEqual(repinned, lock)
+        XCTAssertFalse(repinned.contains(String(digest)))
+        (run, _) = try sandbox.runPipeline("pipeline.yaml", ["--locked"])
+        XCTAssertEqual(run.exitCode, 0, "unchanged since the re-pin: --locked is happy: \(run.output)")
+
+        // --locked refuses a changed local bundle, names it and the fix, and leaves the lock alone.
+        try makeHello(sandbox, version: "1.0.0", greeting: "three")
+        (run, _) = try sandbox.runPipeline("pipeline.yaml", ["--locked"])
+        XCTAssertEqual(run.exitCode, 2, run.output)
+        XCTAssertTrue(run.stderr.contains("pipeline.yaml:3"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("the local bundle bundles/hello changed since zenml.lock pinned it"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("run without --locked"), run.stderr)
+        XCTAssertEqual(try sandbox.read("zenml.lock"), repinned)
+
+        // Runs record the pin with each execution.
+        let recorded = try Sandbox.shell("python3 -c \"import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print([r for r in c.execute('select string_value from ExecutionProperty') if 'bundle_source' in (r[0] or '')])\" '\(sandbox.root)/.zenml/metadata.db'")
+        XCTAssertTrue(recorded.contains("local folder bundles/hello"), recorded)
+    }
 }
