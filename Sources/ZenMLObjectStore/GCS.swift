@@ -224,9 +224,10 @@ public struct GCSObjectStore: ObjectStore {
         let chunkSize = max(256 << 10, settings.partSize / (256 << 10) * (256 << 10))
         var md5 = Insecure.MD5()
         var offset: Int64 = 0
+        let file = try MappedFile(descriptor: descriptor, size: size, path: path)
         while true {
             let length = min(chunkSize, size - offset)
-            let chunk = try readChunk(descriptor, offset: offset, length: Int(length), path: path)
+            let chunk = file.slice(offset: offset, length: length)
             md5.update(data: chunk)
             let last = offset + length == size
             let range = "bytes \(offset)-\(offset + length - 1)/\(last ? String(size) : "*")"

@@ -188,6 +188,36 @@ func readChunk(_ descriptor: Int32, offset: Int64, length: Int, path: String) th
     return data
 }
 
+/// A file mapped read-only into memory, so that upload parts are hashed and sent straight from
+/// the page cache: no part-sized buffer is allocated, zero-filled and copied into per part (that
+/// cost as much system time as the transfer itself for a 1 GiB file). Unmapped when released;
+/// keep it alive until every request that carries one of its slices has finished.
+final class MappedFile: @unchecked Sendable {
+    let size: Int64
+    private let base: UnsafeMutableRawPointer?
+
+    /// Maps `size` bytes of an open file (the descriptor may be closed afterwards).
+    init(descriptor: Int32, size: Int64, path: String) throws {
+        self.size = size
+        guard size > 0 else { base = nil; return }
+        guard let mapped = mmap(nil, Int(size), PROT_READ, MAP_SHARED, descriptor, 0), mapped != MAP_FAILED else {
+            throw ObjectStoreError.unreadableFile(path: path, reason: "cannot map it: " + String(cString: strerror(errno)))
+        }
+        _ = madvise(mapped, Int(size), MADV_SEQUENTIAL)
+        base = mapped
+    }
+
+    deinit {
+        if let base { munmap(base, Int(size)) }
+    }
+
+    /// `length` bytes at `offset`, without a copy; valid while this object lives.
+    func slice(offset: Int64, length: Int64) -> Data {
+        guard let base, length > 0 else { return Data() }
+        return Data(bytesNoCopy: base + Int(offset), count: Int(length), deallocator: .none)
+    }
+}
+
 func fileSize(_ path: String) throws -> (descriptor: Int32, size: Int64) {
     let descriptor = open(path, O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else { throw ObjectStoreError.unreadableFile(path: path, reason: String(cString: strerror(errno))) }

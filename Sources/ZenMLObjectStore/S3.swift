@@ -208,16 +208,18 @@ public struct S3ObjectStore: ObjectStore {
         let count = Int((size + partSize - 1) / partSize)
         let parts = PartList(count: count)
         do {
+            // Parts are hashed and sent from a mapping of the file: no part buffers to fill and copy.
+            let file = try MappedFile(descriptor: descriptor, size: size, path: path)
             try await forEachConcurrently(Array(1...count), limit: client.concurrency) { number in
                 let offset = Int64(number - 1) * partSize
                 let length = min(partSize, size - offset)
-                let (md5, response) = try await ByteBudget.shared.with(length) {
-                    let chunk = try readChunk(descriptor, offset: offset, length: Int(length), path: path)
-                    let md5 = Data(Insecure.MD5.hash(data: chunk))
-                    return (md5, try await client.send(request(
-                        "PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
-                        headers: [("content-md5", md5.base64EncodedString()), ("content-type", "application/octet-stream")], body: chunk)))
-                }
+                let chunk = file.slice(offset: offset, length: length)
+                // Content-MD5 makes the server refuse a part that arrives damaged; the ETag it
+                // answers confirms what it stored.
+                let md5 = Data(Insecure.MD5.hash(data: chunk))
+                let response = try await client.send(request(
+                    "PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
+                    headers: [("content-md5", md5.base64EncodedString()), ("content-type", "application/octet-stream")], body: chunk))
                 try check(response, "upload part \(number) of", key)
                 let etag = response.header("etag")?.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) ?? ""
                 guard etag == hex(md5) else {

@@ -1,8 +1,8 @@
 import Foundation
 import XCTest
 
-/// Two team members on two "machines" (separate folders and HOMEs) share a MariaDB metadata store
-/// and a bucket: a gs:// bucket on the GCS emulator, or an s3:// bucket on OpenStack Swift (which
+/// Two team members on two "machines" (separate workspaces and HOMEs) share a MariaDB metadata
+/// store and a bucket: a gs:// bucket on the GCS emulator, or an s3:// bucket on OpenStack Swift (which
 /// verifies SigV4 signatures). Servers are started on 127.0.0.1 by `scripts/services/`.
 final class RemoteStoreTests: XCTestCase {
     struct ServerUnavailable: Error, CustomStringConvertible { var description: String }
@@ -42,11 +42,18 @@ final class RemoteStoreTests: XCTestCase {
         }
     }
 
+    /// The collaboration scenario of the issue, on the penguins pipeline (seven bundles in Python and C).
+    ///
+    /// Both members have the project checked out at the same path, as a team's machines usually do:
+    /// a registered pipeline records its file, and a copy of it reads the base's bundles from there.
+    /// Their workspaces, HOMEs, credentials and artifact caches are separate.
     func collaborate(_ backend: Backend) throws {
         let mysqlPort = try startService("mariadb.sh")
         let sandbox = try Sandbox()
         let (url, options, credentials) = try prepareBucket(backend, sandbox: sandbox)
         let database = "zenml_e2e_\(UUID().uuidString.prefix(8).lowercased())"
+        try Sandbox.shell("mkdir -p '\(sandbox.root)/project' && cp -R '\(Sandbox.repository)/examples' '\(Sandbox.repository)/steps' '\(Sandbox.repository)/protocol' '\(sandbox.root)/project/' && rm -rf '\(sandbox.root)/project/steps/tests'")
+        let pipeline = "project/examples/penguins/pipeline.yaml"
         var environment: [String: [String: String]] = [:]
         for member in ["alice", "bob"] {
             // Separate HOMEs, and none of the test runner's own cloud settings.
@@ -55,58 +62,122 @@ final class RemoteStoreTests: XCTestCase {
             env.merge(credentials[member] ?? [:]) { _, new in new }
             if env["AWS_PROFILE"] == "" { env["AWS_PROFILE"] = "default" }
             environment[member] = env
-            try Sandbox.shell("mkdir -p '\(sandbox.root)/\(member)-home' '\(sandbox.root)/\(member)' && cp -RL '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/\(member)/quickstart'")
+            try Sandbox.shell("mkdir -p '\(sandbox.root)/\(member)-home' '\(sandbox.root)/\(member)'")
             var result = try sandbox.run(["config", "metadata", "set", "mysql", "--host", "127.0.0.1", "--port", mysqlPort, "--username", "zenml", "--database", database, "--workspace", member], environment: env)
             XCTAssertEqual(result.exitCode, 0, result.output)
             result = try sandbox.run(["config", "artifacts", "set", url] + options + ["--workspace", member], environment: env)
             XCTAssertEqual(result.exitCode, 0, result.output)
         }
+        let alice = environment["alice"]!, bob = environment["bob"]!
         let config = try sandbox.read("alice/.zenml/config.json")
         XCTAssertTrue(config.contains(url.replacingOccurrences(of: "/", with: "\\/")), config)
         XCTAssertFalse(config.contains("testing") || config.contains("zenml-test-pw"), "no secret is written: \(config)")
 
-        // Alice runs the pipeline: every step runs and its outputs go to the bucket.
-        let (alice, aliceSummary) = try sandbox.runPipeline("alice/quickstart/pipeline.yaml", ["--workspace", "alice"], environment: environment["alice"]!)
-        XCTAssertEqual(alice.exitCode, 0, alice.output)
-        XCTAssertEqual(Set(Sandbox.states(aliceSummary).values), ["done"], alice.stdout)
-        let reportDigest = try XCTUnwrap(((aliceSummary["steps"] as? [[String: Any]])?.first { $0["name"] as? String == "report" }?["outputs"] as? [String: String])?.values.first)
+        // Alice runs "Pipeline A": every step runs and its outputs go to the bucket.
+        let (aliceRun, aliceSummary) = try sandbox.runPipeline(pipeline, ["--workspace", "alice"], environment: alice)
+        XCTAssertEqual(aliceRun.exitCode, 0, aliceRun.output)
+        XCTAssertEqual(Set(Sandbox.states(aliceSummary).values), ["done"], aliceRun.stdout)
+        let aliceRunID = try XCTUnwrap(aliceSummary["run_id"] as? String, "\(aliceSummary.keys)")
+        let aliceOutputs = Self.outputs(aliceSummary)
 
-        // Bob runs the same pipeline: all cache hits on Alice's artifacts, no step process, no download.
-        let (bob, bobSummary) = try sandbox.runPipeline("bob/quickstart/pipeline.yaml", ["--workspace", "bob"], environment: environment["bob"]!)
-        XCTAssertEqual(bob.exitCode, 0, bob.output)
-        XCTAssertEqual(Set(Sandbox.states(bobSummary).values), ["cached"], bob.stdout)
-        XCTAssertEqual(sandbox.files(under: "bob/.zenml/cache/artifacts/sha256"), [], "a cache hit downloads nothing")
-        XCTAssertEqual(sandbox.files(under: "bob/.zenml/logs").filter { $0.hasSuffix(".log") }, [], "no step process ran (a step's log is its output)")
+        // Bob finds it: the pipeline, Alice's run, and its statistics (fetched from the bucket).
+        let pipelines = try sandbox.run(["pipelines", "list", "--workspace", "bob"], environment: bob)
+        XCTAssertEqual(pipelines.exitCode, 0, pipelines.output)
+        XCTAssertTrue(pipelines.stdout.contains("penguins"), pipelines.stdout)
+        let shown = try sandbox.run(["runs", "show", aliceRunID, "--workspace", "bob"], environment: bob)
+        XCTAssertEqual(shown.exitCode, 0, shown.output)
+        for step in ["data", "split", "statistics", "schema", "validate", "train", "evaluate"] {
+            XCTAssertTrue(shown.stdout.contains(step), "\(step) in: \(shown.stdout)")
+        }
+        XCTAssertEqual(sandbox.files(under: "bob/.zenml/cache/artifacts/sha256"), [], "listing and showing download nothing")
+        let statistics = try sandbox.run(["pipelines", "show", "penguins", "--statistics", "--workspace", "bob"], environment: bob)
+        XCTAssertEqual(statistics.exitCode, 0, statistics.output)
+        XCTAssertTrue(statistics.stdout.contains("species") && statistics.stdout.contains("bill_length_mm"), statistics.stdout)
+        func fetched() -> Set<String> {
+            Set(sandbox.files(under: "bob/.zenml/cache/artifacts/sha256").filter { $0.split(separator: "/").count == 2 && !$0.hasSuffix(".size") }
+                .map { ($0 as NSString).lastPathComponent })
+        }
+        XCTAssertTrue(fetched().contains(String((aliceOutputs["statistics.statistics"] ?? "").dropFirst("sha256:".count))), "\(fetched())")
+        // (The statistics view fetches every artifact of the run, not only the statistics: empty
+        // Bob's cache, as on a fresh machine, so that what the run below fetches can be seen.)
+        let pruned = try sandbox.run(["cache", "prune", "--max-size", "0", "--workspace", "bob"], environment: bob)
+        XCTAssertEqual(pruned.exitCode, 0, pruned.output)
+        XCTAssertEqual(fetched(), [])
 
-        // Bob can still read Alice's output: it is fetched from the bucket and verified.
-        let export = try sandbox.run(["artifacts", "export", String(reportDigest.dropFirst("sha256:".count).prefix(16)), "bob/report-copy", "--workspace", "bob"], environment: environment["bob"]!)
+        // Bob copies it to "Pipeline B" with the other trainer (naive Bayes in Python instead of
+        // softmax regression in C) and runs it: every step upstream of the trainer is a cache hit
+        // on Alice's artifacts, no process is started for them, and only the trainer's inputs are
+        // downloaded.
+        let copied = try sandbox.run(["pipelines", "copy", "penguins", "penguins-nb", "--set", "train.uses=project/steps/train-nb",
+                                      "-o", "project/examples/penguins/nb.yaml", "--workspace", "bob"], environment: bob)
+        XCTAssertEqual(copied.exitCode, 0, copied.output)
+        let (bobRun, bobSummary) = try sandbox.runPipeline("project/examples/penguins/nb.yaml", ["--workspace", "bob"], environment: bob)
+        XCTAssertEqual(bobRun.exitCode, 0, bobRun.output)
+        let states = Sandbox.states(bobSummary)
+        for step in ["data", "split", "statistics", "schema", "validate"] { XCTAssertEqual(states[step], "cached", "\(step): \(states)") }
+        XCTAssertEqual(states["train"], "done", "\(states)")
+        XCTAssertEqual(states["evaluate"], "done", "\(states)")
+        let bobRunID = try XCTUnwrap(bobSummary["run_id"] as? String, "\(bobSummary.keys)")
+        // A step's log is written by its process: only the trainer and what follows it started.
+        XCTAssertEqual(sandbox.files(under: "bob/.zenml/logs/\(bobRunID)").filter { $0.hasSuffix(".log") }.sorted(), ["evaluate.log", "train.log"])
+        let cached = fetched()
+
+        func hex(_ step: String, _ output: String) -> String { String((aliceOutputs["\(step).\(output)"] ?? "").dropFirst("sha256:".count)) }
+        for needed in [hex("split", "examples"), hex("statistics", "statistics")] {
+            XCTAssertTrue(cached.contains(needed), "the trainer's input \(needed) was fetched: \(cached)")
+        }
+        for unneeded in [hex("data", "examples"), hex("schema", "schema"), hex("train", "model")] {
+            XCTAssertFalse(unneeded.isEmpty)
+            XCTAssertFalse(cached.contains(unneeded), "\(unneeded) is not needed by the steps that ran, so it is not downloaded: \(cached)")
+        }
+
+        // Bob runs Alice's pipeline itself: all cache hits, no step process.
+        let (again, againSummary) = try sandbox.runPipeline(pipeline, ["--workspace", "bob"], environment: bob)
+        XCTAssertEqual(again.exitCode, 0, again.output)
+        XCTAssertEqual(Set(Sandbox.states(againSummary).values), ["cached"], again.stdout)
+        XCTAssertEqual(sandbox.files(under: "bob/.zenml/logs/\(againSummary["run_id"] as? String ?? "")").filter { $0.hasSuffix(".log") }, [])
+
+        // Bob can read Alice's model: fetched from the bucket, verified, the same bytes.
+        let modelDigest = hex("train", "model")
+        let export = try sandbox.run(["artifacts", "export", String(modelDigest.prefix(16)), "bob/model-copy", "--workspace", "bob"], environment: bob)
         XCTAssertEqual(export.exitCode, 0, export.output)
-        XCTAssertFalse(sandbox.files(under: "bob/report-copy").isEmpty)
+        XCTAssertFalse(sandbox.files(under: "bob/model-copy").isEmpty)
         XCTAssertEqual(
-            try Sandbox.shell("cd '\(sandbox.root)/bob/report-copy' && find . -type f | sort | xargs cat | sha256sum"),
-            try Sandbox.shell("cd \"$(ls -d '\(sandbox.root)'/alice/.zenml/cache/artifacts/sha256/*/\(reportDigest.dropFirst(7)))\" && find . -type f | sort | xargs cat | sha256sum"))
+            try Sandbox.shell("cd '\(sandbox.root)/bob/model-copy' && find . -type f | sort | xargs cat | sha256sum"),
+            try Sandbox.shell("cd \"$(ls -d '\(sandbox.root)'/alice/.zenml/cache/artifacts/sha256/*/\(modelDigest))\" && find . -type f | sort | xargs cat | sha256sum"))
 
-        // Alice sees Bob's run.
-        let listed = try sandbox.run(["runs", "list", "--workspace", "alice", "--json"], environment: environment["alice"]!)
+        // Alice sees Bob's run and pipeline, and its evaluation (fetched from the bucket).
+        let listed = try sandbox.run(["runs", "list", "--workspace", "alice", "--json"], environment: alice)
         XCTAssertEqual(listed.exitCode, 0, listed.output)
-        let bobRun = try XCTUnwrap(bobSummary["id"] as? String ?? bobSummary["run_id"] as? String ?? bobSummary["runID"] as? String, "\(bobSummary.keys)")
-        XCTAssertTrue(listed.stdout.contains(bobRun), listed.stdout)
+        XCTAssertTrue(listed.stdout.contains(bobRunID), listed.stdout)
+        let evaluation = try sandbox.run(["pipelines", "show", "penguins-nb", "--evaluation", "--workspace", "alice"], environment: alice)
+        XCTAssertEqual(evaluation.exitCode, 0, evaluation.output)
+        XCTAssertTrue(evaluation.stdout.contains("accuracy"), evaluation.stdout)
 
         // Without credentials, the error names what to set.
-        var bare = environment["bob"]!
+        var bare = bob
         bare["HOME"] = sandbox.root + "/nobody"
         bare["STORAGE_EMULATOR_HOST"] = nil
         if backend == .s3 {
-            let refused = try sandbox.run(["run", "bob/quickstart/pipeline.yaml", "--workspace", "bob"], environment: bare)
+            let refused = try sandbox.run(["run", pipeline, "--workspace", "bob"], environment: bare)
             XCTAssertEqual(refused.exitCode, 3, refused.output)
             XCTAssertTrue(refused.stderr.contains("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), refused.stderr)
-            var wrong = environment["alice"]!
+            var wrong = alice
             wrong["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
-            let denied = try sandbox.run(["run", "alice/quickstart/pipeline.yaml", "--workspace", "alice"], environment: wrong)
+            let denied = try sandbox.run(["run", pipeline, "--workspace", "alice"], environment: wrong)
             XCTAssertNotEqual(denied.exitCode, 0, denied.output)
             XCTAssertTrue(denied.output.contains("check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), denied.output)
             XCTAssertFalse(denied.output.contains("not-the-secret"), "the secret is never printed")
         }
+    }
+
+    /// `STEP.OUTPUT` -> digest, from a run summary.
+    static func outputs(_ summary: [String: Any]) -> [String: String] {
+        var outputs: [String: String] = [:]
+        for step in summary["steps"] as? [[String: Any]] ?? [] {
+            for (name, digest) in step["outputs"] as? [String: String] ?? [:] { outputs["\(step["name"] as? String ?? "").\(name)"] = digest }
+        }
+        return outputs
     }
 
     func testTeamSharesAGCSBucket() throws { try collaborate(.gcs) }

@@ -2,6 +2,7 @@
 // cache, timing both (hashing and verification included, as in a run). Used by bench/remote/run.sh.
 //
 //   remote-store-bench publish|fetch URL DIR --endpoint E --cache C [--digest D]
+//   remote-store-bench hash|put URL DIR --endpoint E --cache C   # the two halves of a publish, timed apart
 import Foundation
 import ZenMLArtifacts
 import ZenMLCore
@@ -59,6 +60,19 @@ struct RemoteStoreBench {
             let seconds = Date().timeIntervalSince(started)
             let tree = try TreeDigest.compute(root: path)
             print(#"{"operation":"fetch","digest":"\#(hex)","bytes":\#(tree.totalSize),"files":\#(tree.fileCount),"seconds":\#(seconds)}"#)
+        case "hash":
+            // Only the tree digest a publish computes before it can name its keys.
+            let tree = try TreeDigest.compute(root: arguments[2])
+            print(#"{"operation":"hash","digest":"\#(tree.digest.hex)","bytes":\#(tree.totalSize),"files":\#(tree.fileCount),"seconds":\#(Date().timeIntervalSince(started))}"#)
+        case "put":
+            // Only the uploads of a publish (every file, verified), under a fresh prefix.
+            let tree = try TreeDigest.compute(root: arguments[2])
+            let hashed = Date()
+            let prefix = location.key("put-\(UUID().uuidString.prefix(8))")
+            try await forEachConcurrently(tree.entries.filter { $0.kind == .file }, limit: store.concurrency) { entry in
+                try await objects.put(prefix + "/" + entry.path, file: arguments[2] + "/" + entry.path)
+            }
+            print(#"{"operation":"put","bytes":\#(tree.totalSize),"files":\#(tree.fileCount),"seconds":\#(Date().timeIntervalSince(hashed))}"#)
         default:
             throw ObjectStoreError.invalidLocation("unknown operation \(arguments[0]): publish or fetch")
         }
