@@ -52,7 +52,7 @@ final class RemoteStoreTests: XCTestCase {
         let sandbox = try Sandbox()
         let (url, options, credentials) = try prepareBucket(backend, sandbox: sandbox)
         let database = "zenml_e2e_\(UUID().uuidString.prefix(8).lowercased())"
-        try Sandbox.shell("mkdir -p '\(sandbox.root)/project' && cp -R '\(Sandbox.repository)/examples' '\(Sandbox.repository)/steps' '\(Sandbox.repository)/protocol' '\(sandbox.root)/project/' && rm -rf '\(sandbox.root)/project/steps/tests'")
+        try sandbox.copyExamplesAndSteps(into: "project")
         let pipeline = "project/examples/penguins/pipeline.yaml"
         var environment: [String: [String: String]] = [:]
         for member in ["alice", "bob"] {

@@ -45,10 +45,11 @@ final class Sandbox {
     /// Copies `examples/`, `steps/` and what their links reach (the Python and C SDKs in
     /// `protocol/`, the Swift SDK's targets in `Sources/`) into the sandbox, so
     /// `examples/penguins/pipeline.yaml` runs there as in the repository.
-    func copyExamplesAndSteps() throws {
+    func copyExamplesAndSteps(into folder: String = ".") throws {
+        let target = root + "/" + folder
         let sdk = ["CZenMLTFRecord", "ZenMLTFRecord", "ZenMLStep"].map { "'\(Sandbox.repository)/Sources/\($0)'" }.joined(separator: " ")
-        try Sandbox.shell("cp -R '\(Sandbox.repository)/examples' '\(Sandbox.repository)/steps' '\(Sandbox.repository)/protocol' '\(root)/' && rm -rf '\(root)/steps/tests'"
-            + " && mkdir '\(root)/Sources' && cp -R \(sdk) '\(root)/Sources/'")
+        try Sandbox.shell("mkdir -p '\(target)/Sources' && cp -R '\(Sandbox.repository)/examples' '\(Sandbox.repository)/steps' '\(Sandbox.repository)/protocol' '\(target)/'"
+            + " && rm -rf '\(target)/steps/tests' && cp -R \(sdk) '\(target)/Sources/'")
     }
 
     func shBundle(_ name: String, inputs: String = "{}", outputs: String = "{}", config: String? = nil, extra: String = "", script: String) throws {
