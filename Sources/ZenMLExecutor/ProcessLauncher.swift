@@ -3,7 +3,7 @@ import Foundation
 import ZenMLCore
 
 /// A process to start: a value that can be built, logged and checked before anything runs.
-public struct ProcessConfiguration: Sendable {
+public struct ProcessConfiguration: Sendable, Codable {
     /// Absolute path of the program.
     public var executable: String
     /// Arguments after the program name.

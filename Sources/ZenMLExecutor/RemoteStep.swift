@@ -72,31 +72,13 @@ public struct WorkerResult: Codable, Sendable {
 /// A bundle's `build:` command handed to a worker on a node (`zenml-run worker --build JOB`), so
 /// a compiled step is built on the kind of machine that runs it, not on the submitting host.
 public struct WorkerBuild: Codable, Sendable {
-    public var executable: String
-    public var arguments: [String]
-    public var environment: [String: String]
-    public var workingDirectory: String
-    public var standardInputFile: String
-    public var logFile: String
-    public var timeout: Double?
+    public var configuration: ProcessConfiguration
     /// Where the worker writes its ``WorkerBuildResult``.
     public var resultFile: String
 
     public init(_ configuration: ProcessConfiguration, resultFile: String) {
-        executable = configuration.executable
-        arguments = configuration.arguments
-        environment = configuration.environment
-        workingDirectory = configuration.workingDirectory
-        standardInputFile = configuration.standardInputFile
-        logFile = configuration.logFile
-        timeout = configuration.timeout
+        self.configuration = configuration
         self.resultFile = resultFile
-    }
-
-    public var configuration: ProcessConfiguration {
-        ProcessConfiguration(
-            executable: executable, arguments: arguments, environment: environment, workingDirectory: workingDirectory,
-            standardInputFile: standardInputFile, logFile: logFile, timeout: timeout)
     }
 }
 

@@ -185,9 +185,9 @@ public struct GCSObjectStore: ObjectStore {
         return info
     }
 
-    /// A multipart upload (metadata and media in one request): the metadata carries the MD5, which
-    /// GCS checks before it stores the object. (Also the only form the emulator accepts for 0 bytes.)
-    public func put(_ key: String, data: Data) async throws -> ObjectInfo {
+    /// The body of a multipart upload: the object's metadata (name and MD5, which GCS checks
+    /// before it stores the object) and its bytes, the boundary between them, and the MD5.
+    func multipartBody(_ key: String, data: Data) throws -> (body: Data, boundary: String, md5: Data) {
         let md5 = Data(Insecure.MD5.hash(data: data))
         let boundary = "zenml-" + hex((0..<16).map { _ in UInt8.random(in: 0...255) })
         let metadata = try JSONSerialization.data(withJSONObject: ["name": key, "md5Hash": md5.base64EncodedString()], options: [.sortedKeys])
@@ -196,6 +196,13 @@ public struct GCSObjectStore: ObjectStore {
         body.append(Data("\r\n--\(boundary)\r\nContent-Type: application/octet-stream\r\n\r\n".utf8))
         body.append(data)
         body.append(Data("\r\n--\(boundary)--\r\n".utf8))
+        return (body, boundary, md5)
+    }
+
+    /// A multipart upload (metadata and media in one request): the metadata carries the MD5, which
+    /// GCS checks before it stores the object. (Also the only form the emulator accepts for 0 bytes.)
+    public func put(_ key: String, data: Data) async throws -> ObjectInfo {
+        let (body, boundary, md5) = try multipartBody(key, data: data)
         let response = try await send(
             "POST", "\(endpoint)/upload/storage/v1/b/\(percentEncode(bucket))/o?uploadType=multipart",
             headers: [(name: "Content-Type", value: "multipart/related; boundary=\(boundary)")], body: body)
@@ -307,14 +314,7 @@ extension GCSObjectStore: CreateOnlyObjectStore {
     /// A multipart upload with `ifGenerationMatch=0` (GCS answers 412 if the object exists).
     /// Kept apart from `put` so the create-only path stays small and the upload path can change freely.
     public func create(_ key: String, data: Data) async throws -> CreateOutcome {
-        let md5 = Data(Insecure.MD5.hash(data: data))
-        let boundary = "zenml-" + hex((0..<16).map { _ in UInt8.random(in: 0...255) })
-        let metadata = try JSONSerialization.data(withJSONObject: ["name": key, "md5Hash": md5.base64EncodedString()], options: [.sortedKeys])
-        var body = Data("--\(boundary)\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".utf8)
-        body.append(metadata)
-        body.append(Data("\r\n--\(boundary)\r\nContent-Type: application/octet-stream\r\n\r\n".utf8))
-        body.append(data)
-        body.append(Data("\r\n--\(boundary)--\r\n".utf8))
+        let (body, boundary, md5) = try multipartBody(key, data: data)
         let url = "\(endpoint)/upload/storage/v1/b/\(percentEncode(bucket))/o?uploadType=multipart&ifGenerationMatch=0"
         var attempt = 0
         while true {
