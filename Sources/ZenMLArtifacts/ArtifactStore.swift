@@ -36,6 +36,10 @@ public protocol ArtifactStore: Sendable {
     func isIntact(_ artifact: StoredArtifact) async throws -> Bool
     /// Re-hashes an artifact and reports whether its content still has its digest.
     func verify(_ digest: Digest) async throws -> Bool
+    /// Which of these files (paths inside the artifact) the artifact holds, without fetching it:
+    /// a view looks for its file in every artifact of a run, and a remote store would otherwise
+    /// download them all.
+    func files(_ paths: [String], heldBy digest: Digest) async throws -> [String]
     /// Makes everything published so far durable (the end of a run calls it once).
     func flush() throws
 }
@@ -148,6 +152,11 @@ public struct LocalArtifactStore: ArtifactStore {
     public func localPath(of digest: Digest) throws -> String? {
         let path = path(of: digest)
         return try FileStatus.of(path)?.kind == .directory ? path : nil
+    }
+
+    public func files(_ paths: [String], heldBy digest: Digest) throws -> [String] {
+        let root = path(of: digest)
+        return try paths.filter { try FileStatus.of(root + "/" + $0)?.kind == .file }
     }
 
     public func isIntact(_ artifact: StoredArtifact) throws -> Bool {

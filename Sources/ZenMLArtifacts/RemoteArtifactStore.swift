@@ -132,6 +132,19 @@ public struct RemoteArtifactStore: ArtifactStore {
         }
     }
 
+    /// From the local copy if there is one, else from the manifest (one small object).
+    public func files(_ paths: [String], heldBy digest: Digest) async throws -> [String] {
+        if let local = cache.lookup(digest) {
+            return try paths.filter { try FileStatus.of(local + "/" + $0)?.kind == .file }
+        }
+        guard let data = try await objects.data(manifestKey(digest)) else { return [] }
+        guard let manifest = try? JSONDecoder().decode(RemoteManifest.self, from: data), manifest.digest == digest else {
+            throw RemoteArtifactError.corrupted(uri: uri(digest), detail: "its manifest is unreadable")
+        }
+        let held = Set(manifest.entries.filter { $0.kind == .file }.map(\.path))
+        return paths.filter { held.contains($0) }
+    }
+
     /// A HEAD of the manifest: the artifact exists remotely, whatever the local cache holds.
     public func isIntact(_ artifact: StoredArtifact) async throws -> Bool {
         try await objects.head(manifestKey(artifact.digest)) != nil

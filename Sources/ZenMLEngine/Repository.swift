@@ -90,7 +90,10 @@ public struct Repository: Sendable {
     }
 
     private func add(_ artifact: ArtifactRecord, step: String, output: String, runID: String, kinds: Set<Kind>, to views: inout Views) async throws {
-        guard let directory = try await inspector.store.localPath(of: artifact.digest) else { return }
+        let wanted = Kind.allCases.filter { kinds.contains($0) }.map(\.fileName)
+        // Only an artifact that holds a view's file is fetched (from a bucket store, say).
+        guard !(try await inspector.store.files(wanted, heldBy: artifact.digest)).isEmpty,
+              let directory = try await inspector.store.localPath(of: artifact.digest) else { return }
         for kind in Kind.allCases where kinds.contains(kind) {
             let path = directory + "/" + kind.fileName
             guard (try? FileStatus.of(path))??.kind == .file else { continue }
