@@ -38,7 +38,7 @@ public struct SlurmBackend: StepBackend {
     }
 
     public func run(_ launch: StepLaunch, step: String, progress: @escaping @Sendable (String) -> Void) async -> BackendRun {
-        func lost(_ message: String, _ details: [String: JSONValue] = [:]) -> StepRunResult {
+        func lost(_ message: String) -> StepRunResult {
             StepRunResult(outcome: .failure(.lost(message)), exitCode: nil, errorTail: "", duration: 0)
         }
         let resultFile = launch.workDirectory + "/worker-result.json"
