@@ -92,7 +92,7 @@ actor BundleBuilder {
             environment: StepLaunch.cleanEnvironment(bundlePath: bundlePath, manifest: manifest, scratch: scratch, hostEnvironment: hostEnvironment, buildPath: output),
             workingDirectory: scratch,
             standardInputFile: work + "/stdin", logFile: logFile, timeout: 3600)
-        let result = try await backend.runBuild(configuration, resources: resources, label: stepName)
+        let result = try await backend.runBuild(configuration, in: work, resources: resources, label: stepName)
         func failed(_ message: String) throws -> Never {
             _ = try? metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: result.canceled ? .canceled : .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: message))
             throw Failure(message: message, errorTail: result.errorTail, logFile: logFile)

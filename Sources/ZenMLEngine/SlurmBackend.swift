@@ -74,8 +74,7 @@ public struct SlurmBackend: StepBackend {
     }
 
     /// Runs the build as a job on the partition the step will run on.
-    public func runBuild(_ configuration: ProcessConfiguration, resources: BundleManifest.Resources?, label: String) async throws -> ProcessResult {
-        let directory = (configuration.workingDirectory as NSString).deletingLastPathComponent
+    public func runBuild(_ configuration: ProcessConfiguration, in directory: String, resources: BundleManifest.Resources?, label: String) async throws -> ProcessResult {
         let resultFile = directory + "/worker-result.json"
         let jobFile = directory + "/worker-job.json"
         let encoder = JSONEncoder()

@@ -15,14 +15,15 @@ public protocol StepBackend: Sendable {
     /// The machines a step with these resources runs on, when they are not this one: builds are
     /// keyed by it (binaries made here may not run there). `nil`: this machine.
     func buildTarget(for resources: BundleManifest.Resources?) -> String?
-    /// Runs a bundle's `build:` command on the machines a step with these resources runs on.
-    func runBuild(_ configuration: ProcessConfiguration, resources: BundleManifest.Resources?, label: String) async throws -> ProcessResult
+    /// Runs a bundle's `build:` command on the machines a step with these resources runs on;
+    /// `directory` (the build's own, on shared storage) may hold the backend's job files.
+    func runBuild(_ configuration: ProcessConfiguration, in directory: String, resources: BundleManifest.Resources?, label: String) async throws -> ProcessResult
 }
 
 extension StepBackend {
     public func buildTarget(for resources: BundleManifest.Resources?) -> String? { nil }
 
-    public func runBuild(_ configuration: ProcessConfiguration, resources: BundleManifest.Resources?, label: String) async throws -> ProcessResult {
+    public func runBuild(_ configuration: ProcessConfiguration, in directory: String, resources: BundleManifest.Resources?, label: String) async throws -> ProcessResult {
         try await ProcessLauncher.run(configuration)
     }
 }
