@@ -117,21 +117,9 @@ public final class PipelineRunner: Sendable {
 
         await withTaskGroup(of: (String, StepResult).self) { group in
             var running = 0
-            func launchReady() {
-                while running < options.jobs, !ready.isEmpty, !Task.isCancelled {
-                    let name = ready.removeFirst()
-                    guard let step = graph[step: name] else { continue }
-                    var inputs: [String: [ArtifactRecord]] = [:]
-                    for (inputName, references) in step.inputs {
-                        inputs[inputName] = references.compactMap { results[$0.step]?.outputs[$0.output] }
-                    }
-                    running += 1
-                    group.addTask { (name, await self.execute(step, inputs: inputs, context: context)) }
-                }
-            }
-            launchReady()
-            while let (name, result) = await group.next() {
-                running -= 1
+            // Misses of the cache, in pipeline order, waiting for a free job slot.
+            var waiting: [PreparedStep] = []
+            func finished(_ name: String, _ result: StepResult) {
                 results[name] = result
                 if result.succeeded {
                     var released: [String] = []
@@ -154,7 +142,48 @@ public final class PipelineRunner: Sendable {
                         }
                     }
                 }
-                launchReady()
+            }
+            // Every ready step is fingerprinted and looked up in the cache as one wave (one query,
+            // one transaction for the hits); hits release their dependents into the next wave at
+            // once, misses wait for a job slot.
+            func resolveReady() async {
+                while !ready.isEmpty, !Task.isCancelled {
+                    let wave = ready
+                    ready = []
+                    var prepared: [PreparedStep] = []
+                    for name in wave {
+                        guard let step = graph[step: name] else { continue }
+                        var inputs: [String: [ArtifactRecord]] = [:]
+                        for (inputName, references) in step.inputs {
+                            inputs[inputName] = references.compactMap { results[$0.step]?.outputs[$0.output] }
+                        }
+                        switch prepare(step, inputs: inputs, context: context) {
+                        case .success(let step): prepared.append(step)
+                        case .failure(let failure): finished(name, failure.result)
+                        }
+                    }
+                    let reused = await reuseCached(prepared, context: context)
+                    var missed: [PreparedStep] = []
+                    for step in prepared {
+                        if let result = reused[step.name] { finished(step.name, result) } else { missed.append(step) }
+                    }
+                    waiting = Self.merged(waiting, missed) { (order[$0.name] ?? 0) < (order[$1.name] ?? 0) }
+                }
+            }
+            func launchWaiting() {
+                while running < options.jobs, !waiting.isEmpty, !Task.isCancelled {
+                    let step = waiting.removeFirst()
+                    running += 1
+                    group.addTask { (step.name, await self.run(step, context: context)) }
+                }
+            }
+            await resolveReady()
+            launchWaiting()
+            while let (name, result) = await group.next() {
+                running -= 1
+                finished(name, result)
+                await resolveReady()
+                launchWaiting()
             }
         }
         let canceled = Task.isCancelled
@@ -200,9 +229,9 @@ public final class PipelineRunner: Sendable {
 
     /// Two lists in order, merged in order: a step's completion releases a few steps into a
     /// ready list that, in a wide fan-out, holds hundreds (re-sorting it each time was quadratic).
-    static func merged(_ first: [String], _ second: [String], by before: (String, String) -> Bool) -> [String] {
+    static func merged<Element>(_ first: [Element], _ second: [Element], by before: (Element, Element) -> Bool) -> [Element] {
         guard !second.isEmpty else { return first }
-        var result: [String] = []
+        var result: [Element] = []
         result.reserveCapacity(first.count + second.count)
         var i = 0, j = 0
         while i < first.count, j < second.count {
@@ -246,8 +275,24 @@ public final class PipelineRunner: Sendable {
         return StepResult(state: state, cacheKey: key)
     }
 
-    /// Runs or reuses one step. Never throws: every problem becomes the step's failure.
-    private func execute(_ step: ResolvedStep, inputs: [String: [ArtifactRecord]], context: RunContext) async -> StepResult {
+    /// A step whose inputs are known and whose cache key is computed: ready to be looked up in
+    /// the cache, or run.
+    struct PreparedStep: Sendable {
+        var step: ResolvedStep
+        var inputs: [String: [ArtifactRecord]]
+        var fingerprint: StepFingerprint
+        var execution: NewExecution
+        var name: String { step.name }
+        var usesCache: Bool
+    }
+
+    /// A step that failed before it could be looked up or run.
+    struct PreparationFailure: Error {
+        var result: StepResult
+    }
+
+    /// Computes a step's cache key and the execution that will record it.
+    private func prepare(_ step: ResolvedStep, inputs: [String: [ArtifactRecord]], context: RunContext) -> Result<PreparedStep, PreparationFailure> {
         let graph = context.graph
         let fingerprint: StepFingerprint
         do {
@@ -255,26 +300,61 @@ public final class PipelineRunner: Sendable {
                 step: step, pipelineDirectory: graph.spec.directory, inputs: inputs, fingerprinter: fingerprinter,
                 hostEnvironment: context.options.hostEnvironment)
         } catch {
-            return fail(step.name, "\(error)", context: context)
+            return .failure(PreparationFailure(result: fail(step.name, "\(error)", context: context)))
         }
-        let key = fingerprint.key
-        let bundleDigest = fingerprint.ingredients.action.bundleDigest
-        var newExecution = NewExecution(
-            runID: context.runID, pipeline: graph.spec.name, step: step.name, cacheKey: key, bundle: step.manifest.name,
-            bundleVersion: step.manifest.version, bundleDigest: bundleDigest, config: .object(step.config),
+        let execution = NewExecution(
+            runID: context.runID, pipeline: graph.spec.name, step: step.name, cacheKey: fingerprint.key, bundle: step.manifest.name,
+            bundleVersion: step.manifest.version, bundleDigest: fingerprint.ingredients.action.bundleDigest, config: .object(step.config),
             keyIngredients: fingerprint.ingredients.json, startedAt: Date(), inputs: inputs)
+        return .success(
+            PreparedStep(
+                step: step, inputs: inputs, fingerprint: fingerprint, execution: execution,
+                usesCache: context.options.useCache && step.cache))
+    }
 
-        if context.options.useCache && step.cache {
-            do {
-                if let hit = try await cachedExecution(for: key, outputs: Set(step.manifest.outputs.keys)) {
-                    let id = try metadata.recordCachedExecution(newExecution, reusing: hit, at: Date())
-                    context.observer(.stepChanged(step: step.name, state: .cached(fromRun: hit.runID)))
-                    return StepResult(state: .cached(fromRun: hit.runID), outputs: hit.outputs, executionID: id, cacheKey: key)
+    /// The results of the steps of a wave that the cache satisfies, recorded as `CACHED`
+    /// executions in one transaction. The steps missing from the result must run.
+    private func reuseCached(_ wave: [PreparedStep], context: RunContext) async -> [String: StepResult] {
+        let candidates = wave.filter(\.usesCache)
+        guard !candidates.isEmpty else { return [:] }
+        do {
+            let newest = try metadata.newestExecutions(withCacheKeys: candidates.map(\.fingerprint.key))
+            // Checking that outputs are still in the store is a walk of a folder, or a request to
+            // a bucket: a few at a time.
+            let sources = try await withThrowingTaskGroup(of: (Int, ExecutionRecord?).self) { group in
+                var sources = [ExecutionRecord?](repeating: nil, count: candidates.count)
+                for (index, step) in candidates.enumerated() {
+                    if index >= 16, let (done, source) = try await group.next() { sources[done] = source }
+                    group.addTask {
+                        let key = step.fingerprint.key
+                        return (index, try await self.cachedExecution(for: key, newest: newest[key], outputs: Set(step.step.manifest.outputs.keys)))
+                    }
                 }
-            } catch {
-                return fail(step.name, "cannot consult the cache: \(error)", context: context, key: key)
+                for try await (index, source) in group { sources[index] = source }
+                return sources
             }
+            let hits = zip(candidates, sources).compactMap { step, source in source.map { (step: step, source: $0) } }
+            let now = Date()
+            let ids = try metadata.recordCachedExecutions(hits.map { CacheReuse($0.step.execution, reusing: $0.source) }, at: now)
+            var results: [String: StepResult] = [:]
+            for ((step, source), id) in zip(hits, ids) {
+                context.observer(.stepChanged(step: step.name, state: .cached(fromRun: source.runID)))
+                results[step.name] = StepResult(state: .cached(fromRun: source.runID), outputs: source.outputs, executionID: id, cacheKey: step.fingerprint.key)
+            }
+            return results
+        } catch {
+            return Dictionary(
+                candidates.map { ($0.name, fail($0.name, "cannot consult the cache: \(error)", context: context, key: $0.fingerprint.key)) },
+                uniquingKeysWith: { first, _ in first })
         }
+    }
+
+    /// Runs a step the cache did not satisfy. Never throws: every problem becomes the step's failure.
+    private func run(_ prepared: PreparedStep, context: RunContext) async -> StepResult {
+        let graph = context.graph
+        let step = prepared.step, inputs = prepared.inputs, fingerprint = prepared.fingerprint, key = fingerprint.key
+        var newExecution = prepared.execution
+        newExecution.startedAt = Date()
         let reason = missReasons(step: step, spec: graph.spec, ingredients: fingerprint.ingredients, useCache: context.options.useCache)
             .joined(separator: "; ")
         if Task.isCancelled {
@@ -466,9 +546,14 @@ public final class PipelineRunner: Sendable {
 
     /// A completed or cached execution with this key whose outputs are all still in the store.
     func cachedExecution(for key: Digest, outputs: Set<String>) async throws -> ExecutionRecord? {
-        // Every cached re-run adds an execution with the same key: load the newest alone, which
-        // is nearly always intact, and older ones only when it is not.
-        guard let newest = try metadata.executions(withCacheKey: key, limit: 1).first else { return nil }
+        try await cachedExecution(for: key, newest: metadata.newestExecutions(withCacheKeys: [key])[key], outputs: outputs)
+    }
+
+    /// As above, with the newest execution with the key already looked up (with its wave).
+    func cachedExecution(for key: Digest, newest: ExecutionRecord?, outputs: Set<String>) async throws -> ExecutionRecord? {
+        // Every cached re-run adds an execution with the same key: the newest, looked up with its
+        // wave, is nearly always intact; older ones are loaded only when it is not.
+        guard let newest else { return nil }
         if try await isReusable(newest, outputs: outputs) { return newest }
         for candidate in try metadata.executions(withCacheKey: key, limit: 5).dropFirst() {
             if try await isReusable(candidate, outputs: outputs) { return candidate }

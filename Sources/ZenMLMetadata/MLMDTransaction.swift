@@ -518,6 +518,24 @@ final class MLMDTransaction {
         return try loadExecutions(ids: ids)
     }
 
+    func newestExecutions(withCacheKeys keys: [Digest]) throws -> [Digest: ExecutionRecord] {
+        var newest: [Digest: ExecutionRecord] = [:]
+        // Bounded lists keep each statement under the servers' limits on bound parameters.
+        let distinct = Array(Set(keys.map(\.description))).sorted()
+        for start in stride(from: 0, to: distinct.count, by: 500) {
+            let chunk = Array(distinct[start..<min(start + 500, distinct.count)])
+            let ids = try db.int64s(
+                """
+                SELECT MAX(e.id) FROM `ExecutionProperty` p JOIN `Execution` e ON e.id = p.execution_id
+                WHERE p.name = 'cache_key' AND p.is_custom_property = 0 AND p.string_value IN (\(sqlPlaceholders(chunk.count)))
+                  AND e.last_known_state IN (3, 5)
+                GROUP BY p.string_value
+                """, chunk.map { $0 as any SQLValueConvertible })
+            for execution in try loadExecutions(ids: ids) { if let key = execution.cacheKey { newest[key] = execution } }
+        }
+        return newest
+    }
+
     func latestExecution(pipeline: String, step: String) throws -> ExecutionRecord? {
         let ids = try db.int64s(
             """

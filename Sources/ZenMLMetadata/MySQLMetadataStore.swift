@@ -348,10 +348,21 @@ public final class MySQLMetadataStore: MetadataStore, @unchecked Sendable {
         ) { try $0.recordExecution(execution, outcome: outcome) }
     }
 
-    public func recordCachedExecution(_ execution: NewExecution, reusing source: ExecutionRecord, at date: Date) throws -> Int64 {
-        try transaction(
-            readOnly: false, ifCommitWasLost: { try $0.executionID(runID: execution.runID, step: execution.step) }
-        ) { try $0.recordCachedExecution(execution, reusing: source, at: date) }
+    public func recordCachedExecutions(_ reuses: [CacheReuse], at date: Date) throws -> [Int64] {
+        guard !reuses.isEmpty else { return [] }
+        return try transaction(
+            readOnly: false,
+            ifCommitWasLost: { transaction in
+                // One transaction: either every execution was recorded or none was.
+                let ids = try reuses.map { try transaction.executionID(runID: $0.execution.runID, step: $0.execution.step) }
+                return ids.contains(nil) ? nil : ids.compactMap { $0 }
+            }
+        ) { transaction in try reuses.map { try transaction.recordCachedExecution($0.execution, reusing: $0.source, at: date) } }
+    }
+
+    public func newestExecutions(withCacheKeys keys: [Digest]) throws -> [Digest: ExecutionRecord] {
+        guard !keys.isEmpty else { return [:] }
+        return try transaction(readOnly: true) { try $0.newestExecutions(withCacheKeys: keys) }
     }
 
     public func executions(withCacheKey key: Digest, limit: Int) throws -> [ExecutionRecord] {

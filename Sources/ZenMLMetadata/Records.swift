@@ -164,6 +164,27 @@ extension MetadataStore {
     }
 }
 
+/// A step satisfied from the cache: its new execution and the execution whose outputs it reuses.
+public struct CacheReuse: Sendable {
+    public var execution: NewExecution
+    public var source: ExecutionRecord
+
+    public init(_ execution: NewExecution, reusing source: ExecutionRecord) {
+        self.execution = execution
+        self.source = source
+    }
+}
+
+extension MetadataStore {
+    /// Records one step satisfied from the cache; see ``recordCachedExecutions(_:at:)``.
+    public func recordCachedExecution(_ execution: NewExecution, reusing source: ExecutionRecord, at date: Date) throws -> Int64 {
+        guard let id = try recordCachedExecutions([CacheReuse(execution, reusing: source)], at: date).first else {
+            throw MetadataStoreError.database("recording a cached execution returned no id")
+        }
+        return id
+    }
+}
+
 /// What an execution is started with.
 public struct NewExecution: Sendable {
     public var runID: String
@@ -290,10 +311,14 @@ public protocol MetadataStore: Sendable {
     /// Records an execution that already ended, start and outcome in one transaction (a short step
     /// costs one commit instead of two).
     func recordExecution(_ execution: NewExecution, outcome: ExecutionOutcome) throws -> (id: Int64, outputs: [String: ArtifactRecord])
-    /// Records a step satisfied from the cache: a `CACHED` execution linked to the reused outputs.
-    func recordCachedExecution(_ execution: NewExecution, reusing source: ExecutionRecord, at date: Date) throws -> Int64
+    /// Records steps satisfied from the cache, in one transaction: for each, a `CACHED` execution
+    /// linked to the reused outputs. Returns their ids in order.
+    func recordCachedExecutions(_ reuses: [CacheReuse], at date: Date) throws -> [Int64]
     /// Completed or cached executions with this cache key, newest first.
     func executions(withCacheKey key: Digest, limit: Int) throws -> [ExecutionRecord]
+    /// The newest completed or cached execution of each of these cache keys that has one, in one
+    /// query (a wave of ready steps is looked up together).
+    func newestExecutions(withCacheKeys keys: [Digest]) throws -> [Digest: ExecutionRecord]
     /// The newest execution of a pipeline's step that did not fail, if any.
     func latestExecution(pipeline: String, step: String) throws -> ExecutionRecord?
     /// Runs, newest first, optionally of one pipeline.

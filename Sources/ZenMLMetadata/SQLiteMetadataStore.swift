@@ -102,8 +102,14 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
         try write { try $0.recordExecution(execution, outcome: outcome) }
     }
 
-    public func recordCachedExecution(_ execution: NewExecution, reusing source: ExecutionRecord, at date: Date) throws -> Int64 {
-        try write { try $0.recordCachedExecution(execution, reusing: source, at: date) }
+    public func recordCachedExecutions(_ reuses: [CacheReuse], at date: Date) throws -> [Int64] {
+        guard !reuses.isEmpty else { return [] }
+        return try write { transaction in try reuses.map { try transaction.recordCachedExecution($0.execution, reusing: $0.source, at: date) } }
+    }
+
+    public func newestExecutions(withCacheKeys keys: [Digest]) throws -> [Digest: ExecutionRecord] {
+        guard !keys.isEmpty else { return [:] }
+        return try read { try $0.newestExecutions(withCacheKeys: keys) }
     }
 
     public func executions(withCacheKey key: Digest, limit: Int) throws -> [ExecutionRecord] {

@@ -99,6 +99,33 @@ struct StoreBehaviour {
         XCTAssertEqual(try store.executions(withCacheKey: Digest.of("unknown"), limit: 5).count, 0)
         XCTAssertEqual(try sql("SELECT count(*) FROM Artifact"), "1", "cached executions record no new artifact")
         XCTAssertEqual(try sql("SELECT count(*) FROM Event WHERE type = 4"), "4", "one OUTPUT event per producing or reusing execution")
+
+        // A wave of keys at once: the newest hit per key, nothing for keys without one.
+        let other = Digest.of("other-key")
+        try store.startRun(Fixtures.newRun("run-o"))
+        let otherID = try store.startExecution(Fixtures.newExecution("run-o", step: "o", key: other))
+        try store.finishExecution(id: otherID, outcome: ExecutionOutcome(state: .complete, endedAt: Date(), outputs: ["out": Fixtures.artifact("b")]))
+        let newest = try store.newestExecutions(withCacheKeys: [key, other, key, Digest.of("unknown")])
+        XCTAssertEqual(newest.count, 2)
+        XCTAssertEqual(newest[key]?.id, cached.last, "the newest of the key's hits")
+        XCTAssertEqual(newest[other]?.id, otherID)
+        XCTAssertEqual(newest[other]?.outputs["out"]?.digest, Fixtures.artifact("b").digest)
+        XCTAssertEqual(try store.newestExecutions(withCacheKeys: []).count, 0)
+
+        // Several reuses in one call: one execution each, in order, all in the run.
+        try store.startRun(Fixtures.newRun("run-w"))
+        let wave = try store.recordCachedExecutions(
+            [
+                CacheReuse(Fixtures.newExecution("run-w", step: "s", key: key), reusing: try XCTUnwrap(newest[key])),
+                CacheReuse(Fixtures.newExecution("run-w", step: "o", key: other), reusing: try XCTUnwrap(newest[other])),
+            ], at: Date())
+        XCTAssertEqual(wave.count, 2)
+        let recordedWave = try store.executions(runID: "run-w")
+        XCTAssertEqual(recordedWave.map(\.id), wave)
+        XCTAssertEqual(recordedWave.map(\.step), ["s", "o"])
+        XCTAssertEqual(recordedWave.map(\.state), [.cached, .cached])
+        XCTAssertEqual(recordedWave.last?.outputs["out"]?.id, newest[other]?.outputs["out"]?.id)
+        XCTAssertEqual(try store.newestExecutions(withCacheKeys: [other])[other]?.id, wave.last)
         XCTAssertEqual(try store.producer(ofArtifact: try XCTUnwrap(outputs["out"]?.id))?.id, first, "the producer is the first execution that output it")
     }
 
