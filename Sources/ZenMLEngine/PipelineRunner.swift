@@ -143,10 +143,11 @@ public final class PipelineRunner: Sendable {
                     }
                 }
             }
-            // Every ready step is fingerprinted and looked up in the cache as one wave (one query,
-            // one transaction for the hits); hits release their dependents into the next wave at
-            // once, misses wait for a job slot.
+            // Every ready step is fingerprinted and looked up in the cache as one wave (one query);
+            // hits release their dependents into the next wave at once, misses wait for a job
+            // slot. The hits of all the waves are recorded in one transaction at the end.
             func resolveReady() async {
+                var reuses: [CacheReuse] = []
                 while !ready.isEmpty, !Task.isCancelled {
                     let wave = ready
                     ready = []
@@ -162,12 +163,48 @@ public final class PipelineRunner: Sendable {
                         case .failure(let failure): finished(name, failure.result)
                         }
                     }
-                    let reused = await reuseCached(prepared, context: context)
                     var missed: [PreparedStep] = []
-                    for step in prepared {
-                        if let result = reused[step.name] { finished(step.name, result) } else { missed.append(step) }
+                    do {
+                        let sources = try await cachedSources(for: prepared)
+                        for step in prepared {
+                            guard let source = sources[step.name] else {
+                                missed.append(step)
+                                continue
+                            }
+                            reuses.append(CacheReuse(step.execution, reusing: source))
+                            observer(.stepChanged(step: step.name, state: .cached(fromRun: source.runID)))
+                            finished(step.name, StepResult(state: .cached(fromRun: source.runID), outputs: source.outputs, cacheKey: step.fingerprint.key))
+                        }
+                    } catch {
+                        for step in prepared {
+                            if step.usesCache {
+                                finished(step.name, fail(step.name, "cannot consult the cache: \(error)", context: context, key: step.fingerprint.key))
+                            } else {
+                                missed.append(step)
+                            }
+                        }
                     }
                     waiting = Self.merged(waiting, missed) { (order[$0.name] ?? 0) < (order[$1.name] ?? 0) }
+                }
+                guard !reuses.isEmpty else { return }
+                do {
+                    let ids = try metadata.recordCachedExecutions(reuses, at: Date())
+                    for (reuse, id) in zip(reuses, ids) { results[reuse.execution.step]?.executionID = id }
+                } catch {
+                    // Nothing of these hits was recorded: they fail, and nothing downstream of them runs.
+                    let unrecorded = Set(reuses.map(\.execution.step))
+                    for name in unrecorded {
+                        results[name] = fail(name, "cannot record the cache hit: \(error)", context: context)
+                    }
+                    let downstream = Set(remaining.keys).union(waiting.map(\.name)).filter {
+                        !graph.upstreamClosure(of: [$0]).isDisjoint(with: unrecorded)
+                    }
+                    for name in downstream {
+                        remaining[name] = nil
+                        results[name] = StepResult(state: .skipped(because: "a step upstream was not recorded"))
+                        observer(.stepChanged(step: name, state: .skipped(because: "a step upstream was not recorded")))
+                    }
+                    waiting.removeAll { downstream.contains($0.name) }
                 }
             }
             func launchWaiting() {
@@ -312,40 +349,25 @@ public final class PipelineRunner: Sendable {
                 usesCache: context.options.useCache && step.cache))
     }
 
-    /// The results of the steps of a wave that the cache satisfies, recorded as `CACHED`
-    /// executions in one transaction. The steps missing from the result must run.
-    private func reuseCached(_ wave: [PreparedStep], context: RunContext) async -> [String: StepResult] {
+    /// The executions whose outputs the steps of a wave can reuse, by step. Steps without one
+    /// must run.
+    private func cachedSources(for wave: [PreparedStep]) async throws -> [String: ExecutionRecord] {
         let candidates = wave.filter(\.usesCache)
         guard !candidates.isEmpty else { return [:] }
-        do {
-            let newest = try metadata.newestExecutions(withCacheKeys: candidates.map(\.fingerprint.key))
-            // Checking that outputs are still in the store is a walk of a folder, or a request to
-            // a bucket: a few at a time.
-            let sources = try await withThrowingTaskGroup(of: (Int, ExecutionRecord?).self) { group in
-                var sources = [ExecutionRecord?](repeating: nil, count: candidates.count)
-                for (index, step) in candidates.enumerated() {
-                    if index >= 16, let (done, source) = try await group.next() { sources[done] = source }
-                    group.addTask {
-                        let key = step.fingerprint.key
-                        return (index, try await self.cachedExecution(for: key, newest: newest[key], outputs: Set(step.step.manifest.outputs.keys)))
-                    }
+        let newest = try metadata.newestExecutions(withCacheKeys: candidates.map(\.fingerprint.key))
+        // Checking that outputs are still in the store is a walk of a folder, or a request to a
+        // bucket: a few at a time.
+        return try await withThrowingTaskGroup(of: (String, ExecutionRecord?).self) { group in
+            var sources: [String: ExecutionRecord] = [:]
+            for (index, step) in candidates.enumerated() {
+                if index >= 16, let (name, source) = try await group.next() { sources[name] = source }
+                group.addTask {
+                    let key = step.fingerprint.key
+                    return (step.name, try await self.cachedExecution(for: key, newest: newest[key], outputs: Set(step.step.manifest.outputs.keys)))
                 }
-                for try await (index, source) in group { sources[index] = source }
-                return sources
             }
-            let hits = zip(candidates, sources).compactMap { step, source in source.map { (step: step, source: $0) } }
-            let now = Date()
-            let ids = try metadata.recordCachedExecutions(hits.map { CacheReuse($0.step.execution, reusing: $0.source) }, at: now)
-            var results: [String: StepResult] = [:]
-            for ((step, source), id) in zip(hits, ids) {
-                context.observer(.stepChanged(step: step.name, state: .cached(fromRun: source.runID)))
-                results[step.name] = StepResult(state: .cached(fromRun: source.runID), outputs: source.outputs, executionID: id, cacheKey: step.fingerprint.key)
-            }
-            return results
-        } catch {
-            return Dictionary(
-                candidates.map { ($0.name, fail($0.name, "cannot consult the cache: \(error)", context: context, key: $0.fingerprint.key)) },
-                uniquingKeysWith: { first, _ in first })
+            for try await (name, source) in group { sources[name] = source }
+            return sources
         }
     }
 
