@@ -260,10 +260,19 @@ final class MLMDTransaction {
 
     static func executionName(runID: String, step: String) -> String { "\(runID)/\(step)" }
 
-    private func insertExecution(_ execution: NewExecution, state: ExecutionState, at date: Date) throws -> Int64 {
+    /// The contexts an execution of this run and pipeline is associated with. `Association` has no
+    /// index on `execution_id` alone in ML Metadata's schema: asking it which contexts an
+    /// execution has scans the table.
+    private func executionContexts(runID: String, pipeline: String) throws -> [Int64] {
+        let runContext = try runContextID(runID: runID)
+        let pipelineContext = try db.int64("SELECT id FROM `Context` WHERE type_id = ? AND name = ?", [try pipelineTypeID(), pipeline])
+        return [runContext, pipelineContext].compactMap { $0 }
+    }
+
+    private func insertExecution(_ execution: NewExecution, state: ExecutionState, at date: Date) throws -> (id: Int64, contexts: [Int64]) {
         let typeID = try stepTypeID()
         let now = Self.milliseconds(date)
-        let runContext = try runContextID(runID: execution.runID)
+        let contexts = try executionContexts(runID: execution.runID, pipeline: execution.pipeline)
         try db.execute(
             "INSERT INTO `Execution` (`type_id`, `last_known_state`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) VALUES (?, ?, ?, ?, ?)",
             [typeID, state.rawValue, Self.executionName(runID: execution.runID, step: execution.step), now, now])
@@ -276,8 +285,7 @@ final class MLMDTransaction {
             ("key_ingredients", .string(CanonicalJSON.encode(execution.keyIngredients))),
             ("started_at", .int(Self.milliseconds(execution.startedAt))),
         ])
-        let pipelineContext = try db.int64("SELECT id FROM `Context` WHERE type_id = ? AND name = ?", [try pipelineTypeID(), execution.pipeline])
-        for contextID in [runContext, pipelineContext].compactMap({ $0 }) {
+        for contextID in contexts {
             try db.execute("\(db.dialect.insertIgnoringDuplicates) `Association` (`context_id`, `execution_id`) VALUES (?, ?)", [contextID, id])
         }
         for (name, artifacts) in execution.inputs.sorted(by: { $0.key < $1.key }) {
@@ -285,7 +293,7 @@ final class MLMDTransaction {
                 try insertEvent(artifactID: artifact.id, executionID: id, type: .input, key: name, index: index, at: now)
             }
         }
-        return id
+        return (id, contexts)
     }
 
     private func insertEvent(artifactID: Int64, executionID: Int64, type: MLMDSchema.EventType, key: String, index: Int?, at milliseconds: Int64) throws {
@@ -311,12 +319,12 @@ final class MLMDTransaction {
     }
 
     func startExecution(_ execution: NewExecution) throws -> Int64 {
-        try insertExecution(execution, state: .running, at: execution.startedAt)
+        try insertExecution(execution, state: .running, at: execution.startedAt).id
     }
 
     /// An execution that already ended, recorded in one go (start and outcome).
     func recordExecution(_ execution: NewExecution, outcome: ExecutionOutcome) throws -> (id: Int64, outputs: [String: ArtifactRecord]) {
-        let id = try insertExecution(execution, state: .running, at: execution.startedAt)
+        let id = try insertExecution(execution, state: .running, at: execution.startedAt).id
         return (id, try finishExecution(id: id, outcome: outcome))
     }
 
@@ -334,7 +342,13 @@ final class MLMDTransaction {
             ("backend", outcome.backend == .null ? nil : .string(CanonicalJSON.encode(outcome.backend))),
         ])
         try setProperties(.execution, id: id, outcome.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true)
-        let contexts = try db.int64s("SELECT context_id FROM `Association` WHERE execution_id = ?", [id])
+        let contexts: [Int64]
+        if outcome.outputs.isEmpty {
+            contexts = []
+        } else {
+            let recorded = try properties(.execution, ids: [id])[id] ?? Properties()
+            contexts = try executionContexts(runID: recorded.string("run_id") ?? "", pipeline: recorded.string("pipeline") ?? "")
+        }
         for (outputName, artifact) in outcome.outputs.sorted(by: { $0.key < $1.key }) {
             let typeID = try artifactTypeID(name: artifact.type)
             let created = Self.milliseconds(artifact.createdAt)
@@ -356,11 +370,10 @@ final class MLMDTransaction {
     }
 
     func recordCachedExecution(_ execution: NewExecution, reusing source: ExecutionRecord, at date: Date) throws -> Int64 {
-        let id = try insertExecution(execution, state: .cached, at: date)
+        let (id, contexts) = try insertExecution(execution, state: .cached, at: date)
         let now = Self.milliseconds(date)
         try setProperties(.execution, id: id, [("ended_at", .int(now)), ("reused_execution_id", .int(source.id))])
         try setProperties(.execution, id: id, source.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true)
-        let contexts = try db.int64s("SELECT context_id FROM `Association` WHERE execution_id = ?", [id])
         for (outputName, artifact) in source.outputs.sorted(by: { $0.key < $1.key }) {
             try insertEvent(artifactID: artifact.id, executionID: id, type: .output, key: outputName, index: nil, at: now)
             try attribute(artifactID: artifact.id, toContexts: contexts)
