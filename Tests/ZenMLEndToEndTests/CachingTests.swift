@@ -165,6 +165,11 @@ final class CachingTests: XCTestCase {
         (result, summary) = try sandbox.runPipeline()
         XCTAssertEqual(result.exitCode, 0, result.output)
         XCTAssertEqual(Sandbox.states(summary), ["source": "cached", "double": "cached", "total": "cached", "side": "cached"], "an unchanged pipeline must be fully cached")
+        // The hits of a run are recorded together after their lookups: each still gets its own execution.
+        let cachedIDs = (summary["steps"] as? [[String: Any]] ?? []).compactMap { $0["execution_id"] as? Int }
+        XCTAssertEqual(Set(cachedIDs).count, 4, "every cached step reports its own recorded execution: \(summary)")
+        let shown = try sandbox.run(["runs", "show", try XCTUnwrap(summary["run_id"] as? String), "--json"])
+        XCTAssertEqual(shown.stdout.components(separatedBy: "\"cached\"").count - 1, 4, shown.output)
 
         // A config change re-runs the step and its dependents only.
         try writePipeline(sandbox, value: 5)
