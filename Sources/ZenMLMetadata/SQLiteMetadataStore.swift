@@ -192,7 +192,9 @@ final class GRDBConnection: SQLConnection {
 
     private func statement(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Statement {
         let statement = try db.cachedStatement(sql: sql)
-        try statement.setArguments(StatementArguments(arguments.map { Self.databaseValue($0.sqlValue) }))
+        // Every statement here is ours, with one placeholder per argument: GRDB's check of the
+        // count costs about a tenth of a cached fan-out's run time and adds nothing.
+        statement.setUncheckedArguments(StatementArguments(arguments.map { Self.databaseValue($0.sqlValue) }))
         return statement
     }
 
