@@ -38,7 +38,7 @@ public final class PipelineRunner: Sendable {
     public let workspace: Workspace
     let metadata: any MetadataStore
     /// The pipelines registered in this workspace, which pipeline files may copy with `base:`.
-    public var registered: RegisteredPipelines { RegisteredPipelines(metadata: metadata) }
+    public var registered: RegisteredPipelines { RegisteredPipelines(metadata: metadata, workspaceRoot: workspace.root) }
     let store: any ArtifactStore
     let fingerprinter: Fingerprinter
     let builder: BundleBuilder

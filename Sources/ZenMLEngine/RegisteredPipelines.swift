@@ -7,9 +7,13 @@ import ZenMLPipeline
 /// immutable versions (one per distinct spec).
 public struct RegisteredPipelines: Sendable {
     let metadata: any MetadataStore
+    /// The workspace reading them: a base registered from another member's checkout is read from
+    /// the same place in this one.
+    let workspaceRoot: String?
 
-    public init(metadata: any MetadataStore) {
+    public init(metadata: any MetadataStore, workspaceRoot: String? = nil) {
         self.metadata = metadata
+        self.workspaceRoot = workspaceRoot
     }
 
     /// A registered pipeline version by reference: `NAME` (its newest version) or `NAME@VERSION`,
@@ -30,8 +34,23 @@ public struct RegisteredPipelines: Sendable {
         return { reference in
             guard let (_, version) = try registered.version(reference) else { return nil }
             guard let file = version.file else { throw PipelineSourceError.noFile(reference) }
-            return BasePipeline(root: version.spec, directory: (file as NSString).deletingLastPathComponent)
+            let local = registered.localFile(file, of: reference, version: version)
+            return BasePipeline(root: version.spec, directory: (local as NSString).deletingLastPathComponent)
         }
+    }
+
+    /// Where a registered pipeline file is in this workspace. The store records the path in the
+    /// checkout of whoever ran it (`/home/alice/project/pipelines/a.yaml`); a teammate sharing the
+    /// store has the project elsewhere, so the path is moved from the workspace the run recorded
+    /// to this one when the file is there (`/home/bob/src/project/pipelines/a.yaml`).
+    func localFile(_ file: String, of reference: String, version: PipelineVersionRecord) -> String {
+        guard let workspaceRoot, let name = reference.split(separator: "@").first.map(String.init),
+            let runs = try? metadata.runs(pipeline: name, limit: 100),
+            let registering = runs.first(where: { $0.specDigest == version.specDigest && $0.pipelineFile == file })?.workspace,
+            registering != workspaceRoot, file.hasPrefix(registering + "/")
+        else { return file }
+        let moved = workspaceRoot + file.dropFirst(registering.count)
+        return (try? FileStatus.of(moved)?.kind) == .file ? moved : file
     }
 
     /// Reads a pipeline file, whose `base:` may name a pipeline registered here.

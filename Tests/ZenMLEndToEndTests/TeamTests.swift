@@ -43,6 +43,17 @@ final class TeamTests: XCTestCase {
         XCTAssertFalse(bob.stdout.contains("\"state\" : \"done\""), "every step is reused from alice's run: \(bob.stdout)")
         XCTAssertTrue(bob.stdout.contains("\"state\" : \"cached\""), bob.stdout)
 
+        // Bob copies alice's pipeline. Her checkout is not on his machine (moved away here): the
+        // base's bundles are read from his checkout, at the same place in his workspace.
+        try Sandbox.shell("mv '\(sandbox.root)/alice/quickstart' '\(sandbox.root)/alice/elsewhere'")
+        let copied = try sandbox.run(
+            ["pipelines", "copy", "quickstart", "quickstart-bob", "-o", "bob/quickstart/copy.yaml", "--workspace", "bob"], environment: password)
+        XCTAssertEqual(copied.exitCode, 0, copied.output)
+        let copy = try sandbox.run(["run", "bob/quickstart/copy.yaml", "--workspace", "bob", "--json"], environment: password)
+        XCTAssertEqual(copy.exitCode, 0, copy.output)
+        XCTAssertFalse(copy.stdout.contains("\"state\" : \"done\""), "an unchanged copy is all cache hits: \(copy.stdout)")
+        XCTAssertEqual(copy.stdout.components(separatedBy: "\"state\" : \"cached\"").count - 1, 3, copy.stdout)
+
         let missing = try sandbox.run(["runs", "list", "--workspace", "bob"])
         XCTAssertEqual(missing.exitCode, 3)
         XCTAssertTrue(missing.stderr.contains("set the environment variable ZENML_METADATA_PASSWORD"), missing.stderr)
