@@ -404,6 +404,10 @@ extension Feature {
             switch (field, wireType) {
             case (1, .lengthDelimited):  // packed
                 var packed = try reader.readLengthDelimited()
+                // Every varint ends with one byte below 0x80: counting them sizes the array once.
+                var terminators = 0
+                for byte in packed.remainingBytes where byte < 0x80 { terminators += 1 }
+                values.reserveCapacity(values.count + terminators)
                 while !packed.isAtEnd {
                     values.append(Int64(bitPattern: try packed.readVarint()))
                 }
