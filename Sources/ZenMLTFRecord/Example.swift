@@ -190,8 +190,16 @@ extension Example {
 
     /// Decodes a serialized `tf.train.Example` from raw bytes.
     public init(serializedBytes bytes: UnsafeRawBufferPointer) throws(ExampleDecodingError) {
+        var names = FeatureNameCache(capacity: 0)
+        self = try Self.decode(bytes, names: &names, expectedFeatureCount: 0)
+    }
+
+    fileprivate static func decode(
+        _ bytes: UnsafeRawBufferPointer, names: inout FeatureNameCache, expectedFeatureCount: Int
+    ) throws(ExampleDecodingError) -> Example {
         var reader = WireReader(bytes)
-        var features: [String: Feature] = [:]
+        var features = [String: Feature](minimumCapacity: expectedFeatureCount)
+        var entryIndex = 0
         while !reader.isAtEnd {
             let (field, wireType) = try reader.readTag()
             guard field == 1, wireType == .lengthDelimited else {
@@ -207,14 +215,17 @@ extension Example {
                     continue
                 }
                 var entryReader = try featuresReader.readLengthDelimited()
-                let (key, feature) = try Self.decodeEntry(&entryReader)
+                let (key, feature) = try Self.decodeEntry(&entryReader, names: &names, entryIndex: entryIndex)
+                entryIndex += 1
                 features[key] = feature  // A later entry for the same key replaces an earlier one.
             }
         }
-        self.features = features
+        return Example(features: features)
     }
 
-    private static func decodeEntry(_ reader: inout WireReader) throws(ExampleDecodingError) -> (String, Feature) {
+    private static func decodeEntry(
+        _ reader: inout WireReader, names: inout FeatureNameCache, entryIndex: Int
+    ) throws(ExampleDecodingError) -> (String, Feature) {
         var key = ""
         var feature = Feature.unset
         while !reader.isAtEnd {
@@ -223,12 +234,7 @@ extension Example {
             case (1, .lengthDelimited):
                 var keyReader = try reader.readLengthDelimited()
                 let start = keyReader.position
-                let utf8 = keyReader.readRemainingBytes()
-                let text = String(decoding: utf8, as: UTF8.self)
-                guard text.utf8.elementsEqual(utf8) else {
-                    throw ExampleDecodingError(offset: start, reason: "a feature name is not valid UTF-8")
-                }
-                key = text
+                key = try names.name(for: keyReader.readRemainingBytes(), entryIndex: entryIndex, offset: start)
             case (2, .lengthDelimited):
                 var featureReader = try reader.readLengthDelimited()
                 feature = try Feature(decoding: &featureReader, mergingInto: feature)
@@ -237,6 +243,88 @@ extension Example {
             }
         }
         return (key, feature)
+    }
+}
+
+/// Decodes serialized `tf.train.Example`s one after another, faster than
+/// ``Example/init(serializedBytes:)`` when the records share feature names, as a dataset's do.
+///
+/// It remembers the feature names of the records it decoded (up to 64) and how many features they
+/// had: a name whose bytes equal a remembered one reuses that `String` (no UTF-8 validation, no
+/// new string storage), and the dictionary is sized for the features once. The results are
+/// exactly ``Example/init(serializedBytes:)``'s.
+///
+/// ```swift
+/// var decoder = ExampleDecoder()
+/// while let record = try reader.next() {
+///     let example = try decoder.decode(record)
+/// }
+/// ```
+public struct ExampleDecoder: Sendable {
+    private var names = FeatureNameCache(capacity: 64)
+    private var lastFeatureCount = 0
+
+    public init() {}
+
+    /// Decodes one serialized `tf.train.Example`.
+    public mutating func decode(_ bytes: UnsafeRawBufferPointer) throws(ExampleDecodingError) -> Example {
+        let example = try Example.decode(bytes, names: &names, expectedFeatureCount: lastFeatureCount)
+        lastFeatureCount = example.features.count
+        return example
+    }
+
+    /// Decodes one serialized `tf.train.Example` (any contiguous bytes: `Data`, `[UInt8]`, ...).
+    public mutating func decode(_ bytes: some ContiguousBytes) throws(ExampleDecodingError) -> Example {
+        try bytes.withUnsafeBytesTyped { (buffer) throws(ExampleDecodingError) in try decode(buffer) }
+    }
+}
+
+/// Feature names seen before, by their position in the record, so a repeated name costs a byte
+/// comparison instead of a validation and a new string.
+struct FeatureNameCache: Sendable {
+    private struct Entry: Sendable {
+        var utf8: [UInt8]
+        var name: String
+    }
+
+    private var entries: [Entry] = []
+    private let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    /// The name `utf8` spells, checked to be valid UTF-8; `offset` locates it for errors.
+    mutating func name(for utf8: UnsafeRawBufferPointer, entryIndex: Int, offset: Int) throws(ExampleDecodingError) -> String {
+        // Records of one dataset put their features in the same order, so the entry at the same
+        // index is nearly always the match; otherwise a scan of the (few) others.
+        if entryIndex < entries.count, Self.equal(entries[entryIndex].utf8, utf8) {
+            return entries[entryIndex].name
+        }
+        for entry in entries where Self.equal(entry.utf8, utf8) {
+            return entry.name
+        }
+        let text = String(decoding: utf8, as: UTF8.self)
+        guard text.utf8.elementsEqual(utf8) else {
+            throw ExampleDecodingError(offset: offset, reason: "a feature name is not valid UTF-8")
+        }
+        if entryIndex < capacity {
+            let entry = Entry(utf8: Array(utf8), name: text)
+            if entryIndex < entries.count {
+                entries[entryIndex] = entry
+            } else if entryIndex == entries.count {
+                entries.append(entry)
+            }
+        }
+        return text
+    }
+
+    private static func equal(_ known: [UInt8], _ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard known.count == bytes.count else { return false }
+        return known.withUnsafeBytes { known in
+            guard let a = known.baseAddress, let b = bytes.baseAddress else { return true }
+            return memcmp(a, b, bytes.count) == 0
+        }
     }
 }
 
@@ -316,6 +404,10 @@ extension Feature {
             switch (field, wireType) {
             case (1, .lengthDelimited):  // packed
                 var packed = try reader.readLengthDelimited()
+                // Every varint ends with one byte below 0x80: counting them sizes the array once.
+                var terminators = 0
+                for byte in packed.remainingBytes where byte < 0x80 { terminators += 1 }
+                values.reserveCapacity(values.count + terminators)
                 while !packed.isAtEnd {
                     values.append(Int64(bitPattern: try packed.readVarint()))
                 }

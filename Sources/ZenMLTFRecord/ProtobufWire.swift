@@ -89,6 +89,11 @@ struct WireReader {
         return contents
     }
 
+    /// The unread bytes, left unread.
+    var remainingBytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: bytes[position..<end])
+    }
+
     /// The unread bytes, consuming them.
     mutating func readRemainingBytes() -> UnsafeRawBufferPointer {
         let slice = UnsafeRawBufferPointer(rebasing: bytes[position..<end])

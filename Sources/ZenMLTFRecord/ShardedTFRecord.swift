@@ -168,7 +168,18 @@ public final class ShardedTFRecordReader {
 
     /// The next record decoded as a `tf.train.Example`, or `nil` after the last one.
     public func nextExample() throws(TFRecordError) -> Example? {
-        guard let record = try next(), let current else { return nil }
-        return try Example(record: record, path: current.path, recordIndex: current.recordIndex - 1)
+        while shardIndex < paths.count {
+            let reader: TFRecordReader
+            if let current {
+                reader = current
+            } else {
+                reader = try TFRecordReader(path: paths[shardIndex], options: options)
+                current = reader
+            }
+            if let example = try reader.nextExample() { return example }
+            current = nil
+            shardIndex += 1
+        }
+        return nil
     }
 }

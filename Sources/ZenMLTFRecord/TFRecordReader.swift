@@ -50,6 +50,9 @@ public final class TFRecordReader {
     private let maximumRecordLength: Int
     private var failure: TFRecordError?
     private var isFinished = false
+    /// Reused by ``nextExample()`` for each record's data and CRC, so decoding allocates no record.
+    private var scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+    private var decoder = ExampleDecoder()
 
     /// Opens `path` for reading.
     public init(path: String, options: Options = Options()) throws(TFRecordError) {
@@ -65,6 +68,7 @@ public final class TFRecordReader {
 
     deinit {
         header.deallocate()
+        scratch.deallocate()
     }
 
     /// The next record's bytes, or `nil` after the last one.
@@ -85,9 +89,44 @@ public final class TFRecordReader {
     }
 
     /// The next record decoded as a `tf.train.Example`, or `nil` after the last one.
+    ///
+    /// Faster than decoding ``next()``'s records: the record is read into a buffer the reader
+    /// reuses, and feature names repeated from earlier records are reused (``ExampleDecoder``).
     public func nextExample() throws(TFRecordError) -> Example? {
-        guard let record = try next() else { return nil }
-        return try Example(record: record, path: path, recordIndex: recordIndex - 1)
+        if let failure { throw failure }
+        if isFinished { return nil }
+        let data: UnsafeRawBufferPointer
+        do {
+            guard let count = try readHeader() else {
+                isFinished = true
+                return nil
+            }
+            if scratch.count < count + Self.footerSize {
+                let grown = UnsafeMutableRawBufferPointer.allocate(
+                    byteCount: max(count + Self.footerSize, 2 * scratch.count), alignment: 8)
+                scratch.deallocate()
+                scratch = grown
+            }
+            data = try readData(count: count, into: UnsafeMutableRawBufferPointer(rebasing: scratch[..<(count + Self.footerSize)]))
+        } catch {
+            failure = error
+            throw error
+        }
+        let index = recordIndex
+        recordIndex += 1
+        // A record that is not an Example is reported, and reading can go on past it (as with `next()`).
+        defer {
+            // A huge record should not pin its buffer for the rest of the file.
+            if scratch.count > 1 << 20 {
+                scratch.deallocate()
+                scratch = .allocate(byteCount: 4096, alignment: 8)
+            }
+        }
+        do {
+            return try decoder.decode(data)
+        } catch {
+            throw .malformedExample(path: path, recordIndex: index, error)
+        }
     }
 
     // Framing: uint64 length | uint32 masked CRC32C(length) | data | uint32 masked CRC32C(data),
@@ -95,8 +134,25 @@ public final class TFRecordReader {
     private static let headerSize = 12
     private static let footerSize = 4
 
+    /// Where the record being read starts in the (uncompressed) stream, for error reports.
+    private var recordOffset: UInt64 = 0
+
     private func readRecord() throws(TFRecordError) -> Data? {
+        guard let count = try readHeader() else { return nil }
+        // Data and its CRC are read in one go; the record is handed over without a copy.
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: count + Self.footerSize, alignment: 8)
+        var handedOver = false
+        defer { if !handedOver { storage.deallocate() } }
+        _ = try readData(count: count, into: storage)
+        guard count > 0, let base = storage.baseAddress else { return Data() }
+        handedOver = true
+        return Data(bytesNoCopy: base, count: count, deallocator: .custom { pointer, _ in pointer.deallocate() })
+    }
+
+    /// Reads and checks the next record's header: its data length, or `nil` at the end of the file.
+    private func readHeader() throws(TFRecordError) -> Int? {
         let offset = input.position
+        recordOffset = offset
         let headerCount = try read(into: header)
         if headerCount == 0 { return nil }
         guard headerCount == Self.headerSize else {
@@ -113,12 +169,13 @@ public final class TFRecordReader {
             throw .recordTooLarge(
                 path: path, recordIndex: recordIndex, offset: offset, length: length, limit: maximumRecordLength)
         }
+        return Int(length)
+    }
 
-        // Data and its CRC are read in one go; the record is handed over without a copy.
-        let count = Int(length)
-        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: count + Self.footerSize, alignment: 8)
-        var handedOver = false
-        defer { if !handedOver { storage.deallocate() } }
+    /// Reads the data and CRC of the record whose header gave `count` into `storage` (exactly
+    /// `count` + 4 bytes) and checks the CRC; the data.
+    private func readData(count: Int, into storage: UnsafeMutableRawBufferPointer) throws(TFRecordError) -> UnsafeRawBufferPointer {
+        let offset = recordOffset
         let available = try read(into: storage)
         guard available == storage.count else {
             throw .truncatedRecord(
@@ -127,12 +184,11 @@ public final class TFRecordReader {
                 availableBytes: UInt64(Self.headerSize + available))
         }
         let dataCRC = UInt32(littleEndian: storage.loadUnaligned(fromByteOffset: count, as: UInt32.self))
-        guard CRC32C.maskedChecksum(UnsafeRawBufferPointer(rebasing: storage[..<count])) == dataCRC else {
-            throw .corruptData(path: path, recordIndex: recordIndex, offset: offset + UInt64(Self.headerSize), length: length)
+        let data = UnsafeRawBufferPointer(rebasing: storage[..<count])
+        guard CRC32C.maskedChecksum(data) == dataCRC else {
+            throw .corruptData(path: path, recordIndex: recordIndex, offset: offset + UInt64(Self.headerSize), length: UInt64(count))
         }
-        guard count > 0, let base = storage.baseAddress else { return Data() }
-        handedOver = true
-        return Data(bytesNoCopy: base, count: count, deallocator: .custom { pointer, _ in pointer.deallocate() })
+        return data
     }
 
     private func read(into buffer: UnsafeMutableRawBufferPointer) throws(TFRecordError) -> Int {

@@ -71,6 +71,49 @@ final class CRC32CTests: XCTestCase {
         }
     }
 
+    /// The hardware paths run three chains over blocks of 3 x 256 and 3 x 4096 bytes and join them;
+    /// every length up to 5,000 (one and more rounds of the small blocks, with every tail) at every
+    /// misalignment, from a nonzero CRC, and lengths around the big blocks' rounds.
+    func testHardwareAndPortableAgreeOnEveryLengthAndAlignment() throws {
+        guard let hardware = CRC32C.hardwareImplementation else {
+            throw XCTSkip("this CPU has no hardware CRC32C implementation to compare with")
+        }
+        var generator = SplitMix64(seed: 0xC0FFEE)
+        let pool = [UInt8](Data.random(count: 3 * 3 * 4096 + 2 * 768 + 64, using: &generator))
+        let roundBoundaries = [12288, 24576, 36864].flatMap { round in
+            [-769, -768, -767, -9, -8, -7, -1, 0, 1, 7, 8, 9, 767, 768, 769].map { round + $0 }
+        }
+        pool.withUnsafeBytes { pool in
+            for count in Array(0...5000) + roundBoundaries {
+                for start in 0..<8 {
+                    let bytes = UnsafeRawBufferPointer(rebasing: pool[start..<start + count])
+                    let seed = UInt32(truncatingIfNeeded: count &* 2_654_435_761)
+                    let portable = CRC32C.checksum(bytes, extending: seed, using: .portable)
+                    let accelerated = CRC32C.checksum(bytes, extending: seed, using: hardware)
+                    if portable != accelerated {
+                        XCTFail("\(count) bytes at offset \(start): portable \(portable) != \(hardware) \(accelerated)")
+                        return
+                    }
+                }
+            }
+        }
+    }
+
+    /// A CRC computed bit by bit from the definition, for a check that does not lean on the tables.
+    func testLongBuffersMatchTheBitwiseDefinition() {
+        var generator = SplitMix64(seed: 7)
+        let bytes = [UInt8](Data.random(count: 100_003, using: &generator))
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            crc ^= UInt32(byte)
+            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+        }
+        for implementation in implementations {
+            XCTAssertEqual(CRC32C.checksum(bytes, using: implementation), ~crc, "\(implementation)")
+            XCTAssertEqual(CRC32C.checksum(bytes[1...], using: implementation), CRC32C.checksum(Array(bytes[1...]), using: .portable), "\(implementation), misaligned")
+        }
+    }
+
     func testExtendingEqualsChecksumOfConcatenation() {
         var generator = SplitMix64(seed: 42)
         let whole = Data.random(count: 1000, using: &generator)

@@ -118,6 +118,45 @@ def main():
               runs, medians.get(("bench", "records"), 0), medians.get(("c", "zlib_deflate_MBps"), 0), medians.get(("c", "zlib_inflate_MBps"), 0),
               100 * medians.get(("c", "gzip_ratio"), 0)))
 
+    cpu = cpu_table(medians)
+    if cpu:
+        print()
+        print(cpu)
+
+
+def cpu_table(medians):
+    """The same work per CPU second of the process (all its threads), the `<metric>_cpu` lines: a
+    machine shared with other work moves these much less than the wall-clock rates."""
+    rows = []
+    zlib_cpu = medians.get(("c", "zlib_deflate_MBps_cpu"))
+    for metric, name, unit in (
+        ("write_none_rps", "Write, uncompressed", "rec/s"), ("write_gzip_MBps", "Write, GZIP", "MB/s"),
+        ("read_none_rps", "Read, uncompressed", "rec/s"), ("read_gzip_rps", "Read, GZIP", "rec/s"),
+        ("decode_rps", "Read and decode to Examples", "rec/s"),
+        ("decode_columns_rps", "Read and decode into columns (Python)", "rec/s"),
+        ("crc_GBps", "CRC32C", "GB/s"),
+    ):
+        cells = []
+        for impl, _ in IMPLEMENTATIONS:
+            value = medians.get((impl, metric + "_cpu"))
+            if value is None:
+                cells.append("–")
+            elif unit == "rec/s":
+                cells.append("%s rec/s" % rate(value))
+            elif unit == "GB/s":
+                cells.append("%.1f GB/s" % value)
+            else:
+                ratio = " (%.2fx zlib's CPU time)" % (zlib_cpu / value) if zlib_cpu else ""
+                cells.append("%.0f MB/s%s" % (value, ratio))
+        if any(cell != "–" for cell in cells):
+            rows.append("| %s | %s |" % (name, " | ".join(cells)))
+    if not rows:
+        return ""
+    header = ["| per CPU second | %s |" % " | ".join(name for _, name in IMPLEMENTATIONS),
+              "|---|" + "---|" * len(IMPLEMENTATIONS)]
+    zlib = "" if not zlib_cpu else "\n\nzlib alone per CPU second: deflate %.0f MB/s." % zlib_cpu
+    return "\n".join(header + rows) + zlib
+
 
 if __name__ == "__main__":
     main()

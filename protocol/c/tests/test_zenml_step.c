@@ -369,8 +369,10 @@ static void test_hardware_and_portable_crc_agree(void) {
     size_t size = 3 * 8192 * 3 + 4096;
     uint8_t *blob = malloc(size + 16);
     for (size_t i = 0; i < size + 16; i++) blob[i] = (uint8_t)next_random();
-    size_t lengths[] = {0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 63, 64, 255, 256, 767, 768, 769, 1000, 4096,
-                        8191, 24575, 24576, 24577, 50000, size};
+    /* Around the three-chain loops' round sizes: 3 x 256 and 3 x 4096 bytes, and multiples. */
+    size_t lengths[] = {0,     1,     2,     3,     7,     8,     9,     15,    16,    17,    31,    63,
+                        64,    255,   256,   767,   768,   769,   1000,  1535,  1536,  1537,  4096,  8191,
+                        12287, 12288, 12289, 13055, 13056, 13057, 24575, 24576, 24577, 50000, size};
     for (size_t i = 0; i < sizeof lengths / sizeof *lengths; i++) {
         for (size_t offset = 0; offset < 8; offset += 3) {
             const uint8_t *data = blob + offset;
@@ -383,6 +385,17 @@ static void test_hardware_and_portable_crc_agree(void) {
             EXPECT(zs_crc32c(zs_crc32c(0, data, half), data + half, lengths[i] - half) == fast, "extend %zu", lengths[i]);
             EXPECT(zs_crc32c_portable(zs_crc32c_portable(0, data, half), data + half, lengths[i] - half) == fast,
                    "portable extend %zu", lengths[i]);
+        }
+    }
+    /* Every length up to 5,000 at every misalignment, from a nonzero starting CRC. */
+    for (size_t length = 0; length <= 5000; length++) {
+        for (size_t offset = 0; offset < 8; offset++) {
+            uint32_t seed = (uint32_t)(length * 2654435761u);
+            if (zs_crc32c(seed, blob + offset, length) != zs_crc32c_portable(seed, blob + offset, length)) {
+                EXPECT(0, "length %zu offset %zu from %08x", length, offset, seed);
+                free(blob);
+                return;
+            }
         }
     }
     free(blob);
