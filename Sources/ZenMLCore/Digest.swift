@@ -159,7 +159,8 @@ private enum BusGuard {
         var faulted: UInt
     }
 
-    static let capacity = 256
+    /// Room for many at once: a GCS staged upload keeps its mapping until it is committed.
+    static let capacity = 4096
     nonisolated(unsafe) static let slots: UnsafeMutablePointer<Slot> = {
         let slots = UnsafeMutablePointer<Slot>.allocate(capacity: capacity)
         slots.initialize(repeating: Slot(start: 0, end: 0, pageMask: 0, faulted: 0), count: capacity)
