@@ -40,7 +40,7 @@ let package = Package(
         .target(
             name: "ZenMLObjectStore",
             dependencies: [
-                "CCurl", .product(name: "Crypto", package: "swift-crypto"),
+                "ZenMLCore", "CCurl", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),

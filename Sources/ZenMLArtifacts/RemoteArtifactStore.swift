@@ -9,21 +9,48 @@ import ZenMLObjectStore
 /// dies half-way leaves only unreferenced objects, never a visible partial artifact; the next
 /// publish of the same content uploads (overwrites) them again. Nothing relies on conditional
 /// writes: two machines publishing the same digest write the same bytes to the same keys.
+///
+/// Format 2 adds ``objects``: where the bytes of large files live when they are not under the
+/// artifact's folder (see ``RemoteArtifactStore/publish(stagedDirectory:)``). A manifest without
+/// large files is written in format 1, as before.
 public struct RemoteManifest: Codable, Sendable, Equatable {
+    /// The newest format this code reads.
+    public static let currentFormat = 2
+
     public var format: Int = 1
     public var digest: Digest
     public var size: Int64
     public var fileCount: Int64
     /// Every file, directory and link, with sizes, execute bits and file digests.
     public var entries: [TreeEntry]
+    /// File path → key (below the store's prefix) of the object holding its bytes, for files not
+    /// stored at `<artifact folder>/<path>`.
+    public var objects: [String: String]?
+
+    public init(digest: Digest, size: Int64, fileCount: Int64, entries: [TreeEntry], objects: [String: String] = [:]) {
+        self.format = objects.isEmpty ? 1 : 2
+        self.digest = digest
+        self.size = size
+        self.fileCount = fileCount
+        self.entries = entries
+        self.objects = objects.isEmpty ? nil : objects
+    }
 }
 
 /// Why a remote artifact cannot be used.
 public enum RemoteArtifactError: Error, CustomStringConvertible, Sendable {
     case corrupted(uri: String, detail: String)
+    /// The manifest was written by a newer zenml-run.
+    case newerFormat(uri: String, format: Int)
+    /// A file of the artifact changed while it was being published.
+    case changedWhilePublishing(path: String)
 
     public var description: String {
         switch self {
+        case .newerFormat(let uri, let format):
+            return "the remote artifact \(uri) has manifest format \(format), newer than this zenml-run reads (\(RemoteManifest.currentFormat)); upgrade zenml-run"
+        case .changedWhilePublishing(let path):
+            return "\(path) changed while it was being published; nothing was published. Make sure nothing writes to a step's outputs after the step ended, then run again"
         case .corrupted(let uri, let detail):
             return "the remote artifact \(uri) is corrupted (\(detail)); it was not used. Re-run the step that produced it with --no-cache to publish it again"
         }
@@ -56,39 +83,91 @@ public struct RemoteArtifactStore: ArtifactStore {
 
     public func makeStagingDirectory(label: String) throws -> String { try cache.makeStagingDirectory(label: label) }
 
+    /// Publishes a staged folder: hashes it, uploads every file verified, then writes the manifest.
+    ///
+    /// Large files (at least the object store's multipart threshold) are read once: their SHA-256
+    /// is computed while their parts go up (``ObjectStore/stage(_:file:)``), so publishing a 1 GiB
+    /// file costs one pass over it instead of a hashing pass and then an upload pass (under load,
+    /// the hashing pass alone took ~10 s per GiB on this project's 2-core machines). Their key
+    /// cannot contain the artifact digest, which is known only when every file is hashed, so they
+    /// go to `PREFIX/blobs/<random id>` and the manifest (format 2) records that key. Other ways
+    /// out were weighed and dropped: a server-side copy from a staging key to the digest's key
+    /// (CopyObject/UploadPartCopy, GCS rewrite) rewrites every byte on Swift's s3api, moto and the
+    /// GCS emulators, costing more than the pass it saves.
+    ///
+    /// The invariants stay: the staged uploads are invisible objects until they are completed
+    /// (S3: multipart upload not completed; GCS: resumable upload without its last chunk), which
+    /// happens only after the artifact digest is known and its manifest is found missing; the
+    /// manifest is written last. If the artifact exists already, the staged uploads are aborted,
+    /// so identical content is stored once (its bytes were sent once more, though: that is the
+    /// price of not reading the file twice).
     public func publish(stagedDirectory: String) async throws -> StoredArtifact {
         guard let status = try FileStatus.of(stagedDirectory), status.kind == .directory else {
             throw ArtifactStoreError.notADirectory(stagedDirectory)
         }
-        let tree = try TreeDigest.compute(root: stagedDirectory)
-        let stored = StoredArtifact(digest: tree.digest, uri: uri(tree.digest), size: tree.totalSize, fileCount: Int64(tree.fileCount))
-        if try await objects.head(manifestKey(tree.digest)) == nil {
-            let base = directoryKey(tree.digest)
-            let files = tree.entries.filter { $0.kind == .file }
-            let objects = self.objects
-            // Each put verifies size and MD5 of what the server stored before it returns.
-            try await forEachConcurrently(files, limit: concurrency) { entry in
-                let uploaded = try await objects.put(base + "/" + entry.path, file: stagedDirectory + "/" + entry.path)
-                guard uploaded.size == entry.size else {
-                    throw RemoteArtifactError.corrupted(uri: "\(objects.bucketURL)/\(base)/\(entry.path)", detail: "stored \(uploaded.size) bytes of \(entry.size)")
-                }
+        let objects = self.objects
+        let large = try largeFiles(in: stagedDirectory, relative: "", threshold: max(1, objects.settings.multipartThreshold))
+        var staged: [String: any StagedUpload] = [:]
+        do {
+            for path in large {
+                staged[path] = try await objects.stage(location.key("blobs/" + UUID().uuidString.lowercased()), file: stagedDirectory + "/" + path)
             }
-            let manifest = RemoteManifest(digest: tree.digest, size: tree.totalSize, fileCount: Int64(tree.fileCount), entries: tree.entries)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            // The commit point: only now does the artifact exist for other machines.
-            try await objects.put(manifestKey(tree.digest), data: try encoder.encode(manifest))
+            let tree = try TreeDigest.compute(root: stagedDirectory, hasher: StagedHasher(root: stagedDirectory, staged: staged))
+            let stored = StoredArtifact(digest: tree.digest, uri: uri(tree.digest), size: tree.totalSize, fileCount: Int64(tree.fileCount))
+            if try await objects.head(manifestKey(tree.digest)) == nil {
+                let base = directoryKey(tree.digest)
+                let files = tree.entries.filter { $0.kind == .file }
+                let stagedUploads = staged
+                // Each put verifies size and MD5 of what the server stored before it returns; so does each commit.
+                try await forEachConcurrently(files, limit: concurrency) { entry in
+                    let uploaded: ObjectInfo
+                    if let upload = stagedUploads[entry.path] {
+                        uploaded = try await upload.commit()
+                    } else {
+                        uploaded = try await objects.put(base + "/" + entry.path, file: stagedDirectory + "/" + entry.path)
+                    }
+                    guard uploaded.size == entry.size else {
+                        throw RemoteArtifactError.corrupted(uri: "\(objects.bucketURL)/\(uploaded.key)", detail: "stored \(uploaded.size) bytes of \(entry.size)")
+                    }
+                }
+                staged = [:]
+                let prefix = location.prefix.isEmpty ? "" : location.prefix + "/"
+                let manifest = RemoteManifest(
+                    digest: tree.digest, size: tree.totalSize, fileCount: Int64(tree.fileCount), entries: tree.entries,
+                    objects: stagedUploads.mapValues { String($0.key.dropFirst(prefix.count)) })
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                // The commit point: only now does the artifact exist for other machines.
+                try await objects.put(manifestKey(tree.digest), data: try encoder.encode(manifest))
+            }
+            for upload in staged.values { await upload.abort() }
+            try cache.adopt(stagedDirectory, digest: tree.digest, size: tree.totalSize)
+            return stored
+        } catch {
+            for upload in staged.values { await upload.abort() }
+            throw error
         }
-        try cache.adopt(stagedDirectory, digest: tree.digest, size: tree.totalSize)
-        return stored
+    }
+
+    /// Regular files of at least `threshold` bytes below `directory` (links are not followed).
+    private func largeFiles(in directory: String, relative: String, threshold: Int64) throws -> [String] {
+        var found: [String] = []
+        for name in try FileTree.childNames(of: directory + (relative.isEmpty ? "" : "/" + relative)) {
+            let path = relative.isEmpty ? name : relative + "/" + name
+            guard let status = try FileStatus.of(directory + "/" + path) else { continue }
+            if status.kind == .directory {
+                found += try largeFiles(in: directory, relative: path, threshold: threshold)
+            } else if status.kind == .file && status.size >= threshold {
+                found.append(path)
+            }
+        }
+        return found
     }
 
     public func localPath(of digest: Digest) async throws -> String? {
         if let path = cache.lookup(digest) { return path }
         guard let data = try await objects.data(manifestKey(digest)) else { return nil }
-        guard let manifest = try? JSONDecoder().decode(RemoteManifest.self, from: data), manifest.digest == digest else {
-            throw RemoteArtifactError.corrupted(uri: uri(digest), detail: "its manifest is unreadable")
-        }
+        let manifest = try decodeManifest(data, digest: digest)
         let staging = try cache.makeStagingDirectory(label: "fetch")
         do {
             try await download(manifest, into: staging)
@@ -108,6 +187,16 @@ public struct RemoteArtifactStore: ArtifactStore {
         return cache.lookup(digest)
     }
 
+    private func decodeManifest(_ data: Data, digest: Digest) throws -> RemoteManifest {
+        guard let manifest = try? JSONDecoder().decode(RemoteManifest.self, from: data), manifest.digest == digest else {
+            throw RemoteArtifactError.corrupted(uri: uri(digest), detail: "its manifest is unreadable")
+        }
+        guard manifest.format <= RemoteManifest.currentFormat else {
+            throw RemoteArtifactError.newerFormat(uri: uri(digest), format: manifest.format)
+        }
+        return manifest
+    }
+
     private func download(_ manifest: RemoteManifest, into staging: String) async throws {
         let base = directoryKey(manifest.digest)
         for entry in manifest.entries where entry.kind == .directory {
@@ -119,10 +208,12 @@ public struct RemoteArtifactStore: ArtifactStore {
             }
         }
         let objects = self.objects
+        let location = self.location
         let uri = self.uri(manifest.digest)
         try await forEachConcurrently(manifest.entries.filter { $0.kind == .file }, limit: concurrency) { entry in
             let path = staging + "/" + entry.path
-            guard let info = try await objects.get(base + "/" + entry.path, to: path, expectedSize: entry.size) else {
+            let key = manifest.objects?[entry.path].map(location.key) ?? base + "/" + entry.path
+            guard let info = try await objects.get(key, to: path, expectedSize: entry.size) else {
                 throw RemoteArtifactError.corrupted(uri: uri, detail: "\(entry.path) is missing")
             }
             guard info.size == entry.size else {
@@ -138,9 +229,7 @@ public struct RemoteArtifactStore: ArtifactStore {
             return try paths.filter { try FileStatus.of(local + "/" + $0)?.kind == .file }
         }
         guard let data = try await objects.data(manifestKey(digest)) else { return [] }
-        guard let manifest = try? JSONDecoder().decode(RemoteManifest.self, from: data), manifest.digest == digest else {
-            throw RemoteArtifactError.corrupted(uri: uri(digest), detail: "its manifest is unreadable")
-        }
+        let manifest = try decodeManifest(data, digest: digest)
         let held = Set(manifest.entries.filter { $0.kind == .file }.map(\.path))
         return paths.filter { held.contains($0) }
     }
@@ -157,4 +246,18 @@ public struct RemoteArtifactStore: ArtifactStore {
 
     /// Nothing to do: an artifact is durable in the bucket when ``publish(stagedDirectory:)`` returns.
     public func flush() throws {}
+}
+
+/// Hashes a tree whose large files were hashed while they were uploaded: their digests come from
+/// the staged uploads, provided the file still has the size that was sent.
+private struct StagedHasher: FileHasher {
+    let root: String
+    let staged: [String: any StagedUpload]
+
+    func digest(ofFileAtPath path: String, status: FileStatus) throws -> Digest {
+        let relative = path.hasPrefix(root + "/") ? String(path.dropFirst(root.count + 1)) : path
+        guard let upload = staged[relative] else { return try Digest.ofFile(atPath: path) }
+        guard status.size == upload.size else { throw RemoteArtifactError.changedWhilePublishing(path: path) }
+        return upload.sha256
+    }
 }

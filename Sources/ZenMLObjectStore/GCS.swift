@@ -1,6 +1,7 @@
 import _CryptoExtras
 import Crypto
 import Foundation
+import ZenMLCore
 
 /// Where GCS access tokens come from.
 public enum GCSCredentials: Sendable {
@@ -218,8 +219,16 @@ public struct GCSObjectStore: ObjectStore {
                 try await put(key, data: try readChunk(descriptor, offset: 0, length: Int(size), path: path))
             }
         }
-        // Resumable upload: chunks go one after the other (the protocol is sequential), each a
-        // multiple of 256 KiB but the last.
+        return try await stage(key, file: path).commit()
+    }
+
+    /// A resumable upload of all chunks but the last, which ``StagedUpload/commit()`` sends: GCS
+    /// creates the object only with the last byte. Chunks go one after the other (the protocol is
+    /// sequential), each a multiple of 256 KiB but the last, hashed (the file's SHA-256 and MD5)
+    /// from a mapping of the file just before it is sent.
+    public func stage(_ key: String, file path: String) async throws -> any StagedUpload {
+        let (descriptor, size) = try fileSize(path)
+        defer { close(descriptor) }
         let started = try await send(
             "POST", "\(endpoint)/upload/storage/v1/b/\(percentEncode(bucket))/o?uploadType=resumable&name=\(percentEncode(key))",
             headers: [(name: "Content-Type", value: "application/json"), (name: "X-Upload-Content-Type", value: "application/octet-stream")],
@@ -230,23 +239,49 @@ public struct GCSObjectStore: ObjectStore {
         }
         let chunkSize = max(256 << 10, settings.partSize / (256 << 10) * (256 << 10))
         var md5 = Insecure.MD5()
+        var sha256 = SHA256()
         var offset: Int64 = 0
-        let file = try MappedFile(descriptor: descriptor, size: size, path: path)
-        while true {
-            let length = min(chunkSize, size - offset)
-            let chunk = file.slice(offset: offset, length: length)
-            md5.update(data: chunk)
-            let last = offset + length == size
-            let range = "bytes \(offset)-\(offset + length - 1)/\(last ? String(size) : "*")"
-            let response = try await send("PUT", session, headers: [(name: "Content-Range", value: range), (name: "Content-Type", value: "application/octet-stream")], body: chunk)
-            offset += length
-            if last {
-                try check(response, "finish the upload of", key, accept: [200, 201])
-                return try verified(response, key: key, size: size, md5: Data(md5.finalize()))
+        let file = try FileMapping(descriptor: descriptor, size: size, path: path)
+        do {
+            while true {
+                let length = min(chunkSize, size - offset)
+                let bytes = file.bytes(offset: offset, length: length)
+                sha256.update(bufferPointer: bytes)
+                md5.update(bufferPointer: bytes)
+                if offset + length == size { break }
+                let range = "bytes \(offset)-\(offset + length - 1)/*"
+                let response = try await send("PUT", session, headers: [(name: "Content-Range", value: range), (name: "Content-Type", value: "application/octet-stream")],
+                                              body: file.slice(offset: offset, length: length))
+                guard response.status == 308 else {
+                    try check(response, "upload a chunk of", key, accept: [])
+                    throw ObjectStoreError.server(operation: "upload", url: "\(bucketURL)/\(key)", status: response.status, detail: "the resumable upload ended early")
+                }
+                offset += length
             }
-            guard response.status == 308 else { try check(response, "upload a chunk of", key, accept: []); break }
+            try file.checkUnchangedForUpload(descriptor: descriptor)
+        } catch {
+            _ = try? await send("DELETE", session)
+            throw error
         }
-        throw ObjectStoreError.server(operation: "upload", url: "\(bucketURL)/\(key)", status: 0, detail: "the resumable upload ended early")
+        guard let digest = ZenMLCore.Digest(hex: hex(sha256.finalize())) else { preconditionFailure("a SHA-256 has 64 hex digits") }
+        return GCSStagedUpload(store: self, key: key, session: session, file: file, lastOffset: offset, size: size, sha256: digest, md5: Data(md5.finalize()))
+    }
+
+    fileprivate func finish(_ upload: GCSStagedUpload) async throws -> ObjectInfo {
+        let offset = upload.lastOffset, size = upload.size
+        let range = size == 0 ? "bytes */0" : "bytes \(offset)-\(size - 1)/\(size)"
+        let response = try await send("PUT", upload.session, headers: [(name: "Content-Range", value: range), (name: "Content-Type", value: "application/octet-stream")],
+                                      body: upload.file.slice(offset: offset, length: size - offset))
+        withExtendedLifetime(upload.file) {}
+        try check(response, "finish the upload of", upload.key, accept: [200, 201])
+        if upload.file.shrank {
+            throw ObjectStoreError.unreadableFile(path: upload.file.path, reason: "it changed size while being uploaded (it was \(size) bytes); nothing was published")
+        }
+        return try verified(response, key: upload.key, size: size, md5: upload.md5)
+    }
+
+    fileprivate func cancel(_ upload: GCSStagedUpload) async {
+        _ = try? await send("DELETE", upload.session)
     }
 
     public func get(_ key: String, to path: String, expectedSize: Int64?) async throws -> ObjectInfo? {
@@ -333,4 +368,20 @@ extension GCSObjectStore: CreateOnlyObjectStore {
             return .created
         }
     }
+}
+
+/// A resumable upload with every chunk but the last sent: invisible until `commit` sends it.
+struct GCSStagedUpload: StagedUpload {
+    let store: GCSObjectStore
+    let key: String
+    let session: String
+    /// The mapping the last chunk is sent from (kept alive until then).
+    let file: FileMapping
+    let lastOffset: Int64
+    let size: Int64
+    let sha256: ZenMLCore.Digest
+    let md5: Data
+
+    func commit() async throws -> ObjectInfo { try await store.finish(self) }
+    func abort() async { await store.cancel(self) }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ZenMLCore
 
 /// An object in a bucket, as the server reports it.
 public struct ObjectInfo: Sendable, Hashable {
@@ -19,8 +20,16 @@ public protocol ObjectStore: Sendable {
     var bucketURL: String { get }
     /// Uploads bytes held in memory.
     @discardableResult func put(_ key: String, data: Data) async throws -> ObjectInfo
+    /// How files are split into parts; files of at least `multipartThreshold` bytes can be staged.
+    var settings: TransferSettings { get }
     /// Uploads a file; files over the settings' threshold go up in parts (S3 multipart, GCS resumable).
     @discardableResult func put(_ key: String, file path: String) async throws -> ObjectInfo
+    /// Sends a large file in one read of it, computing its SHA-256 on the way, without making it
+    /// visible: the object appears under `key` only on ``StagedUpload/commit()``, and
+    /// ``StagedUpload/abort()`` (or a process killed before either) leaves nothing visible.
+    /// S3: a multipart upload whose parts are all sent, not yet completed; GCS: a resumable upload
+    /// whose last chunk is held back. For files of at least `settings.multipartThreshold` bytes.
+    func stage(_ key: String, file path: String) async throws -> any StagedUpload
     /// Downloads an object into a file (replaced); `nil` if there is no such object. With its
     /// size known and over the multipart threshold, parts are fetched in parallel (range requests).
     func get(_ key: String, to path: String, expectedSize: Int64?) async throws -> ObjectInfo?
@@ -32,6 +41,20 @@ public protocol ObjectStore: Sendable {
     func list(prefix: String) async throws -> [ObjectInfo]
     /// Deletes an object; deleting a missing object is not an error.
     func delete(_ key: String) async throws
+}
+
+/// A file sent to the server but not yet visible: see ``ObjectStore/stage(_:file:)``.
+public protocol StagedUpload: Sendable {
+    var key: String { get }
+    /// The bytes sent (the file's size when it was opened).
+    var size: Int64 { get }
+    /// The SHA-256 of exactly the bytes sent.
+    var sha256: ZenMLCore.Digest { get }
+    /// Makes the object visible under its key and verifies it (size and MD5s), or throws.
+    @discardableResult func commit() async throws -> ObjectInfo
+    /// Drops the upload; nothing becomes visible. Best effort: a server that loses the request
+    /// keeps only invisible parts (S3 lifecycle rules abort incomplete uploads; GCS expires sessions).
+    func abort() async
 }
 
 extension ObjectStore {
@@ -188,36 +211,6 @@ func readChunk(_ descriptor: Int32, offset: Int64, length: Int, path: String) th
     return data
 }
 
-/// A file mapped read-only into memory, so that upload parts are hashed and sent straight from
-/// the page cache: no part-sized buffer is allocated, zero-filled and copied into per part (that
-/// cost as much system time as the transfer itself for a 1 GiB file). Unmapped when released;
-/// keep it alive until every request that carries one of its slices has finished.
-final class MappedFile: @unchecked Sendable {
-    let size: Int64
-    private let base: UnsafeMutableRawPointer?
-
-    /// Maps `size` bytes of an open file (the descriptor may be closed afterwards).
-    init(descriptor: Int32, size: Int64, path: String) throws {
-        self.size = size
-        guard size > 0 else { base = nil; return }
-        guard let mapped = mmap(nil, Int(size), PROT_READ, MAP_SHARED, descriptor, 0), mapped != MAP_FAILED else {
-            throw ObjectStoreError.unreadableFile(path: path, reason: "cannot map it: " + String(cString: strerror(errno)))
-        }
-        _ = madvise(mapped, Int(size), MADV_SEQUENTIAL)
-        base = mapped
-    }
-
-    deinit {
-        if let base { munmap(base, Int(size)) }
-    }
-
-    /// `length` bytes at `offset`, without a copy; valid while this object lives.
-    func slice(offset: Int64, length: Int64) -> Data {
-        guard let base, length > 0 else { return Data() }
-        return Data(bytesNoCopy: base + Int(offset), count: Int(length), deallocator: .none)
-    }
-}
-
 func fileSize(_ path: String) throws -> (descriptor: Int32, size: Int64) {
     let descriptor = open(path, O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else { throw ObjectStoreError.unreadableFile(path: path, reason: String(cString: strerror(errno))) }
@@ -227,6 +220,31 @@ func fileSize(_ path: String) throws -> (descriptor: Int32, size: Int64) {
         throw ObjectStoreError.unreadableFile(path: path, reason: String(cString: strerror(errno)))
     }
     return (descriptor, Int64(status.st_size))
+}
+
+/// Hashes a part of an upload for both the whole file's SHA-256 and the part's MD5, in 1 MiB
+/// slices so that the second hash reads what the first just brought into the CPU cache.
+func hashPart(_ bytes: UnsafeRawBufferPointer, into sha256: inout SHA256) -> Data {
+    var md5 = Insecure.MD5()
+    var offset = 0
+    while offset < bytes.count {
+        let slice = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(offset + (1 << 20), bytes.count)])
+        sha256.update(bufferPointer: slice)
+        md5.update(bufferPointer: slice)
+        offset += slice.count
+    }
+    return Data(md5.finalize())
+}
+
+extension FileMapping {
+    /// The error of a file that changed size while it was uploaded.
+    func checkUnchangedForUpload(descriptor: Int32) throws {
+        do {
+            try checkUnchanged(descriptor: descriptor, doing: "upload")
+        } catch {
+            throw ObjectStoreError.unreadableFile(path: path, reason: "it changed size while being uploaded (it was \(size) bytes); nothing was published")
+        }
+    }
 }
 
 /// Runs `body` for every element with at most `limit` at once, in order of start; rethrows the first error.

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ZenMLCore
 
 /// AWS credentials. `description` never shows the secret.
 public struct S3Credentials: Sendable, CustomStringConvertible {
@@ -195,55 +196,93 @@ public struct S3ObjectStore: ObjectStore {
                 try await put(key, data: try readChunk(descriptor, offset: 0, length: Int(size), path: path))
             }
         }
-        return try await multipartUpload(key, descriptor: descriptor, size: size, path: path)
+        return try await stage(key, file: path).commit()
     }
 
-    private func multipartUpload(_ key: String, descriptor: Int32, size: Int64, path: String) async throws -> ObjectInfo {
+    /// A multipart upload of every part, not completed. The file is read once: each part is
+    /// hashed (the file's SHA-256, in order, and the part's MD5) just before it is sent from a
+    /// mapping of the file, while up to `client.concurrency` earlier parts are on the wire.
+    public func stage(_ key: String, file path: String) async throws -> any StagedUpload {
+        let (descriptor, size) = try fileSize(path)
+        defer { close(descriptor) }
         let created = try await client.send(request("POST", key: key, query: [("uploads", "")], headers: [("content-type", "application/octet-stream")], body: Data()))
         try check(created, "start a multipart upload of", key)
         guard let uploadID = xmlValue("UploadId", in: created.text) else {
             throw ObjectStoreError.server(operation: "start a multipart upload of", url: "\(bucketURL)/\(key)", status: created.status, detail: "no UploadId in the answer")
         }
         let partSize = max(settings.partSize, 5 << 20)
-        let count = Int((size + partSize - 1) / partSize)
-        let parts = PartList(count: count)
+        let count = max(1, Int((size + partSize - 1) / partSize))
+        var md5s: [Data] = []
+        var sha256 = SHA256()
         do {
-            // Parts are hashed and sent from a mapping of the file: no part buffers to fill and copy.
-            let file = try MappedFile(descriptor: descriptor, size: size, path: path)
-            try await forEachConcurrently(Array(1...count), limit: client.concurrency) { number in
-                let offset = Int64(number - 1) * partSize
-                let length = min(partSize, size - offset)
-                let chunk = file.slice(offset: offset, length: length)
-                // Content-MD5 makes the server refuse a part that arrives damaged; the ETag it
-                // answers confirms what it stored.
-                let md5 = Data(Insecure.MD5.hash(data: chunk))
-                let response = try await client.send(request(
-                    "PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
-                    headers: [("content-md5", md5.base64EncodedString()), ("content-type", "application/octet-stream")], body: chunk))
-                try check(response, "upload part \(number) of", key)
-                let etag = response.header("etag")?.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) ?? ""
-                guard etag == hex(md5) else {
-                    throw ObjectStoreError.checksumMismatch(url: "\(bucketURL)/\(key)", detail: "part \(number) has ETag \(etag), expected MD5 \(hex(md5))")
+            let file = try FileMapping(descriptor: descriptor, size: size, path: path)
+            // The mapping must outlive every part request, also those still running when one fails.
+            defer { withExtendedLifetime(file) {} }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var running = 0
+                for number in 1...count {
+                    let offset = Int64(number - 1) * partSize
+                    let length = min(partSize, size - offset)
+                    let md5 = hashPart(file.bytes(offset: offset, length: length), into: &sha256)
+                    md5s.append(md5)
+                    if running >= client.concurrency {
+                        try await group.next()
+                        running -= 1
+                    }
+                    let chunk = file.slice(offset: offset, length: length)
+                    group.addTask { try await uploadPart(key, uploadID: uploadID, number: number, chunk: chunk, md5: md5) }
+                    running += 1
                 }
-                parts.set(number, md5: md5)
+                try await group.waitForAll()
             }
-            let body = "<CompleteMultipartUpload>" + (1...count).map { "<Part><PartNumber>\($0)</PartNumber><ETag>\"\(hex(parts.md5($0)))\"</ETag></Part>" }.joined()
-                + "</CompleteMultipartUpload>"
-            let completed = try await client.send(request("POST", key: key, query: [("uploadId", uploadID)], headers: [("content-type", "application/xml")], body: Data(body.utf8)))
+            // Every byte was hashed and sent from the mapping: a file that shrank meanwhile sent zeros.
+            try file.checkUnchangedForUpload(descriptor: descriptor)
+        } catch {
+            _ = try? await client.send(request("DELETE", key: key, query: [("uploadId", uploadID)]), retries: 1)
+            throw error
+        }
+        guard let digest = ZenMLCore.Digest(hex: hex(sha256.finalize())) else { preconditionFailure("a SHA-256 has 64 hex digits") }
+        return S3StagedUpload(store: self, key: key, uploadID: uploadID, size: size, sha256: digest, md5s: md5s)
+    }
+
+    private func uploadPart(_ key: String, uploadID: String, number: Int, chunk: Data, md5: Data) async throws {
+        // Content-MD5 makes the server refuse a part that arrives damaged (or changed after it
+        // was hashed); the ETag it answers confirms what it stored.
+        let response = try await client.send(request(
+            "PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
+            headers: [("content-md5", md5.base64EncodedString()), ("content-type", "application/octet-stream")], body: chunk))
+        try check(response, "upload part \(number) of", key)
+        let etag = response.header("etag")?.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) ?? ""
+        guard etag == hex(md5) else {
+            throw ObjectStoreError.checksumMismatch(url: "\(bucketURL)/\(key)", detail: "part \(number) has ETag \(etag), expected MD5 \(hex(md5))")
+        }
+    }
+
+    fileprivate func complete(_ upload: S3StagedUpload) async throws -> ObjectInfo {
+        let key = upload.key
+        let count = upload.md5s.count
+        let body = "<CompleteMultipartUpload>" + upload.md5s.enumerated().map { "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\"\(hex($0.element))\"</ETag></Part>" }.joined()
+            + "</CompleteMultipartUpload>"
+        do {
+            let completed = try await client.send(request("POST", key: key, query: [("uploadId", upload.uploadID)], headers: [("content-type", "application/xml")], body: Data(body.utf8)))
             // S3 can answer 200 with an error document after a long wait.
             if completed.status == 200 && completed.text.contains("<Error>") {
                 throw ObjectStoreError.server(operation: "complete the upload of", url: "\(bucketURL)/\(key)", status: 200, detail: errorDetail(completed))
             }
             try check(completed, "complete the upload of", key)
         } catch {
-            _ = try? await client.send(request("DELETE", key: key, query: [("uploadId", uploadID)]), retries: 1)
+            await abort(upload)
             throw error
         }
-        let expected = hex(Insecure.MD5.hash(data: (1...count).reduce(into: Data()) { $0.append(parts.md5($1)) })) + "-\(count)"
-        guard let info = try await head(key), info.size == size, info.etag == expected else {
-            throw ObjectStoreError.checksumMismatch(url: "\(bucketURL)/\(key)", detail: "after the multipart upload the object is not \(size) bytes with ETag \(expected)")
+        let expected = hex(Insecure.MD5.hash(data: upload.md5s.reduce(into: Data()) { $0.append($1) })) + "-\(count)"
+        guard let info = try await head(key), info.size == upload.size, info.etag == expected else {
+            throw ObjectStoreError.checksumMismatch(url: "\(bucketURL)/\(key)", detail: "after the multipart upload the object is not \(upload.size) bytes with ETag \(expected)")
         }
         return info
+    }
+
+    fileprivate func abort(_ upload: S3StagedUpload) async {
+        _ = try? await client.send(request("DELETE", key: upload.key, query: [("uploadId", upload.uploadID)]), retries: 1)
     }
 
     public func get(_ key: String, to path: String, expectedSize: Int64?) async throws -> ObjectInfo? {
@@ -319,13 +358,18 @@ public struct S3ObjectStore: ObjectStore {
     }
 }
 
-/// The part MD5s of a multipart upload, filled in by concurrent part uploads.
-private final class PartList: @unchecked Sendable {
-    private let lock = NSLock()
-    private var md5s: [Data]
-    init(count: Int) { md5s = Array(repeating: Data(), count: count + 1) }
-    func set(_ number: Int, md5: Data) { lock.lock(); md5s[number] = md5; lock.unlock() }
-    func md5(_ number: Int) -> Data { lock.lock(); defer { lock.unlock() }; return md5s[number] }
+/// A multipart upload with every part sent and checked, not completed: invisible until `commit`.
+struct S3StagedUpload: StagedUpload {
+    let store: S3ObjectStore
+    let key: String
+    let uploadID: String
+    let size: Int64
+    let sha256: ZenMLCore.Digest
+    /// The MD5 of every part, in order.
+    let md5s: [Data]
+
+    func commit() async throws -> ObjectInfo { try await store.complete(self) }
+    func abort() async { await store.abort(self) }
 }
 
 extension S3ObjectStore: CreateOnlyObjectStore {

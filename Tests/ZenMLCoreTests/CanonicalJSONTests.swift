@@ -107,6 +107,38 @@ final class TreeDigestTests: XCTestCase {
         try data.write(to: URL(fileURLWithPath: path))
         XCTAssertEqual(try Digest.ofFile(atPath: path), Digest.of(data))
     }
+
+    /// A mapped file that shrinks under its reader: the read goes on (zeros, no SIGBUS) and the
+    /// mapping reports it, so hashing or uploading it fails with an error instead of a crash.
+    func testMappedFileThatShrinksIsAnErrorNotACrash() throws {
+        let root = NSTemporaryDirectory() + "zenml-mapping-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let path = root + "/shrinking.bin"
+        let size = 4 << 20
+        try Data(repeating: 7, count: size).write(to: URL(fileURLWithPath: path))
+        let descriptor = open(path, O_RDONLY)
+        XCTAssertGreaterThanOrEqual(descriptor, 0)
+        defer { close(descriptor) }
+        let mapping = try FileMapping(descriptor: descriptor, size: Int64(size), path: path)
+        XCTAssertEqual(mapping.bytes(offset: 0, length: 16).reduce(0) { $0 + Int($1) }, 16 * 7)
+        XCTAssertFalse(mapping.shrank)
+        XCTAssertNoThrow(try mapping.checkUnchanged(descriptor: descriptor, doing: "hash"))
+        XCTAssertEqual(truncate(path, 1 << 20), 0)
+        // Past the new end: zeros instead of SIGBUS, for the rest of the mapping.
+        let tail = mapping.bytes(offset: Int64(size - (2 << 20)), length: 2 << 20)
+        XCTAssertEqual(tail.reduce(0) { $0 + Int($1) }, 0)
+        XCTAssertTrue(mapping.shrank)
+        XCTAssertThrowsError(try mapping.checkUnchanged(descriptor: descriptor, doing: "hash")) { error in
+            XCTAssertTrue("\(error)".contains("changed size while being read"), "\(error)")
+        }
+        // Before the new end the file is still readable.
+        XCTAssertEqual(mapping.bytes(offset: 0, length: 16).reduce(0) { $0 + Int($1) }, 16 * 7)
+        // A fresh mapping of another file is not marked.
+        let other = root + "/other.bin"
+        try Data(repeating: 1, count: 2 << 20).write(to: URL(fileURLWithPath: other))
+        XCTAssertEqual(try Digest.ofFile(atPath: other), Digest.of(Data(repeating: 1, count: 2 << 20)))
+    }
 }
 
 final class JSONParserTests: XCTestCase {

@@ -2,6 +2,7 @@ import Crypto
 import _CryptoExtras
 import Foundation
 import XCTest
+import ZenMLCore
 @testable import ZenMLObjectStore
 
 final class SigV4Tests: XCTestCase {
@@ -147,6 +148,31 @@ final class ObjectStoreRoundTripTests: XCTestCase {
         let missing = try await store.get("dir/small", to: "\(directory)/missing")
         XCTAssertNil(missing)
         try await store.delete("dir/small")  // deleting twice is fine
+        try await stagedUploads(store, size: largeSize, in: directory)
+    }
+
+    /// A staged upload is invisible until committed, gone when aborted, and hashes what it sent.
+    func stagedUploads(_ store: some ObjectStore, size: Int, in directory: String) async throws {
+        let data = Servers.randomData(size)
+        let path = "\(directory)/staged.in"
+        try data.write(to: URL(fileURLWithPath: path))
+        let dropped = try await store.stage("staged/dropped", file: path)
+        XCTAssertEqual(dropped.sha256, ZenMLCore.Digest.of(data))
+        XCTAssertEqual(dropped.size, Int64(size))
+        var seen = try await store.head("staged/dropped")
+        XCTAssertNil(seen, "all bytes sent, nothing visible before commit")
+        await dropped.abort()
+        seen = try await store.head("staged/dropped")
+        XCTAssertNil(seen, "nothing visible after abort")
+        let kept = try await store.stage("staged/kept", file: path)
+        seen = try await store.head("staged/kept")
+        XCTAssertNil(seen)
+        let info = try await kept.commit()
+        XCTAssertEqual(info.size, Int64(size))
+        _ = try await store.get("staged/kept", to: "\(directory)/staged.out")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/staged.out")), data)
+        let keys = try await store.list(prefix: "staged/").map(\.key)
+        XCTAssertEqual(keys, ["staged/kept"])
     }
 
     func testGCSEmulator() async throws {

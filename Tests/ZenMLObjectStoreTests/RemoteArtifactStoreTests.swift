@@ -61,8 +61,20 @@ final class RemoteArtifactStoreTests: XCTestCase {
         // One file over the multipart/resumable threshold (the tests set it low).
         let large = try await publishAndFetch(a, b, ["model/weights.bin": Servers.randomData((11 << 20) + 777), "model/meta.json": Data("{}".utf8)])
 
-        // Publishing the same content again uploads nothing: the manifest is not rewritten.
+        // The large file was hashed while it went up, so its bytes are under blobs/ and the
+        // manifest (format 2) says where; the small one is in the artifact's folder.
         let manifestKey = a.location.key("sha256/\(large.digest.hex.prefix(2))/\(large.digest.hex).manifest.json")
+        let manifestData = try await objects.data(manifestKey)
+        let manifest = try JSONDecoder().decode(RemoteManifest.self, from: try XCTUnwrap(manifestData))
+        XCTAssertEqual(manifest.format, 2)
+        let blob = try XCTUnwrap(manifest.objects?["model/weights.bin"])
+        XCTAssertTrue(blob.hasPrefix("blobs/"), blob)
+        XCTAssertEqual(manifest.objects?.count, 1)
+        let blobs = try await objects.list(prefix: a.location.key("blobs/")).map(\.key)
+        XCTAssertEqual(blobs, [a.location.key(blob)])
+
+        // Publishing the same content again stores nothing new: the manifest is not rewritten and
+        // the large file's staged upload is dropped, not completed.
         let before = try await objects.head(manifestKey)
         try await Task.sleep(nanoseconds: 1_100_000_000)
         let again = try a.makeStagingDirectory(label: "again")
@@ -72,6 +84,20 @@ final class RemoteArtifactStoreTests: XCTestCase {
         let after = try await objects.head(manifestKey)
         XCTAssertEqual(before?.etag, after?.etag)
         if objects is GCSObjectStore { XCTAssertEqual(before?.etag, after?.etag, "the GCS generation is unchanged") }
+        let blobsAfter = try await objects.list(prefix: a.location.key("blobs/")).map(\.key)
+        XCTAssertEqual(blobsAfter, blobs, "identical content is stored once")
+
+        // A large file's object with other bytes (same size) is refused on fetch, naming the file.
+        let (c, _, otherRoot) = try machines(objects)
+        defer { try? FileTree.remove(otherRoot) }
+        try await objects.put(a.location.key(blob), data: Servers.randomData(Int(manifest.entries.first { $0.path == "model/weights.bin" }?.size ?? 0)))
+        do {
+            _ = try await c.localPath(of: large.digest)
+            XCTFail("a corrupted large file must not be served")
+        } catch {
+            XCTAssertTrue("\(error)".contains("corrupted") && "\(error)".contains("model/weights.bin"), "\(error)")
+        }
+        XCTAssertNil(c.cache.lookup(large.digest))
     }
 
     func testGCSEmulator() async throws {
@@ -100,6 +126,11 @@ final class RemoteArtifactStoreTests: XCTestCase {
             for name in files.keys.sorted().prefix(10) {
                 try await objects.put(a.location.key("sha256/\(tree.digest.hex.prefix(2))/\(tree.digest.hex)/\(name)"), file: staged + "/" + name)
             }
+            // ... and a large file staged (every byte sent) but never completed.
+            let dropped = try await objects.stage(a.location.key("blobs/killed"), file: staged + "/f0")
+            _ = dropped
+            let blobs = try await objects.list(prefix: a.location.key("blobs/"))
+            XCTAssertEqual(blobs.map(\.key), [], "a staged upload that was never completed is invisible")
             let stored = StoredArtifact(digest: tree.digest, uri: "", size: tree.totalSize, fileCount: Int64(tree.fileCount))
             var intact = try await b.isIntact(stored)
             XCTAssertFalse(intact, "no manifest, no artifact")
