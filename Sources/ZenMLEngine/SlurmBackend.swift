@@ -4,11 +4,12 @@ import ZenMLCore
 import ZenMLExecutor
 
 /// Runs each step as a Slurm batch job: `sbatch` starts `zenml-run worker JOB` on a compute node,
-/// which runs the step under the contract and writes its result next to the work directory.
+/// which stages the inputs from the artifact store, runs the step under the contract, publishes
+/// the outputs (``NodeWorker``) and writes its result into the job's directory.
 ///
 /// The host, not Slurm, releases dependent steps as their inputs are published: between two steps
-/// it must check the cache (a cached step is never submitted), publish the outputs and record
-/// them, none of which a node can do without the host's stores. `--dependency=afterok` would
+/// it must check the cache (a cached step is never submitted) and record the outputs, which a
+/// node cannot do without the host's metadata store. `--dependency=afterok` would
 /// only save the host's polling interval, and would submit steps that the cache could skip.
 ///
 /// The work directories, the artifact store and the bundles must be on storage the nodes share
