@@ -249,7 +249,8 @@ extension ZenMLRun {
                 return
             }
             let job = try JSONDecoder().decode(WorkerJob.self, from: FileTree.read(job))
-            let result = WorkerResult(await StepRunner.run(try job.launch()))
+            // With node staging the worker fetches the inputs and publishes the outputs itself.
+            let result = job.nodeStaging != nil ? await NodeWorker.run(job) : WorkerResult(await StepRunner.run(try job.launch()))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             try FileTree.writeAtomically(encoder.encode(result), to: job.resultFile)

@@ -421,15 +421,24 @@ public final class PipelineRunner: Sendable {
             context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: "attempt \(attempt) of \(step.retries + 1) after: \(failure)")))
         }
         if attempt > 1 { launched.details["attempts"] = .int(Int64(attempt)) }
-        let workDirectory = launched.workDirectory, logFile = launched.logFile, result = launched.result
-        defer { workDirectories.release(workDirectory) }
+        let workDirectory = launched.workDirectory, logFile = launched.logFile, result = launched.result, jobDirectory = launched.jobDirectory
+        defer {
+            workDirectories.release(workDirectory)
+            // Recorded: a later run must not adopt this job's result.
+            if let jobDirectory { try? FileTree.remove(jobDirectory) }
+        }
         switch result.outcome {
         case .success(let success):
             do {
                 var outputs: [String: ArtifactRecord] = [:]
                 let now = Date()
                 for (name, spec) in step.manifest.outputs.sorted(by: { $0.key < $1.key }) {
-                    let stored = try await store.publish(stagedDirectory: StepLaunch.outputsDirectory(in: workDirectory) + "/" + name)
+                    let stored: StoredArtifact
+                    if let published = launched.published {
+                        stored = try await verifiedPublished(published, output: name)
+                    } else {
+                        stored = try await store.publish(stagedDirectory: StepLaunch.outputsDirectory(in: workDirectory) + "/" + name)
+                    }
                     outputs[name] = ArtifactRecord(
                         type: spec.type, uri: stored.uri, digest: stored.digest, size: stored.size, fileCount: stored.fileCount,
                         properties: success.response.outputs[name] ?? [:], createdAt: now)
@@ -479,6 +488,10 @@ public final class PipelineRunner: Sendable {
         var logFile: String
         /// Where it ran: the backend's details (job id, node, queue wait).
         var details: [String: JSONValue]
+        /// The outputs the backend's worker published (``StepBackend/stagesArtifactsOnNode``).
+        var published: [String: PublishedArtifact]? = nil
+        /// The job's directory, named by cache key, removed once the execution is recorded.
+        var jobDirectory: String? = nil
     }
 
     /// Builds the bundle if it has a `build:` command, writes the request and runs the step
@@ -523,7 +536,10 @@ public final class PipelineRunner: Sendable {
         }
         let logFile = context.logDirectory + "/" + step.name + ".log"
         let request: StepRequest
+        let stagesOnNode = context.options.backend.stagesArtifactsOnNode
+        var nodeStaging: NodeStaging?
         do {
+            if stagesOnNode { nodeStaging = try workspace.nodeStaging(for: key) }
             let outputs = StepLaunch.outputsDirectory(in: workDirectory)
             let scratch = StepLaunch.scratchDirectory(in: workDirectory)
             var outputDirectories: [String: StepRequest.OutputDirectory] = [:]
@@ -535,6 +551,11 @@ public final class PipelineRunner: Sendable {
             for (name, artifacts) in inputs {
                 var resolved: [StepRequest.InputArtifact] = []
                 for artifact in artifacts {
+                    if stagesOnNode {
+                        // The worker fetches it on the node and puts its local path in the request.
+                        resolved.append(StepRequest.InputArtifact(path: artifact.uri, type: artifact.type, digest: artifact.digest.description, properties: artifact.properties))
+                        continue
+                    }
                     guard let path = try await store.localPath(of: artifact.digest) else { throw ArtifactStoreError.missing(artifact.digest) }
                     resolved.append(StepRequest.InputArtifact(path: path, type: artifact.type, digest: artifact.digest.description, properties: artifact.properties))
                 }
@@ -557,13 +578,15 @@ public final class PipelineRunner: Sendable {
             bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
             timeout: step.timeout, hostEnvironment: hostEnvironment, buildPath: buildPath)
         launch.resources = step.resources
+        launch.nodeStaging = nodeStaging
         let backend = context.options.backend
         let ran = await backend.run(launch, step: step.name) { status in
             context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: status)))
         }
         var details = ran.details
         details["backend"] = .string(backend.name)
-        return .success(Launched(result: ran.result, workDirectory: workDirectory, logFile: logFile, details: details))
+        return .success(
+            Launched(result: ran.result, workDirectory: workDirectory, logFile: logFile, details: details, published: ran.published, jobDirectory: nodeStaging?.jobDirectory))
     }
 
     /// A completed or cached execution with this key whose outputs are all still in the store.

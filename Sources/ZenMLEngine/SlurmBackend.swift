@@ -4,11 +4,12 @@ import ZenMLCore
 import ZenMLExecutor
 
 /// Runs each step as a Slurm batch job: `sbatch` starts `zenml-run worker JOB` on a compute node,
-/// which runs the step under the contract and writes its result next to the work directory.
+/// which stages the inputs from the artifact store, runs the step under the contract, publishes
+/// the outputs (``NodeWorker``) and writes its result into the job's directory.
 ///
 /// The host, not Slurm, releases dependent steps as their inputs are published: between two steps
-/// it must check the cache (a cached step is never submitted), publish the outputs and record
-/// them, none of which a node can do without the host's stores. `--dependency=afterok` would
+/// it must check the cache (a cached step is never submitted) and record the outputs, which a
+/// node cannot do without the host's metadata store. `--dependency=afterok` would
 /// only save the host's polling interval, and would submit steps that the cache could skip.
 ///
 /// The work directories, the artifact store and the bundles must be on storage the nodes share
@@ -37,22 +38,45 @@ public struct SlurmBackend: StepBackend {
         guard (try? Slurm.command(["sinfo", "-h", "-o", "%T"])) != nil else { throw SlurmError.unavailable }
     }
 
+    /// The worker stages inputs from the artifact store and publishes outputs to it on the node.
+    public var stagesArtifactsOnNode: Bool { true }
+
     public func run(_ launch: StepLaunch, step: String, progress: @escaping @Sendable (String) -> Void) async -> BackendRun {
         func lost(_ message: String) -> StepRunResult {
             StepRunResult(outcome: .failure(.lost(message)), exitCode: nil, errorTail: "", duration: 0)
         }
-        let resultFile = launch.workDirectory + "/worker-result.json"
-        let jobFile = launch.workDirectory + "/worker-job.json"
-        do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            try FileTree.writeAtomically(encoder.encode(WorkerJob(launch, resultFile: resultFile)), to: jobFile)
-        } catch {
-            return BackendRun(result: lost("cannot write the Slurm job file: \(error)"))
+        // With node staging, the job's files live in a directory named by the cache key, which
+        // outlives this host: the next run adopts a job that finished after the host died.
+        let jobDirectory = launch.nodeStaging?.jobDirectory ?? launch.workDirectory
+        let resultFile = jobDirectory + "/worker-result.json"
+        let jobFile = jobDirectory + "/worker-job.json"
+        let jobIDFile = jobDirectory + "/job-id"
+        var previousJob: String?
+        if launch.nodeStaging != nil {
+            if let adopted = Self.adoptable(resultFile: resultFile, jobIDFile: jobIDFile) {
+                progress("adopted the finished slurm job \(adopted.details["slurm_job_id"]?.stringValue ?? "?")")
+                return adopted
+            }
+            // A job of a run whose host died may still be queued or running: wait for it instead of submitting another.
+            if let id = try? String(contentsOfFile: jobIDFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !id.isEmpty,
+               let state = try? Slurm.command(["squeue", "-h", "-j", id, "-o", "%T"]), !state.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                previousJob = id
+            }
+        }
+        if previousJob == nil {
+            do {
+                try FileTree.makeDirectory(jobDirectory)
+                for stale in [resultFile, jobIDFile] { try? FileTree.remove(stale) }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                try FileTree.writeAtomically(encoder.encode(WorkerJob(launch, resultFile: resultFile)), to: jobFile)
+            } catch {
+                return BackendRun(result: lost("cannot write the Slurm job file: \(error)"))
+            }
         }
         let job = await submit(
             jobFile: jobFile, workerArguments: [], name: step, directory: launch.workDirectory, resources: launch.resources,
-            timeout: launch.timeout, progress: progress)
+            timeout: launch.timeout, jobIDFile: launch.nodeStaging == nil ? nil : jobIDFile, existingJob: previousJob, progress: progress)
         switch job.ending {
         case .refused(let message):
             return BackendRun(result: lost(message), details: job.details)
@@ -64,8 +88,25 @@ public struct SlurmBackend: StepBackend {
                 result.errorTail = outputTail
                 return BackendRun(result: result, details: job.details)
             }
-            return BackendRun(result: reported.runResult, details: job.details)
+            var details = job.details
+            if previousJob != nil { details["reattached"] = .bool(true) }
+            if reported.published != nil { details["published_by"] = .string("worker") }
+            return BackendRun(result: reported.runResult, details: details, published: reported.published)
         }
+    }
+
+    /// A successful result a worker left in the job directory with its outputs published, which
+    /// no host recorded (the host that submitted it died): the step need not run again.
+    static func adoptable(resultFile: String, jobIDFile: String) -> BackendRun? {
+        guard let data = try? FileTree.read(resultFile), let reported = try? JSONDecoder().decode(WorkerResult.self, from: data),
+              reported.response != nil, let published = reported.published
+        else { return nil }
+        let id = (try? String(contentsOfFile: jobIDFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+        var details: [String: JSONValue] = [
+            "slurm_job_id": .string(id), "adopted": .bool(true), "published_by": .string("worker"), "run_seconds": .double(reported.duration),
+        ]
+        if let node = reported.node { details["node"] = .string(node) }
+        return BackendRun(result: reported.runResult, details: details, published: published)
     }
 
     /// Builds are keyed by partition: its nodes, not the submitting host, run the binaries.
@@ -83,7 +124,8 @@ public struct SlurmBackend: StepBackend {
         // A build needs the step's partition, not its cpus or memory.
         let job = await submit(
             jobFile: jobFile, workerArguments: ["--build"], name: label, directory: directory,
-            resources: BundleManifest.Resources(partition: resources?.partition), timeout: configuration.timeout, progress: { _ in })
+            resources: BundleManifest.Resources(partition: resources?.partition), timeout: configuration.timeout, jobIDFile: nil,
+            existingJob: nil, progress: { _ in })
         func failed(_ message: String, tail: String = "", canceled: Bool = false) -> ProcessResult {
             WorkerBuildResult(lost: [message, tail].filter { !$0.isEmpty }.joined(separator: "\n"), canceled: canceled).processResult
         }
@@ -108,11 +150,12 @@ public struct SlurmBackend: StepBackend {
         case ended(summary: String, outputTail: String)
     }
 
-    /// Submits `zenml-run worker [ARGS] JOB` and waits for the job to leave the queue (cancelling
-    /// it if the calling task is cancelled). The details are recorded with the execution.
+    /// Submits `zenml-run worker [ARGS] JOB` (writing its id to `jobIDFile`), or takes
+    /// `existingJob`, and waits for the job to leave the queue (cancelling it if the calling task
+    /// is cancelled). The details are recorded with the execution.
     func submit(
         jobFile: String, workerArguments: [String], name: String, directory: String, resources: BundleManifest.Resources?, timeout: Double?,
-        progress: @escaping @Sendable (String) -> Void
+        jobIDFile: String?, existingJob: String?, progress: @escaping @Sendable (String) -> Void
     ) async -> (ending: JobEnding, details: [String: JSONValue]) {
         var arguments = [
             "sbatch", "--parsable", "--job-name=zenml-\(name)", "--output=\(directory)/slurm-%j.out",
@@ -123,10 +166,15 @@ public struct SlurmBackend: StepBackend {
         arguments += ["--wrap", (workerCommand + workerArguments + [jobFile]).map(Self.shellQuoted).joined(separator: " ")]
         let submitted = Date()
         let jobID: String
-        do {
-            jobID = try Slurm.command(arguments).trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";").first.map(String.init) ?? ""
-        } catch {
-            return (.refused("sbatch refused the step: \(error)"), [:])
+        if let existingJob {
+            jobID = existingJob
+        } else {
+            do {
+                jobID = try Slurm.command(arguments).trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";").first.map(String.init) ?? ""
+            } catch {
+                return (.refused("sbatch refused the step: \(error)"), [:])
+            }
+            if let jobIDFile { try? FileTree.writeAtomically(Data(jobID.utf8), to: jobIDFile) }
         }
         let accepted = Date()
         progress("slurm job \(jobID) submitted")

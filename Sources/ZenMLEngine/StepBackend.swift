@@ -10,6 +10,10 @@ import ZenMLExecutor
 public protocol StepBackend: Sendable {
     /// A short name, recorded with each execution (`local`, `slurm`).
     var name: String { get }
+    /// Whether the backend's worker stages the inputs and publishes the outputs on the node
+    /// (``StepLaunch/nodeStaging``); the host then neither downloads inputs nor publishes outputs,
+    /// and records what ``BackendRun/published`` reports.
+    var stagesArtifactsOnNode: Bool { get }
     /// Runs a prepared step to its end. `progress` receives short status lines (a job id, a queue state).
     func run(_ launch: StepLaunch, step: String, progress: @escaping @Sendable (String) -> Void) async -> BackendRun
     /// The machines a step with these resources runs on, when they are not this one: builds are
@@ -21,6 +25,8 @@ public protocol StepBackend: Sendable {
 }
 
 extension StepBackend {
+    public var stagesArtifactsOnNode: Bool { false }
+
     public func buildTarget(for resources: BundleManifest.Resources?) -> String? { nil }
 
     public func runBuild(_ configuration: ProcessConfiguration, in directory: String, resources: BundleManifest.Resources?, label: String) async throws -> ProcessResult {
@@ -33,10 +39,13 @@ public struct BackendRun: Sendable {
     public var result: StepRunResult
     /// Recorded with the execution: a job id, a node, the time spent queued.
     public var details: [String: JSONValue]
+    /// The outputs the worker published to the store, by name; `nil` when the host publishes them.
+    public var published: [String: PublishedArtifact]?
 
-    public init(result: StepRunResult, details: [String: JSONValue] = [:]) {
+    public init(result: StepRunResult, details: [String: JSONValue] = [:], published: [String: PublishedArtifact]? = nil) {
         self.result = result
         self.details = details
+        self.published = published
     }
 }
 

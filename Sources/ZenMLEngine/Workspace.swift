@@ -94,6 +94,11 @@ extension Workspace {
 extension Workspace {
     /// A client for a bucket (artifact store or registry), with credentials from the environment.
     public func openObjectStore(_ location: ObjectStoreLocation, endpoint: String?, region: String?, environment: [String: String]) throws -> any ObjectStore {
+        try Self.objectStore(location, endpoint: endpoint, region: region, environment: environment)
+    }
+
+    /// A client for a bucket, outside any workspace (a worker on a cluster node opens the store this way).
+    public static func objectStore(_ location: ObjectStoreLocation, endpoint: String?, region: String?, environment: [String: String]) throws -> any ObjectStore {
         let transfer = TransferSettings.fromEnvironment(environment)
         switch location.scheme {
         case .gs:

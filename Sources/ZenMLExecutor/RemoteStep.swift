@@ -13,8 +13,11 @@ public struct WorkerJob: Codable, Sendable {
     public var hostEnvironment: [String: String]
     /// Where the worker writes its ``WorkerResult``.
     public var resultFile: String
+    /// The store the worker stages inputs from and publishes outputs to; `nil`: the host does both.
+    public var nodeStaging: NodeStaging?
 
     public init(_ launch: StepLaunch, resultFile: String) {
+        nodeStaging = launch.nodeStaging
         bundlePath = launch.bundlePath
         workDirectory = launch.workDirectory
         logFile = launch.logFile
@@ -28,9 +31,60 @@ public struct WorkerJob: Codable, Sendable {
     public func launch() throws -> StepLaunch {
         let manifest = try BundleManifest.load(bundle: bundlePath)
         let request = try JSONDecoder().decode(StepRequest.self, from: FileTree.read(StepLaunch.requestFile(in: workDirectory)))
-        return StepLaunch(
+        var launch = StepLaunch(
             bundlePath: bundlePath, manifest: manifest, request: request, workDirectory: workDirectory, logFile: logFile,
             timeout: timeout, hostEnvironment: hostEnvironment, buildPath: buildPath)
+        launch.nodeStaging = nodeStaging
+        return launch
+    }
+}
+
+/// What a worker needs to stage a step's data on its node instead of the host: the artifact
+/// store's location (never credentials: the node takes them from its own environment, as a user
+/// does) and a directory named by the step's cache key, where the job's files outlive the host.
+public struct NodeStaging: Codable, Sendable, Equatable {
+    /// A store folder on storage the nodes share (`folder` and its `staging`, on one file system),
+    /// or a bucket (`url`, `endpoint`, `region`).
+    public var folder: String?
+    public var staging: String?
+    public var url: String?
+    public var endpoint: String?
+    public var region: String?
+    /// The bound of the node's read-through cache of a bucket store, when the workspace sets one.
+    public var cacheMaxSize: Int64?
+    /// The job's files (`job.json`, `job-id`, `worker-result.json`), on storage the host reads.
+    public var jobDirectory: String
+
+    public init(
+        folder: String? = nil, staging: String? = nil, url: String? = nil, endpoint: String? = nil, region: String? = nil,
+        cacheMaxSize: Int64? = nil, jobDirectory: String
+    ) {
+        self.folder = folder
+        self.staging = staging
+        self.url = url
+        self.endpoint = endpoint
+        self.region = region
+        self.cacheMaxSize = cacheMaxSize
+        self.jobDirectory = jobDirectory
+    }
+
+    /// The store as users name it (`s3://bucket/prefix`, `/shared/artifacts`).
+    public var storeName: String { url ?? folder ?? "(no store)" }
+}
+
+/// An output the worker published to the store, as the host records it.
+public struct PublishedArtifact: Codable, Sendable, Equatable {
+    public var uri: String
+    /// `sha256:<hex>`.
+    public var digest: String
+    public var size: Int64
+    public var fileCount: Int64
+
+    public init(uri: String, digest: String, size: Int64, fileCount: Int64) {
+        self.uri = uri
+        self.digest = digest
+        self.size = size
+        self.fileCount = fileCount
     }
 }
 
@@ -42,6 +96,10 @@ public struct WorkerResult: Codable, Sendable {
     public var errorTail: String
     public var duration: TimeInterval
     public var usage: ResourceUsage?
+    /// The outputs the worker published, by name (only with ``NodeStaging``, only on success).
+    public var published: [String: PublishedArtifact]?
+    /// The node the worker ran on.
+    public var node: String?
 
     public init(_ result: StepRunResult) {
         switch result.outcome {

@@ -18,6 +18,10 @@ public struct StepLaunch: Sendable {
     public var buildPath: String?
     /// What to ask a cluster scheduler for: the bundle's `resources:`, unless the pipeline overrides them.
     public var resources: BundleManifest.Resources?
+    /// Set when the backend's worker stages the inputs and publishes the outputs itself, on the
+    /// node: the artifact store to open there and the job's directory. The request's input paths
+    /// are then store URIs, which the worker replaces with node-local copies.
+    public var nodeStaging: NodeStaging?
 
     public init(bundlePath: String, manifest: BundleManifest, request: StepRequest, workDirectory: String, logFile: String, timeout: Double?, hostEnvironment: [String: String], buildPath: String? = nil) {
         self.buildPath = buildPath

@@ -172,4 +172,164 @@ final class SlurmTests: XCTestCase {
         let left = try queue()
         XCTAssertFalse(left.contains("zenml-slow"), "no job is left in the queue: \(left)")
     }
+
+    // MARK: Workers that stage and publish on the node
+
+    /// A fresh bucket on the moto S3 server: its URL and the environment that reaches it.
+    func motoBucket() throws -> (url: String, endpoint: String, bucket: String, environment: [String: String]) {
+        let log = "/tmp/zenml-e2e-slurm-moto.log"
+        let port = try Sandbox.shell("'\(Sandbox.repository)/scripts/services/s3-moto.sh' start 2>\(log)").trimmingCharacters(in: .whitespacesAndNewlines)
+        struct ServerUnavailable: Error, CustomStringConvertible { var description: String }
+        guard Int(port) != nil else { throw ServerUnavailable(description: "could not start moto: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")") }
+        let bucket = "zenml-slurm-\(UUID().uuidString.prefix(8).lowercased())"
+        let created = try Sandbox.shell("""
+            curl -s -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 aws:amz:us-east-1:s3 \\
+              -H 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' \\
+              'http://testing:testing@127.0.0.1:\(port)/\(bucket)'
+            """)
+        XCTAssertEqual(created, "200")
+        return ("s3://\(bucket)/ws", "http://127.0.0.1:\(port)", bucket,
+                ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_PROFILE": ""])
+    }
+
+    /// The artifact manifests in a moto bucket (one per published artifact, bundle snapshots too), as text.
+    func manifests(in bucket: String, endpoint: String) throws -> [String] {
+        func get(_ path: String) throws -> String {
+            try Sandbox.shell("""
+                curl -s --aws-sigv4 aws:amz:us-east-1:s3 \\
+                  -H 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' \\
+                  '\(endpoint.replacingOccurrences(of: "http://", with: "http://testing:testing@"))/\(bucket)\(path)'
+                """)
+        }
+        let listing = try get("?list-type=2&max-keys=1000")
+        let keys = listing.components(separatedBy: "<Key>").dropFirst().compactMap { $0.components(separatedBy: "</Key>").first }
+        return try keys.filter { $0.hasSuffix(".manifest.json") }.map { try get("/" + $0) }
+    }
+
+    /// The executions of a run, from `runs show --json`.
+    func executions(_ sandbox: Sandbox, run: String, workspace: String? = nil, environment: [String: String] = [:]) throws -> [[String: Any]] {
+        let show = try sandbox.run(["runs", "show", run, "--json"] + (workspace.map { ["--workspace", $0] } ?? []), environment: environment)
+        XCTAssertEqual(show.exitCode, 0, show.output)
+        let object = ((try? JSONSerialization.jsonObject(with: Data(show.stdout.utf8))) as? [String: Any])?["run"] as? [String: Any]
+        return (object?["executions"] as? [[String: Any]] ?? []).filter { !(($0["step"] as? String) ?? "").hasPrefix("build:") }
+    }
+
+    /// With a bucket store, the worker fetches the inputs into the node's cache and publishes the
+    /// outputs itself: the host's cache never holds a step's data, and the digests are a local run's.
+    func testWithABucketStoreTheWorkerStagesAndPublishesOnTheNode() throws {
+        let sandbox = try Sandbox()
+        for member in ["local", "cluster"] {
+            try Sandbox.shell("mkdir -p '\(sandbox.root)/\(member)' && cp -RL '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/\(member)/quickstart'")
+        }
+        let local = try sandbox.run(["run", "local/quickstart/pipeline.yaml", "--workspace", "local", "--json"])
+        XCTAssertEqual(local.exitCode, 0, local.output)
+        let (url, endpoint, bucket, credentials) = try motoBucket()
+        XCTAssertEqual(try sandbox.run(["init", "--workspace", "cluster"]).exitCode, 0)
+        let configured = try sandbox.run(["config", "artifacts", "set", url, "--endpoint", endpoint, "--workspace", "cluster"], environment: credentials)
+        XCTAssertEqual(configured.exitCode, 0, configured.output)
+        var environment = slurm.merging(credentials) { $1 }
+        environment["ZENML_NODE_CACHE"] = sandbox.root + "/node-cache"
+        let cluster = try sandbox.run(["run", "cluster/quickstart/pipeline.yaml", "--workspace", "cluster", "--backend", "slurm", "--json"], environment: environment)
+        XCTAssertEqual(cluster.exitCode, 0, cluster.output)
+        func summary(_ result: Sandbox.Result) -> [String: Any] {
+            ((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any])?["run"] as? [String: Any] ?? [:]
+        }
+        func outputs(_ result: Sandbox.Result) -> [String: [String: String]] {
+            var outputs: [String: [String: String]] = [:]
+            for step in summary(result)["steps"] as? [[String: Any]] ?? [] { outputs[step["name"] as? String ?? ""] = step["outputs"] as? [String: String] }
+            return outputs
+        }
+        XCTAssertEqual(outputs(cluster), outputs(local), "the same artifact digests as a local run")
+        let digests = outputs(cluster).values.flatMap(\.values).compactMap { $0.split(separator: ":").last.map(String.init) }
+        XCTAssertEqual(digests.count, 3, cluster.stdout)
+        for hex in digests {
+            let relative = "/sha256/\(hex.prefix(2))/\(hex)"
+            XCTAssertFalse(FileManager.default.fileExists(atPath: sandbox.root + "/cluster/.zenml/cache/artifacts" + relative),
+                           "the host neither fetched nor published \(hex)")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: sandbox.root + "/node-cache/artifacts" + relative),
+                          "the node's cache holds \(hex): it published or fetched it")
+        }
+        let published = try manifests(in: bucket, endpoint: endpoint)
+        for hex in digests { XCTAssertTrue(published.contains { $0.contains(hex) }, "\(hex) is in the bucket") }
+        let recorded = try executions(sandbox, run: summary(cluster)["run_id"] as? String ?? "", workspace: "cluster", environment: credentials)
+        XCTAssertEqual(recorded.count, 3)
+        for execution in recorded {
+            XCTAssertEqual((execution["backend"] as? [String: Any])?["published_by"] as? String, "worker", "\(execution)")
+        }
+        let jobs = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.root + "/cluster/.zenml/jobs")) ?? []
+        XCTAssertEqual(jobs, [], "recorded jobs leave nothing to adopt")
+    }
+
+    /// A step that fails or is killed on the node publishes nothing, also not what it wrote before.
+    func testAStepFailingOrKilledOnTheNodePublishesNothing() throws {
+        let sandbox = try Sandbox()
+        let (url, endpoint, bucket, credentials) = try motoBucket()
+        let configured = try sandbox.run(["config", "artifacts", "set", url, "--endpoint", endpoint], environment: credentials)
+        XCTAssertEqual(configured.exitCode, 0, configured.output)
+        try sandbox.shBundle("source", outputs: "{out: Text}", script: #"""
+            echo source > "$(out out)/a.txt"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.shBundle("broken", inputs: "{text: Text}", outputs: "{out: Text}", script: #"""
+            cat "$(inp text)/a.txt" > "$(out out)/half.txt"; echo "about to fail" >&2; exit 4
+            """#)
+        try sandbox.shBundle("killed", inputs: "{text: Text}", outputs: "{out: Text}", script: #"""
+            cat "$(inp text)/a.txt" > "$(out out)/half.txt"; kill -KILL $$
+            """#)
+        try sandbox.write("pipeline.yaml", """
+            name: partial
+            steps:
+              source: {uses: ./bundles/source}
+              broken: {uses: ./bundles/broken, inputs: {text: source.out}}
+              killed: {uses: ./bundles/killed, inputs: {text: source.out}}
+
+            """)
+        var environment = slurm.merging(credentials) { $1 }
+        environment["ZENML_NODE_CACHE"] = sandbox.root + "/node-cache"
+        let (result, summary) = try sandbox.runPipeline("pipeline.yaml", ["--backend", "slurm"], environment: environment)
+        XCTAssertEqual(result.exitCode, 1, result.output)
+        XCTAssertEqual(Sandbox.states(summary), ["source": "done", "broken": "failed", "killed": "failed"], result.output)
+        XCTAssertTrue(result.stdout.contains("about to fail"), result.stdout)
+        let published = try manifests(in: bucket, endpoint: endpoint)
+        XCTAssertEqual(published.filter { $0.contains("\"a.txt\"") }.count, 1, "the source's output is published: \(published)")
+        XCTAssertEqual(published.filter { $0.contains("half.txt") }, [], "nothing of the failed or killed steps is")
+        let staging = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.root + "/node-cache/tmp")) ?? []
+        XCTAssertEqual(staging, [], "the node's work directories are gone")
+    }
+
+    /// The host is killed (SIGKILL) while a job runs; the job finishes and publishes on its own,
+    /// and the next run adopts its result instead of submitting the step again.
+    func testAJobThatFinishedAfterTheHostDiedIsAdoptedWithoutANewJob() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("slow", outputs: "{out: Text}", script: #"""
+            touch "$ZENML_BUNDLE_DIR/../../slow-started"; sleep 3; echo done > "$(out out)/a.txt"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: slow\nsteps:\n  slow: {uses: ./bundles/slow}\n")
+        let before = try finishedJobs()
+        let host = try sandbox.start(["run", "pipeline.yaml", "--backend", "slurm"], environment: slurm)
+        let started = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: sandbox.root + "/slow-started") && Date() < started { usleep(50_000) }
+        XCTAssertTrue(try queue().contains("zenml-slow"))
+        kill(host.process.processIdentifier, SIGKILL)
+        _ = try host.wait(timeout: 10)
+        let finished = Date().addingTimeInterval(60)
+        while try queue().contains("zenml-slow") && Date() < finished { usleep(100_000) }
+        XCTAssertEqual(try finishedJobs() - before, 1, "the job ran to its end without its host")
+        let jobs = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.root + "/.zenml/jobs")) ?? []
+        XCTAssertEqual(jobs.count, 1, "the job's directory, named by cache key, outlived the host")
+
+        let (rerun, summary) = try sandbox.runPipeline("pipeline.yaml", ["--backend", "slurm"], environment: slurm)
+        XCTAssertEqual(rerun.exitCode, 0, rerun.output)
+        XCTAssertEqual(Sandbox.states(summary), ["slow": "done"])
+        XCTAssertEqual(try finishedJobs() - before, 1, "adopted, not submitted again")
+        let recorded = try executions(sandbox, run: summary["run_id"] as? String ?? "")
+        XCTAssertEqual(recorded.count, 1)
+        let backend = recorded.first?["backend"] as? [String: Any]
+        XCTAssertEqual(backend?["adopted"] as? Bool, true, "\(recorded)")
+        XCTAssertEqual(backend?["published_by"] as? String, "worker", "\(recorded)")
+        // Now recorded, it is an ordinary cache hit.
+        let (again, cached) = try sandbox.runPipeline("pipeline.yaml", ["--backend", "slurm"], environment: slurm)
+        XCTAssertEqual(again.exitCode, 0, again.output)
+        XCTAssertEqual(Sandbox.states(cached), ["slow": "cached"])
+        XCTAssertEqual(try finishedJobs() - before, 1)
+    }
 }
