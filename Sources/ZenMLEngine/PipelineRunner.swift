@@ -539,7 +539,12 @@ public final class PipelineRunner: Sendable {
         let stagesOnNode = context.options.backend.stagesArtifactsOnNode
         var nodeStaging: NodeStaging?
         do {
-            if stagesOnNode { nodeStaging = try workspace.nodeStaging(for: key) }
+            if stagesOnNode {
+                let staging = try workspace.nodeStaging(for: key)
+                // A forced run (`--no-cache`, `cache: false`) adopts no earlier job's result.
+                if !(context.options.useCache && step.cache) { try FileTree.remove(staging.jobDirectory) }
+                nodeStaging = staging
+            }
             let outputs = StepLaunch.outputsDirectory(in: workDirectory)
             let scratch = StepLaunch.scratchDirectory(in: workDirectory)
             var outputDirectories: [String: StepRequest.OutputDirectory] = [:]

@@ -331,5 +331,21 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(again.exitCode, 0, again.output)
         XCTAssertEqual(Sandbox.states(cached), ["slow": "cached"])
         XCTAssertEqual(try finishedJobs() - before, 1)
+
+        // A forced run never adopts: the same key's orphaned result is dropped and the step runs.
+        try FileManager.default.removeItem(atPath: sandbox.root + "/slow-started")
+        let forced = try sandbox.start(["run", "pipeline.yaml", "--backend", "slurm", "--no-cache"], environment: slurm)
+        let restarted = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: sandbox.root + "/slow-started") && Date() < restarted { usleep(50_000) }
+        kill(forced.process.processIdentifier, SIGKILL)
+        _ = try forced.wait(timeout: 10)
+        let refinished = Date().addingTimeInterval(60)
+        while try queue().contains("zenml-slow") && Date() < refinished { usleep(100_000) }
+        XCTAssertEqual(try finishedJobs() - before, 2)
+        let (fresh, freshSummary) = try sandbox.runPipeline("pipeline.yaml", ["--backend", "slurm", "--no-cache"], environment: slurm)
+        XCTAssertEqual(fresh.exitCode, 0, fresh.output)
+        XCTAssertEqual(try finishedJobs() - before, 3, "--no-cache submits a new job")
+        let freshBackend = try executions(sandbox, run: freshSummary["run_id"] as? String ?? "").first?["backend"] as? [String: Any]
+        XCTAssertNil(freshBackend?["adopted"], "\(String(describing: freshBackend))")
     }
 }
