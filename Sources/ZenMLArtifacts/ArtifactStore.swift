@@ -2,21 +2,6 @@ import CZenMLSystem
 import Foundation
 import ZenMLCore
 
-/// An artifact in a store: a directory addressed by the Merkle digest of its content.
-public struct StoredArtifact: Sendable, Hashable, Codable {
-    public var digest: Digest
-    /// Where the artifact lives (a local path, or a URL for remote stores).
-    public var uri: String
-    public var size: Int64
-    public var fileCount: Int64
-
-    public init(digest: Digest, uri: String, size: Int64, fileCount: Int64) {
-        self.digest = digest
-        self.uri = uri
-        self.size = size
-        self.fileCount = fileCount
-    }
-}
 
 /// A content-addressed artifact store.
 ///

@@ -105,11 +105,11 @@ public enum NodeWorker {
             }
             return result
         }
-        var published: [String: PublishedArtifact] = [:]
+        var published: [String: StoredArtifact] = [:]
         for name in launch.manifest.outputs.keys.sorted() {
             do {
                 let stored = try await store.publish(stagedDirectory: StepLaunch.outputsDirectory(in: work) + "/" + name)
-                published[name] = PublishedArtifact(uri: stored.uri, digest: stored.digest.description, size: stored.size, fileCount: stored.fileCount)
+                published[name] = stored
             } catch {
                 var failed = lost("the worker on \(node) cannot publish output '\(name)' to \(staging.storeName): \(error)")
                 failed.exitCode = result.exitCode
@@ -155,14 +155,13 @@ extension Workspace {
 extension PipelineRunner {
     /// An output a backend's worker published: the host records it without publishing it again,
     /// after a cheap check that the store holds it (a manifest HEAD, or a stat).
-    func verifiedPublished(_ published: [String: PublishedArtifact], output: String) async throws -> StoredArtifact {
-        guard let artifact = published[output], let digest = Digest(artifact.digest) else {
+    func verifiedPublished(_ published: [String: StoredArtifact], output: String) async throws -> StoredArtifact {
+        guard let stored = published[output] else {
             throw NodeStagingError(message: "the worker reported no published artifact for output '\(output)'")
         }
-        let stored = StoredArtifact(digest: digest, uri: artifact.uri, size: artifact.size, fileCount: artifact.fileCount)
         guard try await store.isIntact(stored) else {
             throw NodeStagingError(
-                message: "the worker reported output '\(output)' as published (\(digest)), but the store does not hold it; run the step again")
+                message: "the worker reported output '\(output)' as published (\(stored.digest)), but the store does not hold it; run the step again")
         }
         return stored
     }

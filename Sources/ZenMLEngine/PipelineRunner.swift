@@ -489,7 +489,7 @@ public final class PipelineRunner: Sendable {
         /// Where it ran: the backend's details (job id, node, queue wait).
         var details: [String: JSONValue]
         /// The outputs the backend's worker published (``StepBackend/stagesArtifactsOnNode``).
-        var published: [String: PublishedArtifact]? = nil
+        var published: [String: StoredArtifact]? = nil
         /// The job's directory, named by cache key, removed once the execution is recorded.
         var jobDirectory: String? = nil
     }

@@ -40,9 +40,9 @@ public struct BackendRun: Sendable {
     /// Recorded with the execution: a job id, a node, the time spent queued.
     public var details: [String: JSONValue]
     /// The outputs the worker published to the store, by name; `nil` when the host publishes them.
-    public var published: [String: PublishedArtifact]?
+    public var published: [String: StoredArtifact]?
 
-    public init(result: StepRunResult, details: [String: JSONValue] = [:], published: [String: PublishedArtifact]? = nil) {
+    public init(result: StepRunResult, details: [String: JSONValue] = [:], published: [String: StoredArtifact]? = nil) {
         self.result = result
         self.details = details
         self.published = published

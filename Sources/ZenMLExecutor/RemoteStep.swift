@@ -72,21 +72,6 @@ public struct NodeStaging: Codable, Sendable, Equatable {
     public var storeName: String { url ?? folder ?? "(no store)" }
 }
 
-/// An output the worker published to the store, as the host records it.
-public struct PublishedArtifact: Codable, Sendable, Equatable {
-    public var uri: String
-    /// `sha256:<hex>`.
-    public var digest: String
-    public var size: Int64
-    public var fileCount: Int64
-
-    public init(uri: String, digest: String, size: Int64, fileCount: Int64) {
-        self.uri = uri
-        self.digest = digest
-        self.size = size
-        self.fileCount = fileCount
-    }
-}
 
 /// What a worker reports back: the same facts as a local ``StepRunResult``.
 public struct WorkerResult: Codable, Sendable {
@@ -97,7 +82,7 @@ public struct WorkerResult: Codable, Sendable {
     public var duration: TimeInterval
     public var usage: ResourceUsage?
     /// The outputs the worker published, by name (only with ``NodeStaging``, only on success).
-    public var published: [String: PublishedArtifact]?
+    public var published: [String: StoredArtifact]?
     /// The node the worker ran on.
     public var node: String?
 

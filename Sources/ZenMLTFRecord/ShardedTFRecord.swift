@@ -151,23 +151,16 @@ public final class ShardedTFRecordReader {
 
     /// The next record's bytes, or `nil` after the last record of the last shard.
     public func next() throws(TFRecordError) -> Data? {
-        while shardIndex < paths.count {
-            let reader: TFRecordReader
-            if let current {
-                reader = current
-            } else {
-                reader = try TFRecordReader(path: paths[shardIndex], options: options)
-                current = reader
-            }
-            if let record = try reader.next() { return record }
-            current = nil
-            shardIndex += 1
-        }
-        return nil
+        try nextAcrossShards { reader throws(TFRecordError) in try reader.next() }
     }
 
     /// The next record decoded as a `tf.train.Example`, or `nil` after the last one.
     public func nextExample() throws(TFRecordError) -> Example? {
+        try nextAcrossShards { reader throws(TFRecordError) in try reader.nextExample() }
+    }
+
+    /// Reads from the current shard, moving to the next when one ends.
+    private func nextAcrossShards<Value>(_ read: (TFRecordReader) throws(TFRecordError) -> Value?) throws(TFRecordError) -> Value? {
         while shardIndex < paths.count {
             let reader: TFRecordReader
             if let current {
@@ -176,7 +169,7 @@ public final class ShardedTFRecordReader {
                 reader = try TFRecordReader(path: paths[shardIndex], options: options)
                 current = reader
             }
-            if let example = try reader.nextExample() { return example }
+            if let value = try read(reader) { return value }
             current = nil
             shardIndex += 1
         }
