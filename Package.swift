@@ -40,12 +40,14 @@ let package = Package(
         .target(
             name: "ZenMLObjectStore",
             dependencies: [
-                "ZenMLCore", "CCurl", .product(name: "Crypto", package: "swift-crypto"),
+                "ZenMLCore", "CCurl", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
         /** libcurl (`<curl/curl.h>`): TLS, HTTP/2, connection reuse; see HTTPClient for why. */
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        /** zlib (`<zlib.h>`), for the CRC32 part checksums of S3 multipart uploads. */
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         /** The metadata store on ML Metadata's schema (SQLite, MySQL/MariaDB). */
         .target(
             name: "ZenMLMetadata",

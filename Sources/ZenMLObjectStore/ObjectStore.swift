@@ -1,4 +1,5 @@
 import Crypto
+import CZlib
 import Foundation
 import ZenMLCore
 
@@ -224,16 +225,18 @@ func fileSize(_ path: String) throws -> (descriptor: Int32, size: Int64) {
 
 /// Hashes a part of an upload for both the whole file's SHA-256 and the part's MD5, in 1 MiB
 /// slices so that the second hash reads what the first just brought into the CPU cache.
-func hashPart(_ bytes: UnsafeRawBufferPointer, into sha256: inout SHA256) -> Data {
+func hashPart(_ bytes: UnsafeRawBufferPointer, into sha256: inout SHA256) -> (md5: Data, crc32: UInt32) {
     var md5 = Insecure.MD5()
+    var crc = CZlib.crc32(0, nil, 0)
     var offset = 0
     while offset < bytes.count {
         let slice = UnsafeRawBufferPointer(rebasing: bytes[offset..<min(offset + (1 << 20), bytes.count)])
         sha256.update(bufferPointer: slice)
         md5.update(bufferPointer: slice)
+        crc = CZlib.crc32(crc, slice.baseAddress?.assumingMemoryBound(to: UInt8.self), uInt(slice.count))
         offset += slice.count
     }
-    return Data(md5.finalize())
+    return (Data(md5.finalize()), UInt32(truncatingIfNeeded: crc))
 }
 
 extension FileMapping {

@@ -205,35 +205,44 @@ public struct S3ObjectStore: ObjectStore {
     public func stage(_ key: String, file path: String) async throws -> any StagedUpload {
         let (descriptor, size) = try fileSize(path)
         defer { close(descriptor) }
-        let created = try await client.send(request("POST", key: key, query: [("uploads", "")], headers: [("content-type", "application/octet-stream")], body: Data()))
+        // Declaring CRC32 part checksums, as the AWS CLI does, lets the server check each part and
+        // combine part checksums at completion; without it moto, for one, reads the whole object
+        // again to checksum it (about 40% of a 1 GiB publish there).
+        let created = try await client.send(request(
+            "POST", key: key, query: [("uploads", "")],
+            headers: [("content-type", "application/octet-stream"), ("x-amz-checksum-algorithm", "CRC32")], body: Data()))
         try check(created, "start a multipart upload of", key)
         guard let uploadID = xmlValue("UploadId", in: created.text) else {
             throw ObjectStoreError.server(operation: "start a multipart upload of", url: "\(bucketURL)/\(key)", status: created.status, detail: "no UploadId in the answer")
         }
         let partSize = max(settings.partSize, 5 << 20)
         let count = max(1, Int((size + partSize - 1) / partSize))
-        var md5s: [Data] = []
+        var parts: [S3StagedUpload.Part] = []
+        var checksummed = false
         var sha256 = SHA256()
         do {
             let file = try FileMapping(descriptor: descriptor, size: size, path: path)
             // The mapping must outlive every part request, also those still running when one fails.
             defer { withExtendedLifetime(file) {} }
-            try await withThrowingTaskGroup(of: Void.self) { group in
+            checksummed = try await withThrowingTaskGroup(of: Bool.self) { group in
+                var echoed = true
                 var running = 0
                 for number in 1...count {
                     let offset = Int64(number - 1) * partSize
                     let length = min(partSize, size - offset)
-                    let md5 = hashPart(file.bytes(offset: offset, length: length), into: &sha256)
-                    md5s.append(md5)
-                    if running >= client.concurrency {
-                        try await group.next()
+                    let (md5, crc32) = hashPart(file.bytes(offset: offset, length: length), into: &sha256)
+                    let part = S3StagedUpload.Part(md5: md5, crc32: crc32)
+                    parts.append(part)
+                    if running >= client.concurrency, let answered = try await group.next() {
+                        echoed = echoed && answered
                         running -= 1
                     }
                     let chunk = file.slice(offset: offset, length: length)
-                    group.addTask { try await uploadPart(key, uploadID: uploadID, number: number, chunk: chunk, md5: md5) }
+                    group.addTask { try await uploadPart(key, uploadID: uploadID, number: number, chunk: chunk, part: part) }
                     running += 1
                 }
-                try await group.waitForAll()
+                for try await answered in group { echoed = echoed && answered }
+                return echoed
             }
             // Every byte was hashed and sent from the mapping: a file that shrank meanwhile sent zeros.
             try file.checkUnchangedForUpload(descriptor: descriptor)
@@ -242,26 +251,42 @@ public struct S3ObjectStore: ObjectStore {
             throw error
         }
         guard let digest = ZenMLCore.Digest(hex: hex(sha256.finalize())) else { preconditionFailure("a SHA-256 has 64 hex digits") }
-        return S3StagedUpload(store: self, key: key, uploadID: uploadID, size: size, sha256: digest, md5s: md5s)
+        return S3StagedUpload(store: self, key: key, uploadID: uploadID, size: size, sha256: digest, parts: parts, checksummed: checksummed)
     }
 
-    private func uploadPart(_ key: String, uploadID: String, number: Int, chunk: Data, md5: Data) async throws {
+    /// Sends one part; returns whether the server checked its CRC32 (it echoes it).
+    private func uploadPart(_ key: String, uploadID: String, number: Int, chunk: Data, part: S3StagedUpload.Part) async throws -> Bool {
+        let md5 = part.md5
         // Content-MD5 makes the server refuse a part that arrives damaged (or changed after it
         // was hashed); the ETag it answers confirms what it stored.
         let response = try await client.send(request(
             "PUT", key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
-            headers: [("content-md5", md5.base64EncodedString()), ("content-type", "application/octet-stream")], body: chunk))
+            headers: [
+                ("content-md5", md5.base64EncodedString()), ("content-type", "application/octet-stream"),
+                ("x-amz-checksum-crc32", part.crc32Base64),
+            ], body: chunk))
         try check(response, "upload part \(number) of", key)
         let etag = response.header("etag")?.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) ?? ""
         guard etag == hex(md5) else {
             throw ObjectStoreError.checksumMismatch(url: "\(bucketURL)/\(key)", detail: "part \(number) has ETag \(etag), expected MD5 \(hex(md5))")
         }
+        guard let crc32 = response.header("x-amz-checksum-crc32") else { return false }
+        guard crc32 == part.crc32Base64 else {
+            throw ObjectStoreError.checksumMismatch(url: "\(bucketURL)/\(key)", detail: "part \(number) has CRC32 \(crc32), expected \(part.crc32Base64)")
+        }
+        return true
     }
 
     fileprivate func complete(_ upload: S3StagedUpload) async throws -> ObjectInfo {
         let key = upload.key
-        let count = upload.md5s.count
-        let body = "<CompleteMultipartUpload>" + upload.md5s.enumerated().map { "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\"\(hex($0.element))\"</ETag></Part>" }.joined()
+        let count = upload.parts.count
+        let body = "<CompleteMultipartUpload>"
+            + upload.parts.enumerated().map {
+                // Part checksums are listed only to a server that checked them (Swift's s3api
+                // refuses the element).
+                "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\"\(hex($0.element.md5))\"</ETag>"
+                    + (upload.checksummed ? "<ChecksumCRC32>\($0.element.crc32Base64)</ChecksumCRC32>" : "") + "</Part>"
+            }.joined()
             + "</CompleteMultipartUpload>"
         do {
             let completed = try await client.send(request("POST", key: key, query: [("uploadId", upload.uploadID)], headers: [("content-type", "application/xml")], body: Data(body.utf8)))
@@ -274,7 +299,7 @@ public struct S3ObjectStore: ObjectStore {
             await abort(upload)
             throw error
         }
-        let expected = hex(Insecure.MD5.hash(data: upload.md5s.reduce(into: Data()) { $0.append($1) })) + "-\(count)"
+        let expected = hex(Insecure.MD5.hash(data: upload.parts.reduce(into: Data()) { $0.append($1.md5) })) + "-\(count)"
         guard let info = try await head(key), info.size == upload.size, info.etag == expected else {
             throw ObjectStoreError.checksumMismatch(url: "\(bucketURL)/\(key)", detail: "after the multipart upload the object is not \(upload.size) bytes with ETag \(expected)")
         }
@@ -365,8 +390,17 @@ struct S3StagedUpload: StagedUpload {
     let uploadID: String
     let size: Int64
     let sha256: ZenMLCore.Digest
-    /// The MD5 of every part, in order.
-    let md5s: [Data]
+    /// Every part's checksums, in order.
+    let parts: [Part]
+    /// Whether the server checked and echoed every part's CRC32.
+    let checksummed: Bool
+
+    struct Part: Sendable {
+        var md5: Data
+        var crc32: UInt32
+        /// As S3 headers and completion documents carry it: the big-endian bytes in base64.
+        var crc32Base64: String { withUnsafeBytes(of: crc32.bigEndian) { Data($0) }.base64EncodedString() }
+    }
 
     func commit() async throws -> ObjectInfo { try await store.complete(self) }
     func abort() async { await store.abort(self) }
