@@ -207,9 +207,7 @@ public struct BundleConformance: Sendable {
                 step: .init(name: manifest.name, bundle: manifest.name, bundleVersion: manifest.version, bundleDigest: digest.description, cacheKey: digest.description),
                 config: config, inputs: inputs, outputs: directories, scratch: scratch, seed: seed)
             request.contract = contract
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            try FileTree.writeAtomically(try encoder.encode(request), to: StepLaunch.requestFile(in: work))
+            try StepLaunch.writeRequest(request, in: work)
             let launch = StepLaunch(
                 bundlePath: bundlePath, manifest: manifest, request: request, workDirectory: work, logFile: work + ".log",
                 timeout: manifest.timeout ?? 600, hostEnvironment: host, buildPath: buildPath)

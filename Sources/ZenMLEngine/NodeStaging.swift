@@ -31,8 +31,7 @@ public enum NodeWorker {
             return RemoteArtifactStore(objects: objects, location: location, cache: cache)
         }
         guard let folder = staging.folder else { throw NodeStagingError(message: "the job names no artifact store") }
-        return try LocalArtifactStore(
-            root: folder, stagingRoot: staging.staging ?? folder + "/.staging", durable: environment["ZENML_DURABLE_PUBLISH"] == "1")
+        return try Workspace.folderStore(root: folder, staging: staging.staging ?? folder + "/.staging", environment: environment)
     }
 
     /// Runs a job whose ``WorkerJob/nodeStaging`` is set; every problem becomes the step's failure.
@@ -87,9 +86,7 @@ public enum NodeWorker {
         for name in request.outputs.keys { request.outputs[name]?.path = StepLaunch.outputsDirectory(in: work) + "/" + name }
         request.scratch = StepLaunch.scratchDirectory(in: work)
         do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            try FileTree.writeAtomically(encoder.encode(request), to: StepLaunch.requestFile(in: work))
+            try StepLaunch.writeRequest(request, in: work)
         } catch {
             return lost("the worker on \(node) cannot write the request: \(error)")
         }

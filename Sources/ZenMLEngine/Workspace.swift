@@ -64,13 +64,17 @@ public struct Workspace: Sendable {
         if let remote = settings.remoteArtifacts {
             return try openRemoteArtifactStore(remote, cacheMaxSize: settings.cacheMaxSize, environment: environment)
         }
-        // ZENML_DURABLE_PUBLISH=1 flushes every artifact before publishing it (see LocalArtifactStore.durable).
-        let durable = environment["ZENML_DURABLE_PUBLISH"] == "1"
         if let shared = settings.artifacts {
             // Staging must be on the store's file system, so that publishing stays one rename.
-            return try LocalArtifactStore(root: shared, stagingRoot: shared + "/.staging", durable: durable)
+            return try Self.folderStore(root: shared, staging: shared + "/.staging", environment: environment)
         }
-        return try LocalArtifactStore(root: artifactsDirectory, stagingRoot: stagingDirectory, durable: durable)
+        return try Self.folderStore(root: artifactsDirectory, staging: stagingDirectory, environment: environment)
+    }
+
+    /// A folder store, opened the same way on the host and on a cluster node.
+    static func folderStore(root: String, staging: String, environment: [String: String]) throws -> LocalArtifactStore {
+        // ZENML_DURABLE_PUBLISH=1 flushes every artifact before publishing it (see LocalArtifactStore.durable).
+        try LocalArtifactStore(root: root, stagingRoot: staging, durable: environment["ZENML_DURABLE_PUBLISH"] == "1")
     }
 }
 

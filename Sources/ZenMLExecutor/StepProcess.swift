@@ -40,6 +40,14 @@ public struct StepLaunch: Sendable {
     public static func scratchDirectory(in workDirectory: String) -> String { workDirectory + "/scratch" }
     public static func requestFile(in workDirectory: String) -> String { workDirectory + "/request.json" }
 
+    /// Writes the request a step reads from stdin into its work directory (keys sorted, so the
+    /// same request is the same bytes wherever it is prepared: host, node or `bundle test`).
+    public static func writeRequest(_ request: StepRequest, in workDirectory: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        try FileTree.writeAtomically(try encoder.encode(request), to: requestFile(in: workDirectory))
+    }
+
     /// The fixed `SOURCE_DATE_EPOCH` steps receive: 1980-01-01T00:00:00Z, the earliest date ZIP can store.
     public static let sourceDateEpoch = "315532800"
 
