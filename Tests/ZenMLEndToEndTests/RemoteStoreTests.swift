@@ -7,9 +7,10 @@ import XCTest
 final class RemoteStoreTests: XCTestCase {
     struct ServerUnavailable: Error, CustomStringConvertible { var description: String }
 
-    func startService(_ script: String) throws -> String {
+    /// Starts a server of `scripts/services/` (`command` `fresh` empties it first) and returns its port.
+    func startService(_ script: String, _ command: String = "start") throws -> String {
         let log = "/tmp/zenml-e2e-\(script).log"
-        let port = try Sandbox.shell("'\(Sandbox.repository)/scripts/services/\(script)' start 2>\(log)").trimmingCharacters(in: .whitespacesAndNewlines)
+        let port = try Sandbox.shell("'\(Sandbox.repository)/scripts/services/\(script)' \(command) 2>\(log)").trimmingCharacters(in: .whitespacesAndNewlines)
         // A missing server is a broken test setup, not a reason to pass quietly.
         guard Int(port) != nil else { throw ServerUnavailable(description: "could not start \(script): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")") }
         return port
@@ -22,7 +23,7 @@ final class RemoteStoreTests: XCTestCase {
         let bucket = "zenml-team-\(UUID().uuidString.prefix(8).lowercased())"
         switch backend {
         case .gcs:
-            let port = try startService("gcs-emulator.sh")
+            let port = try startService("gcs-emulator.sh", "fresh")
             let created = try Sandbox.shell("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{\"name\":\"\(bucket)\"}' 'http://127.0.0.1:\(port)/storage/v1/b?project=test'")
             XCTAssertEqual(created, "200")
             let environment = ["STORAGE_EMULATOR_HOST": "http://127.0.0.1:\(port)"]
@@ -186,7 +187,7 @@ final class RemoteStoreTests: XCTestCase {
 
     /// A run killed while uploading a large output leaves no artifact; the next run publishes it.
     func testKilledUploadIsInvisibleAndTheNextRunRepublishes() throws {
-        let port = try startService("gcs-emulator.sh")
+        let port = try startService("gcs-emulator.sh", "fresh")
         let sandbox = try Sandbox()
         let bucket = "zenml-kill-\(UUID().uuidString.prefix(8).lowercased())"
         XCTAssertEqual(try Sandbox.shell("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{\"name\":\"\(bucket)\"}' 'http://127.0.0.1:\(port)/storage/v1/b?project=test'"), "200")

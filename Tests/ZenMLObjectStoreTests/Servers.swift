@@ -8,12 +8,12 @@ enum Servers {
 
     struct Unavailable: Error, CustomStringConvertible { var description: String }
 
-    /// Runs `scripts/services/<script> start` and returns the port it prints.
-    static func start(_ script: String) throws -> Int {
+    /// Runs `scripts/services/<script> start` (or another command) and returns the port it prints.
+    static func start(_ script: String, _ command: String = "start") throws -> Int {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         let log = "/tmp/zenml-test-\(script).log"
-        process.arguments = ["-c", "'\(repository)/scripts/services/\(script)' start 2>\(log)"]
+        process.arguments = ["-c", "'\(repository)/scripts/services/\(script)' \(command) 2>\(log)"]
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
@@ -34,9 +34,13 @@ enum Servers {
 
     static func uniqueBucket(_ label: String) -> String { "zenml-\(label)-\(UUID().uuidString.prefix(8).lowercased())" }
 
+    /// The GCS emulator's port, emptied once per test process: it slows down with every object it
+    /// holds (see `scripts/services/gcs-emulator.sh`).
+    static let gcsPort = Result { try start("gcs-emulator.sh", "fresh") }
+
     /// A fresh bucket on the GCS emulator.
     static func gcs(settings: TransferSettings = TransferSettings()) async throws -> GCSObjectStore {
-        let port = try start("gcs-emulator.sh")
+        let port = try gcsPort.get()
         let store = GCSObjectStore(bucket: uniqueBucket("gcs"), endpoint: "http://127.0.0.1:\(port)", credentials: .none, settings: settings)
         try await store.createBucket()
         return store
