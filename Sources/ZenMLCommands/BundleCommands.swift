@@ -8,6 +8,7 @@ import ZenMLEngine
 extension ZenMLRun {
     struct Bundle: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "bundle",
             abstract: "Pack, publish, pull, sign and test step bundles.",
             discussion: """
                 A bundle travels as one deterministic tar archive whose SHA-256 is its digest (the \
@@ -48,6 +49,7 @@ struct BundleDescription: Encodable {
 extension ZenMLRun.Bundle {
     struct Pack: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "pack",
             abstract: "Write a bundle's deterministic archive; print its digest.",
             discussion: """
                 Entries sorted, times 0, owners 0, modes 0644/0755: the same bytes everywhere. \
@@ -71,6 +73,7 @@ extension ZenMLRun.Bundle {
 
     struct Unpack: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "unpack",
             abstract: "Unpack a bundle archive into a new folder, refusing anything unsafe.",
             discussion: """
                 Refused, with nothing written: absolute paths, '..', links that leave the bundle, \
@@ -92,7 +95,7 @@ extension ZenMLRun.Bundle {
     }
 
     struct Inspect: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a bundle's (folder or archive) manifest, files and digest.")
+        static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Show a bundle's (folder or archive) manifest, files and digest.")
 
         @Argument(help: ArgumentHelp("A bundle folder or archive.", valueName: "file|dir")) var target: String
         @OptionGroup(title: "Output") var output: OutputOptions
@@ -138,6 +141,7 @@ extension ZenMLRun.Bundle {
 
     struct Publish: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "publish",
             abstract: "Publish a bundle to a registry under the name and version in its step.yaml.",
             discussion: """
                 A published version never changes: publishing other content under it is refused \
@@ -167,6 +171,7 @@ extension ZenMLRun.Bundle {
 
     struct Pull: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "pull",
             abstract: "Download a registry bundle into the workspace's bundle cache.",
             discussion: """
                 NAME@VERSION, NAME@RANGE (^1.2, ~1.2, >=1.0,<2) or NAME@sha256:DIGEST. The \
@@ -226,7 +231,7 @@ extension ZenMLRun.Bundle {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the bundles in the workspace's registries.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the bundles in the workspace's registries.")
         @Option(help: "Only this registry.") var registry: String?
         @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
         @OptionGroup(title: "Output") var output: OutputOptions
@@ -242,7 +247,7 @@ extension ZenMLRun.Bundle {
     }
 
     struct Search: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Find bundles whose name or description contains a word.")
+        static let configuration = CommandConfiguration(commandName: "search", abstract: "Find bundles whose name or description contains a word.")
         @Argument(help: "The word (case-insensitive).") var text: String
         @Option(help: "Only this registry.") var registry: String?
         @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
@@ -262,6 +267,7 @@ extension ZenMLRun.Bundle {
 
     struct Keygen: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "keygen",
             abstract: "Make an Ed25519 key pair for signing bundles: FILE (private, 0600) and FILE.pub.",
             discussion: "Give FILE.pub to those who should trust your bundles: 'zenml-run config trust add FILE.pub'.")
         @Argument(help: ArgumentHelp("The private key file to create.", valueName: "file")) var file: String
@@ -276,6 +282,7 @@ extension ZenMLRun.Bundle {
 
     struct Sign: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "sign",
             abstract: "Sign a published bundle (NAME@VERSION --registry R), or print the signature of a folder or archive.",
             discussion: """
                 The signature covers the bundle digest. Examples:
@@ -315,6 +322,7 @@ extension ZenMLRun.Bundle {
 extension ZenMLRun.Bundle {
     struct Test: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "test",
             abstract: "Check that a bundle obeys the step contract, with the samples it declares.",
             discussion: """
                 Runs the bundle like a pipeline would (same executor, clean environment, output \

@@ -8,6 +8,7 @@ import ZenMLObjectStore
 extension ZenMLRun.Config {
     struct Registry: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "registry",
             abstract: "Name the bundle registries this workspace publishes to and pulls from.",
             discussion: """
                 A registry is a folder (local or shared, e.g. a network mount) or a prefix in a \
@@ -28,7 +29,7 @@ extension ZenMLRun.Config {
             subcommands: [Add.self, List.self, Remove.self])
 
         struct Add: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Add (or move) a registry.")
+            static let configuration = CommandConfiguration(commandName: "add", abstract: "Add (or move) a registry.")
             @Argument(help: "The registry's name in this workspace.") var name: String
             @Argument(help: "Its location: a folder, gs://BUCKET/PREFIX or s3://BUCKET/PREFIX.") var location: String
             @Option(help: "An S3-compatible server (or a GCS emulator): http(s)://HOST:PORT.") var endpoint: String?
@@ -79,7 +80,7 @@ extension ZenMLRun.Config {
         }
 
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "List the workspace's registries.")
+            static let configuration = CommandConfiguration(commandName: "list", abstract: "List the workspace's registries.")
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
             @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -94,7 +95,7 @@ extension ZenMLRun.Config {
         }
 
         struct Remove: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Forget a registry (its content is left alone).")
+            static let configuration = CommandConfiguration(commandName: "remove", abstract: "Forget a registry (its content is left alone).")
             @Argument(help: "The registry's name.") var name: String
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
 
@@ -114,6 +115,7 @@ extension ZenMLRun.Config {
 
     struct Trust: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "trust",
             abstract: "Choose whose bundle signatures this workspace trusts, and whether it requires them.",
             discussion: """
                 Examples:
@@ -124,7 +126,7 @@ extension ZenMLRun.Config {
             subcommands: [Add.self, Require.self, Optional.self, List.self])
 
         struct Add: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Trust signatures by a public key (a .pub file from 'bundle keygen').")
+            static let configuration = CommandConfiguration(commandName: "add", abstract: "Trust signatures by a public key (a .pub file from 'bundle keygen').")
             @Argument(help: ArgumentHelp("The public key file.", valueName: "keyfile")) var keyFile: String
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
 
@@ -142,7 +144,7 @@ extension ZenMLRun.Config {
         }
 
         struct Require: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Use registry bundles only when signed by a trusted key.")
+            static let configuration = CommandConfiguration(commandName: "require", abstract: "Use registry bundles only when signed by a trusted key.")
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
 
             func run() async throws {
@@ -158,7 +160,7 @@ extension ZenMLRun.Config {
         }
 
         struct Optional: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Stop requiring signatures (signatures by trusted keys are still checked).")
+            static let configuration = CommandConfiguration(commandName: "optional", abstract: "Stop requiring signatures (signatures by trusted keys are still checked).")
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
 
             func run() async throws {
@@ -173,7 +175,7 @@ extension ZenMLRun.Config {
         }
 
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "List the trusted keys.")
+            static let configuration = CommandConfiguration(commandName: "list", abstract: "List the trusted keys.")
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
 
             func run() async throws {

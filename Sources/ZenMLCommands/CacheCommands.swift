@@ -7,10 +7,12 @@ import ZenMLEngine
 extension ZenMLRun {
     struct Cache: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "cache",
             abstract: "Manage the local cache of a bucket artifact store.", subcommands: [Prune.self])
 
         struct Prune: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "prune",
                 abstract: "Remove least recently used artifacts from .zenml/cache/artifacts.",
                 discussion: """
                     The cache holds local copies of a gs:// or s3:// store's artifacts, for steps to \\

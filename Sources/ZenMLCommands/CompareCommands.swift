@@ -6,6 +6,7 @@ import ZenMLMetadata
 extension ZenMLRun.Runs {
     struct Diff: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "diff",
             abstract: "Say what differs between two runs: code, bundles, config, data, environment, metrics.",
             discussion: """
                 Works from the records alone, so the runs may be old, of different pipelines (a copy and its \
@@ -31,6 +32,7 @@ extension ZenMLRun.Runs {
 
     struct Compare: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "compare",
             abstract: "Show two runs side by side: each step's state, bundle and metrics, and which steps they shared.",
             discussion: "Example:\n  zenml-run runs compare 20261123-0412 20261123-0530")
         @OptionGroup var runs: RunPair

@@ -9,6 +9,7 @@ import ZenMLObjectStore
 extension ZenMLRun {
     struct Config: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "config",
             abstract: "Show or change where a workspace keeps its records.",
             discussion: """
                 Settings live in .zenml/config.json. Secrets never do: a database password is read \
@@ -28,7 +29,7 @@ extension ZenMLRun {
             subcommands: [Show.self, Metadata.self, Artifacts.self, Backend.self, Registry.self, Trust.self])
 
         struct Show: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Print the workspace's settings.")
+            static let configuration = CommandConfiguration(commandName: "show", abstract: "Print the workspace's settings.")
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
             @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -58,10 +59,12 @@ extension ZenMLRun {
 
         struct Metadata: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "metadata",
                 abstract: "Choose the metadata store.", subcommands: [Set.self])
 
             struct Set: AsyncParsableCommand {
                 static let configuration = CommandConfiguration(
+                    commandName: "set",
                     abstract: "Use SQLite in the workspace, or a shared MySQL/MariaDB server.",
                     discussion: """
                         For mysql, the password comes from the environment variable named by \
@@ -124,10 +127,12 @@ extension ZenMLRun {
 extension ZenMLRun.Config {
     struct Artifacts: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "artifacts",
             abstract: "Choose the artifact store.", subcommands: [Set.self])
 
         struct Set: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "set",
                 abstract: "Keep artifacts in a bucket or a folder shared with others, or back in .zenml/artifacts.",
                 discussion: """
                     A bucket (gs://BUCKET/PREFIX, s3://BUCKET/PREFIX) or a shared folder lets workspaces \
@@ -196,10 +201,12 @@ extension ZenMLRun.Config {
 extension ZenMLRun.Config {
     struct Backend: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "backend",
             abstract: "Choose where steps run by default: on this machine, or as Slurm jobs.", subcommands: [Set.self])
 
         struct Set: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "set",
                 abstract: "Run steps locally or through Slurm unless 'run --backend' says otherwise.",
                 discussion: "Examples:\n  zenml-run config backend set slurm --partition gpu\n  zenml-run config backend set local")
 

@@ -7,11 +7,13 @@ import ZenMLMetadata
 extension ZenMLRun {
     struct Runs: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "runs",
             abstract: "List runs, show what a run did, and compare runs.",
             subcommands: [List.self, Show.self, Diff.self, Compare.self, Verify.self, Reproduce.self])
 
         struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "list",
                 abstract: "List runs, newest first.",
                 discussion: "Example:\n  zenml-run runs list --pipeline quickstart --limit 5")
 
@@ -38,6 +40,7 @@ extension ZenMLRun {
 
         struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "show",
                 abstract: "Show a run's steps, their states, cache keys and artifacts.",
                 discussion: "A unique prefix of the run id is enough.\n\nExample:\n  zenml-run runs show 20261123-0412")
 
@@ -90,11 +93,12 @@ extension ZenMLRun {
 
     struct Pipelines: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "pipelines",
             abstract: "List pipelines and their versions, and copy them.",
             subcommands: [List.self, Show.self, Copy.self, Export.self])
 
         struct List: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "List the pipelines this workspace has run.")
+            static let configuration = CommandConfiguration(commandName: "list", abstract: "List the pipelines this workspace has run.")
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
             @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -114,6 +118,7 @@ extension ZenMLRun {
 
         struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "show",
                 abstract: "Show a pipeline's versions (each a recorded spec) and its recent runs, or its data and model views.",
                 discussion: "Examples:\n  zenml-run pipelines show quickstart\n  zenml-run pipelines show penguins --statistics --evaluation\n  zenml-run pipelines show penguins --html report.html")
             @Argument(help: "The pipeline name.") var name: String
@@ -152,12 +157,13 @@ extension ZenMLRun {
 
     struct Artifacts: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "artifacts",
             abstract: "Look at artifacts: their records, their files, or a copy of them.",
             discussion: "An artifact is named by its id or a prefix of its digest, as 'zenml-run runs show' prints them.",
             subcommands: [Show.self, Ls.self, Export.self])
 
         struct Show: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Show an artifact's record and the execution that produced it.")
+            static let configuration = CommandConfiguration(commandName: "show", abstract: "Show an artifact's record and the execution that produced it.")
             @Argument(help: "Artifact id or digest prefix.") var artifact: String
             @OptionGroup(title: "Views") var views: ViewOptions
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
@@ -190,7 +196,7 @@ extension ZenMLRun {
         }
 
         struct Ls: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "List an artifact's files with their sizes and digests.")
+            static let configuration = CommandConfiguration(commandName: "ls", abstract: "List an artifact's files with their sizes and digests.")
             @Argument(help: "Artifact id or digest prefix.") var artifact: String
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
             @OptionGroup(title: "Output") var output: OutputOptions
@@ -218,6 +224,7 @@ extension ZenMLRun {
 
         struct Export: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "export",
                 abstract: "Copy an artifact's files to a new folder (writable, outside the store).",
                 discussion: "Example:\n  zenml-run artifacts export 3f2a9c ./model-copy")
             @Argument(help: "Artifact id or digest prefix.") var artifact: String
@@ -255,6 +262,7 @@ extension ZenMLRun {
 
     struct Lineage: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "lineage",
             abstract: "Show the upstream graph of an artifact or of a run's results.",
             discussion: """
                 Walks ML Metadata events back from an artifact: the step execution that made it, \

@@ -7,6 +7,7 @@ import ZenMLMetadata
 extension ZenMLRun {
     struct Metadata: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "metadata",
             abstract: "Look after the metadata store: counts, consistency, backup and moving between SQLite and MySQL.",
             discussion: """
                 Examples:
@@ -18,7 +19,7 @@ extension ZenMLRun {
             subcommands: [Info.self, Check.self, Export.self, Import.self])
 
         struct Info: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Show the store's backend, schema version and record counts.")
+            static let configuration = CommandConfiguration(commandName: "info", abstract: "Show the store's backend, schema version and record counts.")
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
             @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -40,6 +41,7 @@ extension ZenMLRun {
 
         struct Check: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "check",
                 abstract: "Check the store: database integrity, records pointing at missing records, executions left running.",
                 discussion: "Exit status 0 when nothing is wrong, 1 when a problem is listed.")
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
@@ -62,6 +64,7 @@ extension ZenMLRun {
 
         struct Export: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "export",
                 abstract: "Write every record as JSON lines (a header, then one line per row of each ML Metadata table).")
             @OptionGroup(title: "Workspace") var workspaceOptions: WorkspaceOptions
 
@@ -84,6 +87,7 @@ extension ZenMLRun {
 
         struct Import: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
+                commandName: "import",
                 abstract: "Load an export into this workspace's store, which must have no runs yet (one transaction).",
                 discussion: "Reads the file, or standard input when none is given.")
             @Argument(help: ArgumentHelp("The export (default: standard input).", valueName: "file")) var file: String?

@@ -8,6 +8,7 @@ import ZenMLPipeline
 extension ZenMLRun.Pipelines {
     struct Copy: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "copy",
             abstract: "Copy a registered pipeline under a new name, changing some steps.",
             usage: """
                 zenml-run pipelines copy penguins penguins-nb --set train.uses=steps/train-naive-bayes

@@ -20,6 +20,7 @@ private func pinnedPipelineText(_ run: RunRecord, _ spec: JSONValue) throws -> S
 extension ZenMLRun.Pipelines {
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "export",
             abstract: "Write a self-contained pipeline file that reproduces a run: bundles and data pinned by digest.",
             discussion: """
                 Give a run id, or a pipeline name for its newest complete run. The file names every bundle \
@@ -55,6 +56,7 @@ extension ZenMLRun.Pipelines {
 extension ZenMLRun.Runs {
     struct Reproduce: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "reproduce",
             abstract: "Run a past run again from the stores alone: its recorded spec, bundles, config and data.",
             discussion: """
                 Writes the run's pinned pipeline file (see 'pipelines export') into DIR and runs it. With the \

@@ -10,6 +10,7 @@ import ZenMLPipeline
 extension ZenMLRun {
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "init",
             abstract: "Create a workspace (.zenml/) in the current folder.",
             discussion: """
                 A workspace holds the artifact store (.zenml/artifacts), the ML Metadata store \
@@ -35,6 +36,7 @@ extension ZenMLRun {
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "run",
             abstract: "Run a pipeline, reusing cached steps.",
             discussion: """
                 Validates the whole pipeline first (wiring, types, configs against each bundle's \
@@ -107,6 +109,7 @@ extension ZenMLRun {
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "status",
             abstract: "Say which steps the next run would reuse, and why the others would run.",
             discussion: """
                 For each step: 'cached' when its bundle, config, inputs and declared environment \
@@ -235,6 +238,7 @@ func currentExecutable() throws -> String {
 extension ZenMLRun {
     struct Worker: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "worker",
             abstract: "Run one prepared step on a cluster node (started by the Slurm backend, not by hand).",
             shouldDisplay: false)
 

@@ -52,7 +52,7 @@ extension ZenMLRun {
         }
 
         struct Count: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Count the records (verifying every CRC).")
+            static let configuration = CommandConfiguration(commandName: "count", abstract: "Count the records (verifying every CRC).")
             @OptionGroup var source: Source
             @OptionGroup(title: "Output") var output: OutputOptions
 
@@ -76,7 +76,7 @@ extension ZenMLRun {
         }
 
         struct Head: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Print the first records as JSON lines.")
+            static let configuration = CommandConfiguration(commandName: "head", abstract: "Print the first records as JSON lines.")
             @OptionGroup var source: Source
             @Option(name: .shortAndLong, help: "How many records.") var number = 10
             @Flag(help: "Print each record's bytes (base64) instead of decoding it as a tf.train.Example.") var raw = false
@@ -87,7 +87,7 @@ extension ZenMLRun {
         }
 
         struct Cat: AsyncParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Print every record as JSON lines.")
+            static let configuration = CommandConfiguration(commandName: "cat", abstract: "Print every record as JSON lines.")
             @OptionGroup var source: Source
             @Flag(help: "Print each record's bytes (base64) instead of decoding it as a tf.train.Example.") var raw = false
 

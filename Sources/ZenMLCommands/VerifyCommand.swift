@@ -5,6 +5,7 @@ import ZenMLEngine
 extension ZenMLRun.Runs {
     struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Execute a past run's steps again and check that they give the recorded outputs.",
             discussion: """
                 Each step runs on the inputs the run gave it, in a fresh scratch space, ignoring the cache; \
