@@ -149,18 +149,20 @@ final class MLMDTransaction {
     /// Sets (replaces) properties of one node in one statement; values that are not stored
     /// (see ``PropertyValueCodec``) are skipped.
     func setProperties(_ table: PropertyTable, id: Int64, _ values: [(name: String, value: JSONValue?)], custom: Bool = false) throws {
-        var arguments: [any SQLValueConvertible] = []
-        var rows = 0
+        var rows = RowBatch(Self.propertyInsert(table, dialect: db.dialect), width: 7)
+        Self.appendProperties(id: id, values, custom: custom, to: &rows)
+        try rows.flush(db)
+    }
+
+    static func propertyInsert(_ table: PropertyTable, dialect: SQLDialect) -> String {
+        "\(dialect.insertOrReplace) `\(table.rawValue)` (`\(table.idColumn)`, `name`, `is_custom_property`, `int_value`, `double_value`, `string_value`, `bool_value`)"
+    }
+
+    static func appendProperties(id: Int64, _ values: [(name: String, value: JSONValue?)], custom: Bool, to rows: inout RowBatch) {
         for (name, value) in values {
             guard let value, let columns = PropertyValueCodec.encode(value) else { continue }
-            arguments += [id, name, custom, columns.int, columns.double, columns.string, columns.bool]
-            rows += 1
+            rows.append([id, name, custom, columns.int, columns.double, columns.string, columns.bool])
         }
-        guard rows > 0 else { return }
-        let tuples = Array(repeating: "(\(sqlPlaceholders(7)))", count: rows).joined(separator: ", ")
-        try db.execute(
-            "\(db.dialect.insertOrReplace) `\(table.rawValue)` (`\(table.idColumn)`, `name`, `is_custom_property`, `int_value`, `double_value`, `string_value`, `bool_value`) VALUES \(tuples)",
-            arguments)
     }
 
     struct Properties {
@@ -277,14 +279,7 @@ final class MLMDTransaction {
             "INSERT INTO `Execution` (`type_id`, `last_known_state`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) VALUES (?, ?, ?, ?, ?)",
             [typeID, state.rawValue, Self.executionName(runID: execution.runID, step: execution.step), now, now])
         let id = db.lastInsertID
-        try setProperties(.execution, id: id, [
-            ("run_id", .string(execution.runID)), ("pipeline", .string(execution.pipeline)), ("step", .string(execution.step)),
-            ("cache_key", .string(execution.cacheKey.description)), ("bundle", .string(execution.bundle)),
-            ("bundle_version", .string(execution.bundleVersion)), ("bundle_digest", .string(execution.bundleDigest.description)),
-            ("config", .string(CanonicalJSON.encode(execution.config))),
-            ("key_ingredients", .string(CanonicalJSON.encode(execution.keyIngredients))),
-            ("started_at", .int(Self.milliseconds(execution.startedAt))),
-        ])
+        try setProperties(.execution, id: id, Self.typedProperties(of: execution))
         for contextID in contexts {
             try db.execute("\(db.dialect.insertIgnoringDuplicates) `Association` (`context_id`, `execution_id`) VALUES (?, ?)", [contextID, id])
         }
@@ -296,20 +291,37 @@ final class MLMDTransaction {
         return (id, contexts)
     }
 
+    private static func typedProperties(of execution: NewExecution) -> [(name: String, value: JSONValue?)] {
+        [
+            ("run_id", .string(execution.runID)), ("pipeline", .string(execution.pipeline)), ("step", .string(execution.step)),
+            ("cache_key", .string(execution.cacheKey.description)), ("bundle", .string(execution.bundle)),
+            ("bundle_version", .string(execution.bundleVersion)), ("bundle_digest", .string(execution.bundleDigest.description)),
+            ("config", .string(CanonicalJSON.encode(execution.config))),
+            ("key_ingredients", .string(CanonicalJSON.encode(execution.keyIngredients))),
+            ("started_at", .int(Self.milliseconds(execution.startedAt))),
+        ]
+    }
+
     private func insertEvent(artifactID: Int64, executionID: Int64, type: MLMDSchema.EventType, key: String, index: Int?, at milliseconds: Int64) throws {
+        var paths = RowBatch(Self.eventPathInsert, width: 4)
+        try insertEvent(artifactID: artifactID, executionID: executionID, type: type, key: key, index: index, at: milliseconds, paths: &paths)
+        try paths.flush(db)
+    }
+
+    static let eventPathInsert = "INSERT INTO `EventPath` (`event_id`, `is_index_step`, `step_index`, `step_key`)"
+
+    /// Inserts the event; its path (the input or output name, and the index) goes to `paths`.
+    private func insertEvent(
+        artifactID: Int64, executionID: Int64, type: MLMDSchema.EventType, key: String, index: Int?, at milliseconds: Int64, paths: inout RowBatch
+    ) throws {
         let inserted = try db.execute(
             "\(db.dialect.insertIgnoringDuplicates) `Event` (`artifact_id`, `execution_id`, `type`, `milliseconds_since_epoch`) VALUES (?, ?, ?, ?)",
             [artifactID, executionID, type.rawValue, milliseconds])
         // A second wiring of the same artifact into the same execution is one MLMD event.
         guard inserted > 0 else { return }
         let eventID = db.lastInsertID
-        if let index {
-            try db.execute(
-                "INSERT INTO `EventPath` (`event_id`, `is_index_step`, `step_index`, `step_key`) VALUES (?, 0, NULL, ?), (?, 1, ?, NULL)",
-                [eventID, key, eventID, index])
-        } else {
-            try db.execute("INSERT INTO `EventPath` (`event_id`, `is_index_step`, `step_index`, `step_key`) VALUES (?, 0, NULL, ?)", [eventID, key])
-        }
+        paths.append([eventID, false, SQLValue.null, key])
+        if let index { paths.append([eventID, true, index, SQLValue.null]) }
     }
 
     private func attribute(artifactID: Int64, toContexts contexts: [Int64]) throws {
@@ -369,16 +381,50 @@ final class MLMDTransaction {
         return recorded
     }
 
-    func recordCachedExecution(_ execution: NewExecution, reusing source: ExecutionRecord, at date: Date) throws -> Int64 {
-        let (id, contexts) = try insertExecution(execution, state: .cached, at: date)
+    /// Records steps satisfied from the cache, each as a CACHED execution with the outputs of the
+    /// execution it reused. Only the executions and their events are inserted one by one (their
+    /// ids are needed); properties, associations, attributions and event paths of all of them go
+    /// in a few multi-row statements.
+    func recordCachedExecutions(_ reuses: [CacheReuse], at date: Date) throws -> [Int64] {
+        let typeID = try stepTypeID()
         let now = Self.milliseconds(date)
-        try setProperties(.execution, id: id, [("ended_at", .int(now)), ("reused_execution_id", .int(source.id))])
-        try setProperties(.execution, id: id, source.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true)
-        for (outputName, artifact) in source.outputs.sorted(by: { $0.key < $1.key }) {
-            try insertEvent(artifactID: artifact.id, executionID: id, type: .output, key: outputName, index: nil, at: now)
-            try attribute(artifactID: artifact.id, toContexts: contexts)
+        var properties = RowBatch(Self.propertyInsert(.execution, dialect: db.dialect), width: 7)
+        var associations = RowBatch("\(db.dialect.insertIgnoringDuplicates) `Association` (`context_id`, `execution_id`)", width: 2)
+        var attributions = RowBatch("\(db.dialect.insertIgnoringDuplicates) `Attribution` (`context_id`, `artifact_id`)", width: 2)
+        var paths = RowBatch(Self.eventPathInsert, width: 4)
+        var contextsOfRun: [[String]: [Int64]] = [:]
+        var ids: [Int64] = []
+        for reuse in reuses {
+            let execution = reuse.execution, source = reuse.source
+            let contexts: [Int64]
+            if let known = contextsOfRun[[execution.runID, execution.pipeline]] {
+                contexts = known
+            } else {
+                contexts = try executionContexts(runID: execution.runID, pipeline: execution.pipeline)
+                contextsOfRun[[execution.runID, execution.pipeline]] = contexts
+            }
+            try db.execute(
+                "INSERT INTO `Execution` (`type_id`, `last_known_state`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) VALUES (?, ?, ?, ?, ?)",
+                [typeID, ExecutionState.cached.rawValue, Self.executionName(runID: execution.runID, step: execution.step), now, now])
+            let id = db.lastInsertID
+            ids.append(id)
+            Self.appendProperties(
+                id: id, Self.typedProperties(of: execution) + [("ended_at", .int(now)), ("reused_execution_id", .int(source.id))],
+                custom: false, to: &properties)
+            Self.appendProperties(id: id, source.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true, to: &properties)
+            for contextID in contexts { associations.append([contextID, id]) }
+            for (name, artifacts) in execution.inputs.sorted(by: { $0.key < $1.key }) {
+                for (index, artifact) in artifacts.enumerated() {
+                    try insertEvent(artifactID: artifact.id, executionID: id, type: .input, key: name, index: index, at: now, paths: &paths)
+                }
+            }
+            for (outputName, artifact) in source.outputs.sorted(by: { $0.key < $1.key }) {
+                try insertEvent(artifactID: artifact.id, executionID: id, type: .output, key: outputName, index: nil, at: now, paths: &paths)
+                for contextID in contexts { attributions.append([contextID, artifact.id]) }
+            }
         }
-        return id
+        for batch in [properties, associations, attributions, paths] { try batch.flush(db) }
+        return ids
     }
 
     // MARK: Checking what a lost commit did
@@ -737,5 +783,39 @@ final class TypeIDCache: @unchecked Sendable {
     func merge(_ new: [Key: Int64]) {
         guard !new.isEmpty else { return }
         lock.withLock { values.merge(new) { _, latest in latest } }
+    }
+}
+
+/// Rows for one table, inserted with as few multi-row statements as the backend's limit on bound
+/// values allows.
+struct RowBatch {
+    /// `INSERT ... INTO `Table` (`column`, ...)`, without `VALUES`.
+    let insert: String
+    let width: Int
+    private var arguments: [any SQLValueConvertible] = []
+
+    init(_ insert: String, width: Int) {
+        self.insert = insert
+        self.width = width
+    }
+
+    mutating func append(_ row: [any SQLValueConvertible]) {
+        precondition(row.count == width, "a row of \(row.count) values for \(width) columns")
+        arguments += row
+    }
+
+    func flush(_ db: any SQLConnection) throws {
+        // Far below SQLite's default limit of 32,766 bound values and MySQL's packet size.
+        let rowsPerStatement = max(1, 4_000 / width)
+        let rowCount = arguments.count / width
+        var start = 0
+        while start < rowCount {
+            let count = min(rowsPerStatement, rowCount - start)
+            let tuple = "(" + Array(repeating: "?", count: width).joined(separator: ", ") + ")"
+            try db.execute(
+                insert + " VALUES " + Array(repeating: tuple, count: count).joined(separator: ", "),
+                Array(arguments[(start * width)..<((start + count) * width)]))
+            start += count
+        }
     }
 }

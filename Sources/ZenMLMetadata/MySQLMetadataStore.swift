@@ -357,7 +357,7 @@ public final class MySQLMetadataStore: MetadataStore, @unchecked Sendable {
                 let ids = try reuses.map { try transaction.executionID(runID: $0.execution.runID, step: $0.execution.step) }
                 return ids.contains(nil) ? nil : ids.compactMap { $0 }
             }
-        ) { transaction in try reuses.map { try transaction.recordCachedExecution($0.execution, reusing: $0.source, at: date) } }
+        ) { transaction in try transaction.recordCachedExecutions(reuses, at: date) }
     }
 
     public func newestExecutions(withCacheKeys keys: [Digest]) throws -> [Digest: ExecutionRecord] {

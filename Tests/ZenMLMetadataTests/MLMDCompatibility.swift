@@ -75,6 +75,9 @@ enum MLMDCompatibility {
         XCTAssertEqual((run1["executions"] as? [NSNumber])?.map(\.int64Value), [written.trainID], file: file, line: line)
         XCTAssertEqual(Set((run1["artifacts"] as? [NSNumber])?.map(\.int64Value) ?? []), [written.model.id, written.examples.id], file: file, line: line)
         XCTAssertEqual((runs.last?["properties"] as? [String: Any])?["state"] as? String, "failed", file: file, line: line)
+        // The cached execution belongs to run 2, and so do the outputs it reused.
+        XCTAssertEqual(Set((runs.last?["executions"] as? [NSNumber])?.map(\.int64Value) ?? []), [written.cachedID, written.evalID], file: file, line: line)
+        XCTAssertEqual(Set((runs.last?["artifacts"] as? [NSNumber])?.map(\.int64Value) ?? []), [written.model.id, written.examples.id], file: file, line: line)
         XCTAssertEqual(Set((pipeline["executions"] as? [NSNumber])?.map(\.int64Value) ?? []), [written.trainID, written.cachedID, written.evalID], file: file, line: line)
 
         // Executions with their states and properties.

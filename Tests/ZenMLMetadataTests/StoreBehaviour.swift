@@ -112,12 +112,14 @@ struct StoreBehaviour {
         XCTAssertEqual(newest[other]?.outputs["out"]?.digest, Fixtures.artifact("b").digest)
         XCTAssertEqual(try store.newestExecutions(withCacheKeys: []).count, 0)
 
-        // Several reuses in one call: one execution each, in order, all in the run.
+        // Several reuses in one call: one execution each, in order, all in the run, each with its
+        // inputs (in order), the outputs and metrics of the execution it reused.
         try store.startRun(Fixtures.newRun("run-w"))
+        let waveInputs = [try XCTUnwrap(newest[key]?.outputs.values.first), try XCTUnwrap(newest[other]?.outputs["out"])]
         let wave = try store.recordCachedExecutions(
             [
                 CacheReuse(Fixtures.newExecution("run-w", step: "s", key: key), reusing: try XCTUnwrap(newest[key])),
-                CacheReuse(Fixtures.newExecution("run-w", step: "o", key: other), reusing: try XCTUnwrap(newest[other])),
+                CacheReuse(Fixtures.newExecution("run-w", step: "o", key: other, inputs: ["in": waveInputs]), reusing: try XCTUnwrap(newest[other])),
             ], at: Date())
         XCTAssertEqual(wave.count, 2)
         let recordedWave = try store.executions(runID: "run-w")
@@ -125,6 +127,11 @@ struct StoreBehaviour {
         XCTAssertEqual(recordedWave.map(\.step), ["s", "o"])
         XCTAssertEqual(recordedWave.map(\.state), [.cached, .cached])
         XCTAssertEqual(recordedWave.last?.outputs["out"]?.id, newest[other]?.outputs["out"]?.id)
+        XCTAssertEqual(recordedWave.last?.inputs["in"]?.map(\.id), waveInputs.map(\.id))
+        XCTAssertEqual(recordedWave.first?.inputs, [:])
+        XCTAssertEqual(recordedWave.map(\.reusedExecutionID), [newest[key]?.id, newest[other]?.id])
+        XCTAssertEqual(recordedWave.first?.metrics, newest[key]?.metrics)
+        XCTAssertEqual(recordedWave.last?.config, ["k": 1])
         XCTAssertEqual(try store.newestExecutions(withCacheKeys: [other])[other]?.id, wave.last)
         XCTAssertEqual(try store.producer(ofArtifact: try XCTUnwrap(outputs["out"]?.id))?.id, first, "the producer is the first execution that output it")
     }
