@@ -51,10 +51,8 @@ let package = Package(
         /** The metadata store on ML Metadata's schema (SQLite, MySQL/MariaDB). */
         .target(
             name: "ZenMLMetadata",
-            dependencies: ["ZenMLCore", "CMariaDB", "CSQLite", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["ZenMLCore", "CMariaDB", .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        /** `<sqlite3.h>`, for the connection settings GRDB does not expose. */
-        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         /** The MariaDB Connector/C client library (`<mysql.h>`), for the MySQL metadata store. */
         .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
         /** posix_spawn with a new process group, pidfd_open, pipe2, syncfs: what Foundation cannot do. */

@@ -1,5 +1,4 @@
 import Foundation
-import CSQLite
 import GRDB
 import ZenMLCore
 
@@ -30,10 +29,6 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
             // spill to files in /var/tmp past 64 KiB: a cached 100-step run wrote 4,900 pages
             // there, two thirds of its writes. In memory they cost no system call.
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
-            // Closing the last connection would checkpoint the WAL and sync the database: 35-40 ms
-            // at the end of every command. The WAL stays instead (bounded by the autocheckpoint
-            // above) and is checkpointed by a later commit. Durability is the same.
-            if let connection = db.sqliteConnection { _ = czenml_sqlite_keep_wal_on_close(connection) }
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
