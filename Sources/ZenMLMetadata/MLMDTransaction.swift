@@ -808,10 +808,10 @@ struct RowBatch {
         // Far below SQLite's default limit of 32,766 bound values and MySQL's packet size.
         let rowsPerStatement = max(1, 4_000 / width)
         let rowCount = arguments.count / width
+        let tuple = "(" + Array(repeating: "?", count: width).joined(separator: ", ") + ")"
         var start = 0
         while start < rowCount {
             let count = min(rowsPerStatement, rowCount - start)
-            let tuple = "(" + Array(repeating: "?", count: width).joined(separator: ", ") + ")"
             try db.execute(
                 insert + " VALUES " + Array(repeating: tuple, count: count).joined(separator: ", "),
                 Array(arguments[(start * width)..<((start + count) * width)]))
