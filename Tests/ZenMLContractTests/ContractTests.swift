@@ -155,6 +155,21 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(document.root, ["a": "no", "b": true, "c": 1.5, "d": 7, "e": "7"])
     }
 
+    func testScalarsThatAreNeitherNumbersBooleansNorNullAreStrings() throws {
+        let document = try YAMLDocument(
+            text: "t: 2026-11-23\nts: 2026-11-23 10:00:00\neq: =\nmerge: <<\nn: ~\nnull: null\nhex: 0x1f\ninf: .inf\npath: ./steps/x\n",
+            file: "x.yaml")
+        XCTAssertEqual(document.root["t"], "2026-11-23")
+        XCTAssertEqual(document.root["ts"], "2026-11-23 10:00:00")
+        XCTAssertEqual(document.root["eq"], "=")
+        XCTAssertEqual(document.root["merge"], "<<")
+        XCTAssertEqual(document.root["n"], .null)
+        XCTAssertEqual(document.root["null"], .null)
+        XCTAssertEqual(document.root["hex"], 31)
+        XCTAssertEqual(document.root["inf"]?.doubleValue, .infinity)
+        XCTAssertEqual(document.root["path"], "./steps/x")
+    }
+
     func testDuplicateKeysAreRejected() {
         XCTAssertThrowsError(try YAMLDocument(text: "a: 1\na: 2\n", file: "x.yaml")) { error in
             XCTAssertTrue("\(error)".contains("x.yaml:") && "\(error)".contains("duplicated key(s): 'a'"), "\(error)")
