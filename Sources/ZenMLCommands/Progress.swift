@@ -52,7 +52,7 @@ final class ProgressDisplay: @unchecked Sendable {
     private var width: Int { max(8, (order.map(\.count).max() ?? 8)) }
 
     private func line(_ step: String, _ state: StepState) -> String {
-        let name = step.padding(toLength: width, withPad: " ", startingAt: 0)
+        let name = step.count >= width ? step : step + String(repeating: " ", count: width - step.count)
         switch state {
         case .waiting:
             return "  \(name)  waiting"

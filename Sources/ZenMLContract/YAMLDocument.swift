@@ -27,7 +27,8 @@ public struct YAMLDocument: Sendable {
     public let file: String
     /// The document as JSON.
     public let root: JSONValue
-    private let locations: [[String]: SourceLocation]
+    /// Keyed by ``locationKey(_:)`` of the key path: one string hashes faster than an array of them.
+    private let locations: [String: SourceLocation]
 
     // The pattern is a constant that compiles; a failure here is a programming error caught by every test.
     // Yams tries each rule's regular expression on every plain scalar. Merge keys (`<<`),
@@ -52,13 +53,13 @@ public struct YAMLDocument: Sendable {
         } catch let error as YamlError {
             throw YAMLDocumentError(error, file: file)
         }
-        var locations: [[String]: SourceLocation] = [:]
+        var locations: [String: SourceLocation] = [:]
         guard let node else {
             self.root = .null
             self.locations = [:]
             return
         }
-        self.root = try YAMLDocument.convert(node, path: [], file: file, locations: &locations)
+        self.root = try YAMLDocument.convert(node, path: "", file: file, locations: &locations)
         self.locations = locations
     }
 
@@ -68,7 +69,7 @@ public struct YAMLDocument: Sendable {
     public init(merged root: JSONValue, file: String, layers: [YAMLDocument]) {
         self.file = file
         self.root = root
-        var locations: [[String]: SourceLocation] = [:]
+        var locations: [String: SourceLocation] = [:]
         for layer in layers.reversed() { locations.merge(layer.locations) { _, upper in upper } }
         self.locations = locations
     }
@@ -87,7 +88,7 @@ public struct YAMLDocument: Sendable {
     public func location(_ path: [String]) -> SourceLocation {
         var path = path
         while true {
-            if let location = locations[path] { return location }
+            if let location = locations[Self.locationKey(path)] { return location }
             if path.isEmpty { return SourceLocation(file: file, line: 1, column: 1) }
             path.removeLast()
         }
@@ -95,11 +96,16 @@ public struct YAMLDocument: Sendable {
 
     /// Where the key (not the value) of a mapping entry was written.
     public func keyLocation(_ path: [String]) -> SourceLocation {
-        locations[path + ["<key>"]] ?? location(path)
+        locations[Self.locationKey(path + ["<key>"])] ?? location(path)
+    }
+
+    /// A key path as one string: each component after a NUL, which no YAML key holds in practice.
+    private static func locationKey(_ path: [String]) -> String {
+        path.reduce(into: "") { $0 += "\u{0}" + $1 }
     }
 
     private static func convert(
-        _ node: Node, path: [String], file: String, locations: inout [[String]: SourceLocation]
+        _ node: Node, path: String, file: String, locations: inout [String: SourceLocation]
     ) throws -> JSONValue {
         if let mark = node.mark {
             locations[path] = SourceLocation(file: file, line: mark.line, column: mark.column)
@@ -121,7 +127,7 @@ public struct YAMLDocument: Sendable {
         case .sequence(let sequence):
             var values: [JSONValue] = []
             for (index, element) in sequence.enumerated() {
-                values.append(try convert(element, path: path + [String(index)], file: file, locations: &locations))
+                values.append(try convert(element, path: path + "\u{0}" + String(index), file: file, locations: &locations))
             }
             return .array(values)
         case .mapping(let mapping):
@@ -141,9 +147,9 @@ public struct YAMLDocument: Sendable {
                         message: "the key '\(key)' appears twice in the same mapping; keep one")
                 }
                 if let mark = keyNode.mark {
-                    locations[path + [key, "<key>"]] = SourceLocation(file: file, line: mark.line, column: mark.column)
+                    locations[path + "\u{0}" + key + "\u{0}<key>"] = SourceLocation(file: file, line: mark.line, column: mark.column)
                 }
-                object[key] = try convert(valueNode, path: path + [key], file: file, locations: &locations)
+                object[key] = try convert(valueNode, path: path + "\u{0}" + key, file: file, locations: &locations)
             }
             return .object(object)
         case .alias:
