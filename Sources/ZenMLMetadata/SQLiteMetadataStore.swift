@@ -29,6 +29,12 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
             // spill to files in /var/tmp past 64 KiB: a cached 100-step run wrote 4,900 pages
             // there, two thirds of its writes. In memory they cost no system call.
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
+            // The store grows with every run, and ML Metadata's rows for one step are spread over
+            // many pages of its indexes. With SQLite's default 2 MB page cache, a cached 500-step
+            // run over an 80 MB store read 200 MB in 50,000 pread calls. Mapped, pages are read
+            // from the OS cache without a copy; the larger cache keeps the pages a write revisits.
+            try db.execute(sql: "PRAGMA mmap_size = 1073741824")
+            try db.execute(sql: "PRAGMA cache_size = -32768")
         }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
