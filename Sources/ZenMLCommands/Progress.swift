@@ -80,7 +80,7 @@ final class ProgressDisplay: @unchecked Sendable {
     private func redraw() {
         changed = false
         var lines: [String]
-        let rows = Self.terminalRows()
+        let (rows, columns) = Self.terminalSize()
         if order.count + 2 <= rows {
             lines = order.map { line($0, states[$0] ?? .waiting) }
         } else {
@@ -99,19 +99,21 @@ final class ProgressDisplay: @unchecked Sendable {
         }
         // Up to the first line drawn, then clear to the end of the screen: the new table may be shorter.
         var text = drawnLines > 0 ? "\u{1B}[\(drawnLines)A\r\u{1B}[J" : ""
+        // A line the terminal wraps would take two rows, and the next redraw would go up too few.
+        let lineLimit = max(20, columns - 1)
         for var rendered in lines {
-            if rendered.count > 160 { rendered = String(rendered.prefix(157)) + "..." }
+            if rendered.count > lineLimit { rendered = String(rendered.prefix(lineLimit - 3)) + "..." }
             text += rendered + "\n"
         }
         drawnLines = lines.count
         write(text)
     }
 
-    /// The terminal's height, from standard error; 24 when it cannot be read.
-    private static func terminalRows() -> Int {
+    /// The terminal's rows and columns, from standard error; 24 by 80 when they cannot be read.
+    private static func terminalSize() -> (rows: Int, columns: Int) {
         var size = winsize()
-        guard ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0 else { return 24 }
-        return Int(size.ws_row)
+        guard ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0, size.ws_col > 0 else { return (24, 80) }
+        return (Int(size.ws_row), Int(size.ws_col))
     }
 
     private func write(_ text: String) {
