@@ -263,26 +263,16 @@ final class BundleTests: XCTestCase {
 
     // MARK: bucket registries and the lock file's local pins
 
-    func startService(_ script: String) throws -> String {
-        let log = "/tmp/zenml-e2e-bundles-\(script).log"
-        let port = try Sandbox.shell("'\(Sandbox.repository)/scripts/services/\(script)' start 2>\(log)").trimmingCharacters(in: .whitespacesAndNewlines)
-        // A missing server is a broken test setup, not a reason to pass quietly.
-        guard Int(port) != nil else { throw RegistryServerUnavailable(description: "could not start \(script): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")") }
-        return port
-    }
-
-    struct RegistryServerUnavailable: Error, CustomStringConvertible { var description: String }
-
     /// A fresh bucket: the `config registry add` arguments and the environment the binary needs.
     func bucketRegistry(_ scheme: String) throws -> (arguments: [String], environment: [String: String]) {
         let bucket = "zenml-reg-\(UUID().uuidString.prefix(8).lowercased())"
         if scheme == "gs" {
-            let port = try startService("gcs-emulator.sh")
+            let port = try Sandbox.service("gcs-emulator.sh")
             let created = try Sandbox.shell("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{\"name\":\"\(bucket)\"}' 'http://127.0.0.1:\(port)/storage/v1/b?project=test'")
             XCTAssertEqual(created, "200")
             return (["gs://\(bucket)/registry", "--endpoint", "http://127.0.0.1:\(port)"], ["STORAGE_EMULATOR_HOST": ""])
         }
-        let port = try startService("s3-moto.sh")
+        let port = try Sandbox.service("s3-moto.sh")
         let created = try Sandbox.shell("""
             curl -s -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 aws:amz:us-east-1:s3 \\
               -H 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' \\

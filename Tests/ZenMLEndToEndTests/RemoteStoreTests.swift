@@ -5,17 +5,6 @@ import XCTest
 /// store and a bucket: a gs:// bucket on the GCS emulator, or an s3:// bucket on OpenStack Swift (which
 /// verifies SigV4 signatures). Servers are started on 127.0.0.1 by `scripts/services/`.
 final class RemoteStoreTests: XCTestCase {
-    struct ServerUnavailable: Error, CustomStringConvertible { var description: String }
-
-    /// Starts a server of `scripts/services/` (`command` `fresh` empties it first) and returns its port.
-    func startService(_ script: String, _ command: String = "start") throws -> String {
-        let log = "/tmp/zenml-e2e-\(script).log"
-        let port = try Sandbox.shell("'\(Sandbox.repository)/scripts/services/\(script)' \(command) 2>\(log)").trimmingCharacters(in: .whitespacesAndNewlines)
-        // A missing server is a broken test setup, not a reason to pass quietly.
-        guard Int(port) != nil else { throw ServerUnavailable(description: "could not start \(script): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")") }
-        return port
-    }
-
     enum Backend { case gcs, s3 }
 
     /// The bucket URL, the `config artifacts set` extras and each member's environment.
@@ -23,13 +12,13 @@ final class RemoteStoreTests: XCTestCase {
         let bucket = "zenml-team-\(UUID().uuidString.prefix(8).lowercased())"
         switch backend {
         case .gcs:
-            let port = try startService("gcs-emulator.sh", "fresh")
+            let port = try Sandbox.service("gcs-emulator.sh", "fresh")
             let created = try Sandbox.shell("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{\"name\":\"\(bucket)\"}' 'http://127.0.0.1:\(port)/storage/v1/b?project=test'")
             XCTAssertEqual(created, "200")
             let environment = ["STORAGE_EMULATOR_HOST": "http://127.0.0.1:\(port)"]
             return ("gs://\(bucket)/team", [], ["alice": environment, "bob": environment])
         case .s3:
-            let port = try startService("swift-s3.sh")
+            let port = try Sandbox.service("swift-s3.sh")
             let created = try Sandbox.shell("""
                 curl -s -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 aws:amz:us-east-1:s3 \
                   -H 'x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' \
@@ -49,7 +38,7 @@ final class RemoteStoreTests: XCTestCase {
     /// a registered pipeline records its file, and a copy of it reads the base's bundles from there.
     /// Their workspaces, HOMEs, credentials and artifact caches are separate.
     func collaborate(_ backend: Backend) throws {
-        let mysqlPort = try startService("mariadb.sh")
+        let mysqlPort = try Sandbox.service("mariadb.sh")
         let sandbox = try Sandbox()
         let (url, options, credentials) = try prepareBucket(backend, sandbox: sandbox)
         let database = "zenml_e2e_\(UUID().uuidString.prefix(8).lowercased())"
@@ -187,7 +176,7 @@ final class RemoteStoreTests: XCTestCase {
 
     /// A run killed while uploading a large output leaves no artifact; the next run publishes it.
     func testKilledUploadIsInvisibleAndTheNextRunRepublishes() throws {
-        let port = try startService("gcs-emulator.sh", "fresh")
+        let port = try Sandbox.service("gcs-emulator.sh", "fresh")
         let sandbox = try Sandbox()
         let bucket = "zenml-kill-\(UUID().uuidString.prefix(8).lowercased())"
         XCTAssertEqual(try Sandbox.shell("curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{\"name\":\"\(bucket)\"}' 'http://127.0.0.1:\(port)/storage/v1/b?project=test'"), "200")

@@ -174,6 +174,20 @@ final class Sandbox {
         return states
     }
 
+    struct ServiceUnavailable: Error, CustomStringConvertible { var description: String }
+
+    /// Runs `scripts/services/SCRIPT COMMAND` (`start`, or `fresh` to empty the server first) and
+    /// returns what it prints: the port, or for Slurm its configuration file. A server that does
+    /// not come up is a broken test setup, not a reason to pass quietly: the error holds its log.
+    static func service(_ script: String, _ command: String = "start", printsPort: Bool = true) throws -> String {
+        let log = "/tmp/zenml-e2e-\(script).log"
+        let output = try shell("'\(repository)/scripts/services/\(script)' \(command) 2>\(log)").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !output.isEmpty, !printsPort || Int(output) != nil else {
+            throw ServiceUnavailable(description: "could not start \(script): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        }
+        return output
+    }
+
     @discardableResult
     static func shell(_ command: String) throws -> String {
         let process = Process()

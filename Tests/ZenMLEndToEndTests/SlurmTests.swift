@@ -7,13 +7,7 @@ final class SlurmTests: XCTestCase {
     var slurm: [String: String] = [:]
 
     override func setUpWithError() throws {
-        let output = try Sandbox.shell("'\(Sandbox.repository)/scripts/services/slurm.sh' start 2>/tmp/zenml-e2e-slurm.log")
-        let conf = output.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard conf.hasSuffix("slurm.conf") else {
-            struct ClusterUnavailable: Error, CustomStringConvertible { var description: String }
-            throw ClusterUnavailable(description: "could not start Slurm: \((try? String(contentsOfFile: "/tmp/zenml-e2e-slurm.log", encoding: .utf8)) ?? "")")
-        }
-        slurm = ["SLURM_CONF": conf]
+        slurm = ["SLURM_CONF": try Sandbox.service("slurm.sh", printsPort: false)]
     }
 
     /// Jobs Slurm finished so far (one line per job in the job completion log).
@@ -177,10 +171,7 @@ final class SlurmTests: XCTestCase {
 
     /// A fresh bucket on the moto S3 server: its URL and the environment that reaches it.
     func motoBucket() throws -> (url: String, endpoint: String, bucket: String, environment: [String: String]) {
-        let log = "/tmp/zenml-e2e-slurm-moto.log"
-        let port = try Sandbox.shell("'\(Sandbox.repository)/scripts/services/s3-moto.sh' start 2>\(log)").trimmingCharacters(in: .whitespacesAndNewlines)
-        struct ServerUnavailable: Error, CustomStringConvertible { var description: String }
-        guard Int(port) != nil else { throw ServerUnavailable(description: "could not start moto: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")") }
+        let port = try Sandbox.service("s3-moto.sh")
         let bucket = "zenml-slurm-\(UUID().uuidString.prefix(8).lowercased())"
         let created = try Sandbox.shell("""
             curl -s -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 aws:amz:us-east-1:s3 \\

@@ -5,19 +5,8 @@ import XCTest
 /// ran, the other finds and reuses. The server is a real MariaDB started on 127.0.0.1 by
 /// `scripts/services/mariadb.sh` (installed if missing).
 final class TeamTests: XCTestCase {
-    func startMariaDB() throws -> String {
-        let output = try Sandbox.shell("'\(Sandbox.repository)/scripts/services/mariadb.sh' start 2>/tmp/zenml-e2e-mariadb.log")
-        let port = output.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard Int(port) != nil else {
-            // A missing server is a broken test setup, not a reason to pass quietly.
-            struct ServerUnavailable: Error, CustomStringConvertible { var description: String }
-            throw ServerUnavailable(description: "could not start MariaDB: \((try? String(contentsOfFile: "/tmp/zenml-e2e-mariadb.log", encoding: .utf8)) ?? "")")
-        }
-        return port
-    }
-
     func testSharedMySQLStoreAndArtifactFolderGiveCacheHitsAcrossWorkspaces() throws {
-        let port = try startMariaDB()
+        let port = try Sandbox.service("mariadb.sh")
         let sandbox = try Sandbox()
         let database = "zenml_e2e_\(UUID().uuidString.prefix(8).lowercased())"
         let shared = sandbox.root + "/shared-artifacts"
@@ -62,7 +51,7 @@ final class TeamTests: XCTestCase {
     /// `metadata export | metadata import` moves a store from SQLite to MySQL and back without
     /// changing a row; `metadata info` and `check` read either.
     func testExportImportMovesAStoreBetweenSQLiteAndMySQLUnchanged() throws {
-        let port = try startMariaDB()
+        let port = try Sandbox.service("mariadb.sh")
         let sandbox = try Sandbox()
         let password = ["ZENML_METADATA_PASSWORD": "zenml-test-pw"]
         try Sandbox.shell("mkdir -p '\(sandbox.root)/a' && cp -RL '\(Sandbox.repository)/examples/quickstart' '\(sandbox.root)/a/quickstart'")
@@ -100,7 +89,7 @@ final class TeamTests: XCTestCase {
     /// artifact folder: both runs complete, each step runs at most twice, no record is lost or
     /// duplicated, and a third run reuses everything.
     func testTwoMembersRunningAtOnceOnMySQLBothCompleteConsistently() throws {
-        let port = try startMariaDB()
+        let port = try Sandbox.service("mariadb.sh")
         let sandbox = try Sandbox()
         let database = "zenml_race_\(UUID().uuidString.prefix(8).lowercased())"
         let password = ["ZENML_METADATA_PASSWORD": "zenml-test-pw"]
