@@ -271,24 +271,45 @@ final class MLMDTransaction {
         return [runContext, pipelineContext].compactMap { $0 }
     }
 
-    private func insertExecution(_ execution: NewExecution, state: ExecutionState, at date: Date) throws -> (id: Int64, contexts: [Int64]) {
-        let typeID = try stepTypeID()
+    /// Rows that nothing reads back before the transaction ends: they wait there and go in a few
+    /// multi-row statements. Executions, artifacts and events are inserted at once, because their
+    /// ids are needed.
+    private struct PendingRows {
+        var executionProperties: RowBatch
+        var artifactProperties: RowBatch
+        var associations: RowBatch
+        var attributions: RowBatch
+        var eventPaths: RowBatch
+
+        init(_ dialect: SQLDialect) {
+            executionProperties = RowBatch(MLMDTransaction.propertyInsert(.execution, dialect: dialect), width: 7)
+            artifactProperties = RowBatch(MLMDTransaction.propertyInsert(.artifact, dialect: dialect), width: 7)
+            associations = RowBatch("\(dialect.insertIgnoringDuplicates) `Association` (`context_id`, `execution_id`)", width: 2)
+            attributions = RowBatch("\(dialect.insertIgnoringDuplicates) `Attribution` (`context_id`, `artifact_id`)", width: 2)
+            eventPaths = RowBatch("INSERT INTO `EventPath` (`event_id`, `is_index_step`, `step_index`, `step_key`)", width: 4)
+        }
+
+        func flush(_ db: any SQLConnection) throws {
+            for batch in [executionProperties, artifactProperties, associations, attributions, eventPaths] { try batch.flush(db) }
+        }
+    }
+
+    private func insertExecution(
+        _ execution: NewExecution, state: ExecutionState, at date: Date, contexts: [Int64], pending: inout PendingRows
+    ) throws -> Int64 {
         let now = Self.milliseconds(date)
-        let contexts = try executionContexts(runID: execution.runID, pipeline: execution.pipeline)
         try db.execute(
             "INSERT INTO `Execution` (`type_id`, `last_known_state`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) VALUES (?, ?, ?, ?, ?)",
-            [typeID, state.rawValue, Self.executionName(runID: execution.runID, step: execution.step), now, now])
+            [try stepTypeID(), state.rawValue, Self.executionName(runID: execution.runID, step: execution.step), now, now])
         let id = db.lastInsertID
-        try setProperties(.execution, id: id, Self.typedProperties(of: execution))
-        for contextID in contexts {
-            try db.execute("\(db.dialect.insertIgnoringDuplicates) `Association` (`context_id`, `execution_id`) VALUES (?, ?)", [contextID, id])
-        }
+        Self.appendProperties(id: id, Self.typedProperties(of: execution), custom: false, to: &pending.executionProperties)
+        for contextID in contexts { pending.associations.append([contextID, id]) }
         for (name, artifacts) in execution.inputs.sorted(by: { $0.key < $1.key }) {
             for (index, artifact) in artifacts.enumerated() {
-                try insertEvent(artifactID: artifact.id, executionID: id, type: .input, key: name, index: index, at: now)
+                try insertEvent(artifactID: artifact.id, executionID: id, type: .input, key: name, index: index, at: now, paths: &pending.eventPaths)
             }
         }
-        return (id, contexts)
+        return id
     }
 
     private static func typedProperties(of execution: NewExecution) -> [(name: String, value: JSONValue?)] {
@@ -301,14 +322,6 @@ final class MLMDTransaction {
             ("started_at", .int(Self.milliseconds(execution.startedAt))),
         ]
     }
-
-    private func insertEvent(artifactID: Int64, executionID: Int64, type: MLMDSchema.EventType, key: String, index: Int?, at milliseconds: Int64) throws {
-        var paths = RowBatch(Self.eventPathInsert, width: 4)
-        try insertEvent(artifactID: artifactID, executionID: executionID, type: type, key: key, index: index, at: milliseconds, paths: &paths)
-        try paths.flush(db)
-    }
-
-    static let eventPathInsert = "INSERT INTO `EventPath` (`event_id`, `is_index_step`, `step_index`, `step_key`)"
 
     /// Inserts the event; its path (the input or output name, and the index) goes to `paths`.
     private func insertEvent(
@@ -324,36 +337,31 @@ final class MLMDTransaction {
         if let index { paths.append([eventID, true, index, SQLValue.null]) }
     }
 
-    private func attribute(artifactID: Int64, toContexts contexts: [Int64]) throws {
-        for contextID in contexts {
-            try db.execute("\(db.dialect.insertIgnoringDuplicates) `Attribution` (`context_id`, `artifact_id`) VALUES (?, ?)", [contextID, artifactID])
-        }
-    }
-
     func startExecution(_ execution: NewExecution) throws -> Int64 {
-        try insertExecution(execution, state: .running, at: execution.startedAt).id
+        var pending = PendingRows(db.dialect)
+        let contexts = try executionContexts(runID: execution.runID, pipeline: execution.pipeline)
+        let id = try insertExecution(execution, state: .running, at: execution.startedAt, contexts: contexts, pending: &pending)
+        try pending.flush(db)
+        return id
     }
 
-    /// An execution that already ended, recorded in one go (start and outcome).
+    /// An execution that already ended, recorded in one go (start and outcome): its name and
+    /// contexts are known, not read back.
     func recordExecution(_ execution: NewExecution, outcome: ExecutionOutcome) throws -> (id: Int64, outputs: [String: ArtifactRecord]) {
-        let id = try insertExecution(execution, state: .running, at: execution.startedAt).id
-        return (id, try finishExecution(id: id, outcome: outcome))
+        var pending = PendingRows(db.dialect)
+        let contexts = try executionContexts(runID: execution.runID, pipeline: execution.pipeline)
+        let id = try insertExecution(execution, state: .running, at: execution.startedAt, contexts: contexts, pending: &pending)
+        let outputs = try finish(
+            id: id, name: Self.executionName(runID: execution.runID, step: execution.step), contexts: contexts, outcome: outcome, pending: &pending)
+        try pending.flush(db)
+        return (id, outputs)
     }
 
+    /// Records the outcome of an execution started by an earlier transaction.
     func finishExecution(id: Int64, outcome: ExecutionOutcome) throws -> [String: ArtifactRecord] {
-        var recorded: [String: ArtifactRecord] = [:]
-        let now = Self.milliseconds(outcome.endedAt)
         guard let executionName = try db.query("SELECT name FROM `Execution` WHERE id = ?", [id]).first?.string("name") else {
             throw MetadataStoreError.notFound(what: "execution \(id)")
         }
-        try db.execute("UPDATE `Execution` SET last_known_state = ?, last_update_time_since_epoch = ? WHERE id = ?", [outcome.state.rawValue, now, id])
-        try setProperties(.execution, id: id, [
-            ("ended_at", .int(now)), ("exit_code", outcome.exitCode.map { .int(Int64($0)) }),
-            ("log_uri", outcome.logURI.map { .string($0) }), ("message", outcome.message.map { .string($0) }),
-            ("peak_memory_bytes", outcome.peakMemoryBytes.map { .int($0) }), ("cpu_seconds", outcome.cpuSeconds.map { .double($0) }),
-            ("backend", outcome.backend == .null ? nil : .string(CanonicalJSON.encode(outcome.backend))),
-        ])
-        try setProperties(.execution, id: id, outcome.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true)
         let contexts: [Int64]
         if outcome.outputs.isEmpty {
             contexts = []
@@ -361,6 +369,26 @@ final class MLMDTransaction {
             let recorded = try properties(.execution, ids: [id])[id] ?? Properties()
             contexts = try executionContexts(runID: recorded.string("run_id") ?? "", pipeline: recorded.string("pipeline") ?? "")
         }
+        var pending = PendingRows(db.dialect)
+        let outputs = try finish(id: id, name: executionName, contexts: contexts, outcome: outcome, pending: &pending)
+        try pending.flush(db)
+        return outputs
+    }
+
+    private func finish(
+        id: Int64, name executionName: String, contexts: [Int64], outcome: ExecutionOutcome, pending: inout PendingRows
+    ) throws -> [String: ArtifactRecord] {
+        var recorded: [String: ArtifactRecord] = [:]
+        let now = Self.milliseconds(outcome.endedAt)
+        try db.execute("UPDATE `Execution` SET last_known_state = ?, last_update_time_since_epoch = ? WHERE id = ?", [outcome.state.rawValue, now, id])
+        Self.appendProperties(id: id, [
+            ("ended_at", .int(now)), ("exit_code", outcome.exitCode.map { .int(Int64($0)) }),
+            ("log_uri", outcome.logURI.map { .string($0) }), ("message", outcome.message.map { .string($0) }),
+            ("peak_memory_bytes", outcome.peakMemoryBytes.map { .int($0) }), ("cpu_seconds", outcome.cpuSeconds.map { .double($0) }),
+            ("backend", outcome.backend == .null ? nil : .string(CanonicalJSON.encode(outcome.backend))),
+        ], custom: false, to: &pending.executionProperties)
+        Self.appendProperties(
+            id: id, outcome.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true, to: &pending.executionProperties)
         for (outputName, artifact) in outcome.outputs.sorted(by: { $0.key < $1.key }) {
             let typeID = try artifactTypeID(name: artifact.type)
             let created = Self.milliseconds(artifact.createdAt)
@@ -371,27 +399,22 @@ final class MLMDTransaction {
             var withID = artifact
             withID.id = artifactID
             recorded[outputName] = withID
-            try setProperties(.artifact, id: artifactID, [
+            Self.appendProperties(id: artifactID, [
                 ("digest", .string(artifact.digest.description)), ("size", .int(artifact.size)), ("file_count", .int(artifact.fileCount)),
-            ])
-            try setProperties(.artifact, id: artifactID, artifact.properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, custom: true)
-            try insertEvent(artifactID: artifactID, executionID: id, type: .output, key: outputName, index: nil, at: now)
-            try attribute(artifactID: artifactID, toContexts: contexts)
+            ], custom: false, to: &pending.artifactProperties)
+            Self.appendProperties(
+                id: artifactID, artifact.properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, custom: true, to: &pending.artifactProperties)
+            try insertEvent(artifactID: artifactID, executionID: id, type: .output, key: outputName, index: nil, at: now, paths: &pending.eventPaths)
+            for contextID in contexts { pending.attributions.append([contextID, artifactID]) }
         }
         return recorded
     }
 
     /// Records steps satisfied from the cache, each as a CACHED execution with the outputs of the
-    /// execution it reused. Only the executions and their events are inserted one by one (their
-    /// ids are needed); properties, associations, attributions and event paths of all of them go
-    /// in a few multi-row statements.
+    /// execution it reused, all rows but the executions and events in a few statements.
     func recordCachedExecutions(_ reuses: [CacheReuse], at date: Date) throws -> [Int64] {
-        let typeID = try stepTypeID()
         let now = Self.milliseconds(date)
-        var properties = RowBatch(Self.propertyInsert(.execution, dialect: db.dialect), width: 7)
-        var associations = RowBatch("\(db.dialect.insertIgnoringDuplicates) `Association` (`context_id`, `execution_id`)", width: 2)
-        var attributions = RowBatch("\(db.dialect.insertIgnoringDuplicates) `Attribution` (`context_id`, `artifact_id`)", width: 2)
-        var paths = RowBatch(Self.eventPathInsert, width: 4)
+        var pending = PendingRows(db.dialect)
         var contextsOfRun: [[String]: [Int64]] = [:]
         var ids: [Int64] = []
         for reuse in reuses {
@@ -403,27 +426,17 @@ final class MLMDTransaction {
                 contexts = try executionContexts(runID: execution.runID, pipeline: execution.pipeline)
                 contextsOfRun[[execution.runID, execution.pipeline]] = contexts
             }
-            try db.execute(
-                "INSERT INTO `Execution` (`type_id`, `last_known_state`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) VALUES (?, ?, ?, ?, ?)",
-                [typeID, ExecutionState.cached.rawValue, Self.executionName(runID: execution.runID, step: execution.step), now, now])
-            let id = db.lastInsertID
+            let id = try insertExecution(execution, state: .cached, at: date, contexts: contexts, pending: &pending)
             ids.append(id)
+            Self.appendProperties(id: id, [("ended_at", .int(now)), ("reused_execution_id", .int(source.id))], custom: false, to: &pending.executionProperties)
             Self.appendProperties(
-                id: id, Self.typedProperties(of: execution) + [("ended_at", .int(now)), ("reused_execution_id", .int(source.id))],
-                custom: false, to: &properties)
-            Self.appendProperties(id: id, source.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true, to: &properties)
-            for contextID in contexts { associations.append([contextID, id]) }
-            for (name, artifacts) in execution.inputs.sorted(by: { $0.key < $1.key }) {
-                for (index, artifact) in artifacts.enumerated() {
-                    try insertEvent(artifactID: artifact.id, executionID: id, type: .input, key: name, index: index, at: now, paths: &paths)
-                }
-            }
+                id: id, source.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true, to: &pending.executionProperties)
             for (outputName, artifact) in source.outputs.sorted(by: { $0.key < $1.key }) {
-                try insertEvent(artifactID: artifact.id, executionID: id, type: .output, key: outputName, index: nil, at: now, paths: &paths)
-                for contextID in contexts { attributions.append([contextID, artifact.id]) }
+                try insertEvent(artifactID: artifact.id, executionID: id, type: .output, key: outputName, index: nil, at: now, paths: &pending.eventPaths)
+                for contextID in contexts { pending.attributions.append([contextID, artifact.id]) }
             }
         }
-        for batch in [properties, associations, attributions, paths] { try batch.flush(db) }
+        try pending.flush(db)
         return ids
     }
 
