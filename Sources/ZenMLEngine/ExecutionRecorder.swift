@@ -20,6 +20,13 @@ final class ExecutionRecorder: @unchecked Sendable {
     private var state = State.pending
     private let lock = NSLock()
     private var timer: Task<Void, Never>?
+    private var ranBuild: ArtifactRecord?
+
+    /// The bundle build the step process ran, recorded with how it ended.
+    var build: ArtifactRecord? {
+        get { lock.withLock { ranBuild } }
+        set { lock.withLock { ranBuild = newValue } }
+    }
 
     init(metadata: any MetadataStore, execution: NewExecution) {
         self.metadata = metadata
@@ -42,7 +49,9 @@ final class ExecutionRecorder: @unchecked Sendable {
     @discardableResult
     func finish(_ outcome: ExecutionOutcome) throws -> (id: Int64, outputs: [String: ArtifactRecord]) {
         timer?.cancel()
+        var outcome = outcome
         return try lock.withLock {
+            if outcome.build == nil { outcome.build = ranBuild }
             switch state {
             case .started(let id):
                 let outputs = try metadata.finishExecution(id: id, outcome: outcome)

@@ -11,6 +11,14 @@ final class QuickstartTests: XCTestCase {
         var (result, summary) = try sandbox.runPipeline(pipeline)
         XCTAssertEqual(result.exitCode, 0, result.output)
         XCTAssertEqual(Sandbox.states(summary), ["generate": "done", "normalize": "done", "report": "done"])
+        // The compiled steps (C, Swift) name the build they ran; the Python step has none.
+        let builds = try Self.builds(sandbox, run: summary["run_id"] as? String ?? "")
+        XCTAssertEqual(builds.keys.sorted(), ["normalize", "report"], "generate ran too, and names no build")
+        for step in ["normalize", "report"] {
+            let build = try XCTUnwrap(builds[step], "\(step) names its build")
+            XCTAssertEqual(build.type, "BundleBuild")
+            XCTAssertEqual(build.id, build.builtBy, "\(step) ran the output of this run's build:\(step)")
+        }
 
         (result, summary) = try sandbox.runPipeline(pipeline)
         XCTAssertEqual(Sandbox.states(summary), ["generate": "cached", "normalize": "cached", "report": "cached"])
@@ -21,6 +29,13 @@ final class QuickstartTests: XCTestCase {
         (result, summary) = try sandbox.runPipeline(pipeline)
         XCTAssertEqual(result.exitCode, 0, result.output)
         XCTAssertEqual(Sandbox.states(summary), ["generate": "cached", "normalize": "done", "report": "done"])
+        // Not built again: the re-run steps name the first run's builds.
+        let rerunBuilds = try Self.builds(sandbox, run: summary["run_id"] as? String ?? "")
+        for step in ["normalize", "report"] {
+            XCTAssertEqual(rerunBuilds[step]?.id, builds[step]?.id, step)
+            XCTAssertNotNil(rerunBuilds[step]?.id, step)
+            XCTAssertNil(rerunBuilds[step]?.builtBy, "no build:\(step) in the re-run")
+        }
 
         // The report really was recomputed from the rescaled table.
         let show = try sandbox.run(["runs", "show", summary["run_id"] as? String ?? "", "--json"])
@@ -34,6 +49,27 @@ final class QuickstartTests: XCTestCase {
         XCTAssertTrue(runtimes?["cc"]?.isEmpty == false, "\(String(describing: runtimes))")
         XCTAssertTrue(runtimes?["swift"]?.contains("Swift") == true, "\(String(describing: runtimes))")
         XCTAssertNil(runtimes?["python3"], "generate was cached in this run: \(String(describing: runtimes))")
+    }
+}
+
+extension QuickstartTests {
+    /// For each step execution of a run that names a build: the build (artifact id and type) and
+    /// the id of the artifact this run's `build:<step>` execution produced, if there is one.
+    static func builds(_ sandbox: Sandbox, run: String) throws -> [String: (id: Int?, type: String?, builtBy: Int?)] {
+        let show = try sandbox.run(["runs", "show", run, "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any]
+        let executions = (object?["run"] as? [String: Any])?["executions"] as? [[String: Any]] ?? []
+        var producedBuilds: [String: Int] = [:]
+        for execution in executions {
+            guard let step = execution["step"] as? String, step.hasPrefix("build:") else { continue }
+            producedBuilds[String(step.dropFirst(6))] = ((execution["outputs"] as? [String: Any])?["build"] as? [String: Any])?["id"] as? Int
+        }
+        var builds: [String: (id: Int?, type: String?, builtBy: Int?)] = [:]
+        for execution in executions {
+            guard let step = execution["step"] as? String, !step.hasPrefix("build:"), let build = execution["build"] as? [String: Any] else { continue }
+            builds[step] = (build["id"] as? Int, build["type"] as? String, producedBuilds[step])
+        }
+        return builds
     }
 }
 
