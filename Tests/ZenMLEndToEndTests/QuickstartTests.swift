@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// The shipped polyglot example (Python, C, sh) behaves as its README says.
+/// The shipped polyglot example (Python, C, Swift) behaves as its README says.
 final class QuickstartTests: XCTestCase {
     func testQuickstartCachesAndRerunsOnlyWhatChanged() throws {
         let sandbox = try Sandbox()
