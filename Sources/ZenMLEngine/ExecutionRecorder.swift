@@ -127,6 +127,8 @@ final class ExecutionRecorder: @unchecked Sendable {
     /// Only touched by jobs on the recording queue.
     private var state = State.pending
     private var timer: Task<Void, Never>?
+    /// The bundle build the step process ran, recorded with how it ended (set before ``finish(_:)``).
+    var build: ArtifactRecord?
 
     init(recordings: RecordingQueue, execution: NewExecution) {
         self.recordings = recordings
@@ -150,6 +152,7 @@ final class ExecutionRecorder: @unchecked Sendable {
     func finish(_ outcome: ExecutionOutcome) -> [String: ArtifactRecord] {
         timer?.cancel()
         var outcome = outcome
+        if outcome.build == nil { outcome.build = build }
         outcome.outputs = recordings.provisional(outcome.outputs)
         let provisional = outcome.outputs
         recordings.enqueue(steps: [execution.step]) { [self, outcome] writer in

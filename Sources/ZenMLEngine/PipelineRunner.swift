@@ -424,6 +424,7 @@ public final class PipelineRunner: Sendable {
             context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: "attempt \(attempt) of \(step.retries + 1) after: \(failure)")))
         }
         if attempt > 1 { launched.details["attempts"] = .int(Int64(attempt)) }
+        recorder.build = launched.build
         let workDirectory = launched.workDirectory, logFile = launched.logFile, result = launched.result, jobDirectory = launched.jobDirectory
         defer {
             workDirectories.release(workDirectory)
@@ -495,6 +496,8 @@ public final class PipelineRunner: Sendable {
         var published: [String: StoredArtifact]? = nil
         /// The job's directory, named by cache key, removed once the execution is recorded.
         var jobDirectory: String? = nil
+        /// The recorded build the process ran, for a bundle with a `build:` command.
+        var build: ArtifactRecord? = nil
     }
 
     /// Builds the bundle if it has a `build:` command, writes the request and runs the step
@@ -509,10 +512,10 @@ public final class PipelineRunner: Sendable {
         func failure(_ message: String) -> Result<Launched, StepFailureReport> {
             .failure(StepFailureReport(message: message, exitCode: nil, errorTail: "", logFile: nil))
         }
-        var buildPath: String?
+        var build: BundleBuilder.Output?
         if step.manifest.build != nil {
             do {
-                buildPath = try await builder.output(
+                build = try await builder.output(
                     bundlePath: step.bundlePath, manifest: step.manifest, bundleDigest: bundleDigest, runID: context.runID,
                     pipeline: graph.spec.name, logDirectory: context.logDirectory, hostEnvironment: context.options.hostEnvironment,
                     backend: context.options.backend, resources: step.resources)
@@ -582,7 +585,7 @@ public final class PipelineRunner: Sendable {
         beforeStart()
         var launch = StepLaunch(
             bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
-            timeout: step.timeout, hostEnvironment: hostEnvironment, buildPath: buildPath)
+            timeout: step.timeout, hostEnvironment: hostEnvironment, buildPath: build?.path)
         launch.resources = step.resources
         launch.nodeStaging = nodeStaging
         let backend = context.options.backend
@@ -592,7 +595,9 @@ public final class PipelineRunner: Sendable {
         var details = ran.details
         details["backend"] = .string(backend.name)
         return .success(
-            Launched(result: ran.result, workDirectory: workDirectory, logFile: logFile, details: details, published: ran.published, jobDirectory: nodeStaging?.jobDirectory))
+            Launched(
+                result: ran.result, workDirectory: workDirectory, logFile: logFile, details: details, published: ran.published,
+                jobDirectory: nodeStaging?.jobDirectory, build: build?.artifact))
     }
 
     /// A completed or cached execution with this key whose outputs are all still in the store.

@@ -82,6 +82,11 @@ public struct ExecutionRecord: Codable, Sendable, Hashable {
     public var cpuSeconds: Double? = nil
     /// Where the step ran: `{"backend": "slurm", "slurm_job_id": ..., "node": ..., "queue_wait_seconds": ...}`.
     public var backend: JSONValue = .null
+    /// The `BundleBuild` artifact (the output of a `build:<bundle>` execution) whose binaries the
+    /// step process ran, for a bundle with a `build:` command; recorded as an ML Metadata
+    /// INTERNAL_INPUT event keyed `build`, apart from the declared inputs. A cached execution has
+    /// none: it ran nothing (its reused execution has it).
+    public var build: ArtifactRecord? = nil
 
     public var duration: TimeInterval? { endedAt.map { $0.timeIntervalSince(startedAt) } }
 }
@@ -228,6 +233,9 @@ public struct ExecutionOutcome: Sendable {
     public var peakMemoryBytes: Int64?
     public var cpuSeconds: Double?
     public var backend: JSONValue
+    /// The recorded `BundleBuild` artifact the step ran (see ``ExecutionRecord/build``); its id
+    /// must be set.
+    public var build: ArtifactRecord? = nil
 
     public init(
         state: ExecutionState, endedAt: Date, exitCode: Int? = nil, logURI: String? = nil, message: String? = nil,
