@@ -144,14 +144,25 @@ public final class PipelineRunner: Sendable {
                     }
                 }
             }
-            // Every ready step is fingerprinted and looked up in the cache as one wave (one query);
-            // hits release their dependents into the next wave at once, misses wait for a job
-            // slot. The hits of all the waves are recorded in one transaction, queued at the end.
+            // Ready steps are fingerprinted and looked up in the cache in waves (one query each);
+            // hits release their dependents into a later wave at once, misses wait for a job
+            // slot. Hits are recorded a batch at a time, so the recording queue writes one batch
+            // while the next wave is looked up.
+            var reuses: [CacheReuse] = []
+            func recordReuses() {
+                guard !reuses.isEmpty else { return }
+                let batch = reuses, recordedAt = Date()
+                reuses = []
+                recordings.enqueue(steps: batch.map(\.execution.step)) { writer in
+                    let resolved = try batch.map { CacheReuse(try writer.resolved($0.execution), reusing: $0.source) }
+                    let ids = try writer.metadata.recordCachedExecutions(resolved, at: recordedAt)
+                    for (reuse, id) in zip(batch, ids) { writer.recorded(step: reuse.execution.step, executionID: id) }
+                }
+            }
             func resolveReady() async {
-                var reuses: [CacheReuse] = []
                 while !ready.isEmpty, !Task.isCancelled {
-                    let wave = ready
-                    ready = []
+                    let wave = Array(ready.prefix(Self.waveLimit))
+                    ready.removeFirst(wave.count)
                     var prepared: [PreparedStep] = []
                     for name in wave {
                         guard let step = graph[step: name] else { continue }
@@ -186,14 +197,9 @@ public final class PipelineRunner: Sendable {
                         }
                     }
                     waiting = Self.merged(waiting, missed) { (order[$0.name] ?? 0) < (order[$1.name] ?? 0) }
+                    if reuses.count >= Self.waveLimit { recordReuses() }
                 }
-                guard !reuses.isEmpty else { return }
-                let recordedAt = Date()
-                recordings.enqueue(steps: reuses.map(\.execution.step)) { [reuses] writer in
-                    let resolved = try reuses.map { CacheReuse(try writer.resolved($0.execution), reusing: $0.source) }
-                    let ids = try writer.metadata.recordCachedExecutions(resolved, at: recordedAt)
-                    for (reuse, id) in zip(reuses, ids) { writer.recorded(step: reuse.execution.step, executionID: id) }
-                }
+                recordReuses()
             }
             func launchWaiting() {
                 if recordings.hasFailed {
@@ -264,6 +270,9 @@ public final class PipelineRunner: Sendable {
         observer(.runFinished(summary))
         return summary
     }
+
+    /// The most steps looked up in one query, and recorded as cached in one transaction.
+    static let waveLimit = 100
 
     /// Two lists in order, merged in order: a step's completion releases a few steps into a
     /// ready list that, in a wide fan-out, holds hundreds (re-sorting it each time was quadratic).
