@@ -138,6 +138,49 @@ final class RetryTests: XCTestCase {
         XCTAssertEqual(try proxy.hits(0), 3)
     }
 
+    // MARK: GCS resumable uploads resume where the server says
+
+    /// The server keeps only part of a chunk (a shorter `Range` in its 308), or part of it and then
+    /// the connection drops (only a status query tells how much arrived): the upload goes on from
+    /// there and the object has exactly the file's bytes.
+    func testGCSResumesFromTheOffsetTheServerKept() async throws {
+        let (store, proxy) = try await gcs()
+        defer { proxy.stop() }
+        let directory = try Servers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let size = (3 << 19) + 12345  // chunks of 512 KiB at 0, 512 Ki and 1 Mi, and the last one
+        let large = try file(directory, "large", size)
+        let chunk = "upload_id"
+        try proxy.set([
+            .init(method: "PUT", contains: chunk, header: "Content-Range: bytes 0-", action: .keepPart, keep: 100_000, times: 1),
+            .init(method: "PUT", contains: chunk, header: "Content-Range: bytes 624288-", action: .keepPartAndDrop, keep: 300_000, times: 1),
+            .init(method: "PUT", contains: chunk, header: "Content-Range: bytes */*", action: .status, status: 503, times: 1),
+        ])
+        let staged = try await store.stage("resumed", file: large.path)
+        XCTAssertEqual(staged.sha256, ZenMLCore.Digest.of(large.data), "every byte hashed once, in order")
+        let seen = try await store.head("resumed")
+        XCTAssertNil(seen, "invisible until committed")
+        _ = try await staged.commit()
+        try await assertStored(store, "resumed", large.data, in: directory)
+        let log = try proxy.stats().log
+        let ranges = log.map { $0.components(separatedBy: " ").dropFirst(2).prefix(2).joined(separator: " ") }
+        XCTAssertEqual(try proxy.hits(0), 1)
+        // libcurl may send the dropped chunk once more by itself (its connection was reused and
+        // closed): the server refuses the copy, and a status query sorts it out as well.
+        XCTAssertTrue((1...2).contains(try proxy.hits(1)), "the second chunk started at byte 100000, where the server said it stopped: \(log)")
+        XCTAssertTrue(ranges.contains("bytes 924288-1448575/*"), "after the drop, the next chunk starts where the server has the bytes up to: \(log)")
+        XCTAssertEqual(try proxy.hits(2), 2, "after the drop, the status query (refused once, then asked again): \(log)")
+
+        // The last chunk: kept in part, then sent whole but its answer lost on the way back.
+        try proxy.set([
+            .init(method: "PUT", contains: chunk, header: "/\(size)\n", action: .keepPart, keep: 5000, times: 1),
+            .init(method: "PUT", contains: chunk, header: "/\(size)\n", action: .dropBody, times: 1),
+        ])
+        _ = try await store.put("finished", file: large.path)
+        try await assertStored(store, "finished", large.data, in: directory)
+        XCTAssertEqual(try proxy.hits(0), 3, "the last chunk, its rest, then the status query")
+    }
+
     // MARK: The bound on transfers in flight
 
     func testTransfersInFlightStayWithinTheBound() async throws {
