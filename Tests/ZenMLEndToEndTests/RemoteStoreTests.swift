@@ -221,4 +221,122 @@ final class RemoteStoreTests: XCTestCase {
         XCTAssertEqual(third.exitCode, 0, third.output)
         XCTAssertEqual(Sandbox.states(thirdSummary)["big"], "cached")
     }
+    /// A fresh bucket on moto (which accepts any credentials): its port and the bucket.
+    func motoBucket(_ label: String) throws -> (port: String, bucket: String) {
+        let port = try Sandbox.service("s3-moto.sh")
+        let bucket = "zenml-\(label)-\(UUID().uuidString.prefix(8).lowercased())"
+        XCTAssertEqual(try Sandbox.shell("curl -s -o /dev/null -w '%{http_code}' -X PUT 'http://127.0.0.1:\(port)/\(bucket)'"), "200")
+        return (port, bucket)
+    }
+
+    /// Credentials are used to sign requests and nothing else: a distinctive secret and session
+    /// token appear in no record, export, log, configuration or output, also of a failed run.
+    func testCredentialsAreRecordedNowhere() throws {
+        let (port, bucket) = try motoBucket("secret")
+        let sandbox = try Sandbox()
+        let secret = "zenml-test-SECRET-\(UUID().uuidString.prefix(12))"
+        let token = "zenml-test-TOKEN-\(UUID().uuidString.prefix(12))"
+        let env = ["HOME": sandbox.root, "AWS_ACCESS_KEY_ID": "AKIDZENMLTEST", "AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": token, "AWS_PROFILE": ""]
+        try sandbox.shBundle("make", outputs: "{data: Dataset}", script: #"""
+            O=$(out data)
+            head -c 100000 /dev/urandom > "$O/blob"; echo one > "$O/small"
+            echo "made the data" >&2
+            echo '{"status":"ok"}'
+            """#)
+        try sandbox.shBundle("fail", inputs: "{data: Dataset}", script: #"""
+            echo "this step fails on purpose" >&2
+            exit 3
+            """#)
+        try sandbox.write("pipeline.yaml", "name: secrets\nsteps:\n  make:\n    uses: ./bundles/make\n")
+        try sandbox.write("failing.yaml", "name: failing\nsteps:\n  make:\n    uses: ./bundles/make\n  fail:\n    uses: ./bundles/fail\n    inputs: {data: make.data}\n")
+        var outputs: [String] = []
+        func zenml(_ arguments: [String], expect: Int32 = 0) throws {
+            let result = try sandbox.run(arguments, environment: env.merging(["ZENML_MULTIPART_THRESHOLD": "50000"]) { $1 })
+            XCTAssertEqual(result.exitCode, expect, "\(arguments): \(result.output)")
+            outputs.append(result.output)
+        }
+        try zenml(["init"])
+        try zenml(["config", "artifacts", "set", "s3://\(bucket)/team", "--endpoint", "http://127.0.0.1:\(port)"])
+        try zenml(["run", "pipeline.yaml"])
+        try zenml(["run", "pipeline.yaml", "--json"])
+        try zenml(["run", "failing.yaml", "--json"], expect: 1)
+        try zenml(["runs", "list", "--json"])
+        try zenml(["pipelines", "show", "secrets"])
+        try zenml(["metadata", "export"])
+        XCTAssertTrue(outputs.last?.contains("\"pipeline\"") == true, "the export has the runs: \(outputs.last?.prefix(300) ?? "")")
+        XCTAssertFalse(sandbox.files(under: ".zenml/logs").isEmpty, "step logs were written")
+        // Every file of the workspace: the SQLite metadata database, logs, config.json, the cache.
+        let files = try Sandbox.shell("cd '\(sandbox.root)' && find .zenml -type f | sort").split(separator: "\n").map(String.init)
+        XCTAssertTrue(files.contains(".zenml/config.json") && files.contains { $0.contains("metadata") }, "\(files)")
+        // The search does find what a step wrote to its log and what a failed step said.
+        XCTAssertNotEqual(try Sandbox.shell("cd '\(sandbox.root)' && grep -rlaF 'made the data' .zenml || true"), "")
+        let failure = try Sandbox.shell("cd '\(sandbox.root)' && grep -rlaF 'fails on purpose' .zenml || true")
+        XCTAssertTrue(outputs.contains { $0.contains("fails on purpose") } || !failure.isEmpty, "the failed step's message is kept")
+        for value in [secret, token] {
+            for (index, output) in outputs.enumerated() { XCTAssertFalse(output.contains(value), "command \(index) printed a credential: \(output)") }
+            let found = try Sandbox.shell("cd '\(sandbox.root)' && grep -rlaF '\(value)' .zenml || true")
+            XCTAssertEqual(found, "", "files holding a credential")
+        }
+        // Nor is anything in the bucket (manifests, bundle copies, outputs).
+        let keys = try Sandbox.shell("curl -s 'http://127.0.0.1:\(port)/\(bucket)?list-type=2' | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g'")
+            .split(separator: "\n").map(String.init)
+        XCTAssertFalse(keys.isEmpty)
+        for key in keys {
+            let object = try Sandbox.shell("curl -s 'http://127.0.0.1:\(port)/\(bucket)/\(key)' | grep -caF -e '\(secret)' -e '\(token)' || true")
+            XCTAssertEqual(object.trimmingCharacters(in: .whitespacesAndNewlines), "0", key)
+        }
+    }
+
+    /// S3: a run killed while a large output goes up as a multipart upload leaves no artifact
+    /// (the upload is never completed, so no object is visible); the next run publishes it.
+    func testKilledMultipartUploadIsInvisibleAndTheNextRunRepublishes() throws {
+        let (port, bucket) = try motoBucket("kill")
+        let sandbox = try Sandbox()
+        // 80 MiB in parts of 5 MiB (S3's least), one at a time: about a second of parts on moto.
+        try sandbox.shBundle("big", outputs: "{data: Dataset}", script: #"""
+            O=$(out data)
+            head -c 83886080 /dev/urandom > "$O/large.bin"
+            echo small > "$O/small.txt"
+            echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: big\nsteps:\n  big:\n    uses: ./bundles/big\n")
+        let env = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_PROFILE": "", "HOME": sandbox.root,
+                   "ZENML_MULTIPART_THRESHOLD": "8388608", "ZENML_PART_SIZE": "5242880", "ZENML_TRANSFERS": "1"]
+        XCTAssertEqual(try sandbox.run(["init"], environment: env).exitCode, 0)
+        XCTAssertEqual(try sandbox.run(["config", "artifacts", "set", "s3://\(bucket)/a", "--endpoint", "http://127.0.0.1:\(port)"], environment: env).exitCode, 0)
+        let base = "http://127.0.0.1:\(port)/\(bucket)"
+        func uploadsInProgress() throws -> Int {
+            Int(try Sandbox.shell("curl -s '\(base)?uploads' | grep -o '<UploadId>' | wc -l").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        }
+        func keys() throws -> [String] {
+            try Sandbox.shell("curl -s '\(base)?list-type=2&prefix=a/' | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g'").split(separator: "\n").map(String.init)
+        }
+        let started = Date()
+        let process = try sandbox.start(["run", "pipeline.yaml"], environment: env)
+        var inProgress = 0
+        while Date().timeIntervalSince(started) < 50 {
+            inProgress = try uploadsInProgress()
+            if inProgress > 0 { break }
+            usleep(20_000)
+        }
+        usleep(200_000)  // a few parts in
+        kill(process.process.processIdentifier, SIGKILL)
+        _ = try process.wait(timeout: 10)
+        XCTAssertEqual(inProgress, 1, "the multipart upload had started")
+        XCTAssertEqual(try uploadsInProgress(), 1, "killed before it was completed")
+        let afterKill = try keys()
+        XCTAssertEqual(afterKill.filter { $0.hasSuffix(".manifest.json") }.count, 1, "only the bundle's copy, no output artifact: \(afterKill)")
+        XCTAssertEqual(afterKill.filter { $0.hasPrefix("a/blobs/") || $0.hasSuffix("/large.bin") }, [], "no part of the large file is visible")
+
+        let (again, summary) = try sandbox.runPipeline("pipeline.yaml", [], environment: env)
+        XCTAssertEqual(again.exitCode, 0, again.output)
+        XCTAssertEqual(Sandbox.states(summary)["big"], "done", "nothing was published, so the step runs again")
+        let published = try keys()
+        XCTAssertEqual(published.filter { $0.hasSuffix(".manifest.json") }.count, 2, "the output is published now: \(published)")
+        XCTAssertEqual(published.filter { $0.hasPrefix("a/blobs/") }.count, 1, "the large file, completed: \(published)")
+        let (third, thirdSummary) = try sandbox.runPipeline("pipeline.yaml", [], environment: env)
+        XCTAssertEqual(third.exitCode, 0, third.output)
+        XCTAssertEqual(Sandbox.states(thirdSummary)["big"], "cached")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 60)
+    }
 }
