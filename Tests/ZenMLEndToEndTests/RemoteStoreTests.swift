@@ -34,16 +34,19 @@ final class RemoteStoreTests: XCTestCase {
 
     /// The collaboration scenario of the issue, on the penguins pipeline (seven bundles in Python and C).
     ///
-    /// Both members have the project checked out at the same path, as a team's machines usually do:
-    /// a registered pipeline records its file, and a copy of it reads the base's bundles from there.
+    /// Each member has the project checked out in a folder of their own, and Alice's checkout is
+    /// out of Bob's reach while he works (as on another machine): a copy of Alice's pipeline is
+    /// built from the bundles her run kept in the stores, pinned by digest, not from her files.
     /// Their workspaces, HOMEs, credentials and artifact caches are separate.
     func collaborate(_ backend: Backend) throws {
         let mysqlPort = try Sandbox.service("mariadb.sh")
         let sandbox = try Sandbox()
         let (url, options, credentials) = try prepareBucket(backend, sandbox: sandbox)
         let database = "zenml_e2e_\(UUID().uuidString.prefix(8).lowercased())"
-        try sandbox.copyExamplesAndSteps(into: "project")
-        let pipeline = "project/examples/penguins/pipeline.yaml"
+        try sandbox.copyExamplesAndSteps(into: "alice-src/project")
+        try sandbox.copyExamplesAndSteps(into: "bob-checkout")
+        let pipeline = "alice-src/project/examples/penguins/pipeline.yaml"
+        let bobPipeline = "bob-checkout/examples/penguins/pipeline.yaml"
         var environment: [String: [String: String]] = [:]
         for member in ["alice", "bob"] {
             // Separate HOMEs, and none of the test runner's own cloud settings.
@@ -69,6 +72,8 @@ final class RemoteStoreTests: XCTestCase {
         XCTAssertEqual(Set(Sandbox.states(aliceSummary).values), ["done"], aliceRun.stdout)
         let aliceRunID = try XCTUnwrap(aliceSummary["run_id"] as? String, "\(aliceSummary.keys)")
         let aliceOutputs = Self.outputs(aliceSummary)
+        // Alice's machine is out of reach from here until Bob is done.
+        _ = try Sandbox.shell("mv '\(sandbox.root)/alice-src' '\(sandbox.root)/alice-machine'")
 
         // Bob finds it: the pipeline, Alice's run, and its statistics (fetched from the bucket).
         let pipelines = try sandbox.run(["pipelines", "list", "--workspace", "bob"], environment: bob)
@@ -98,10 +103,10 @@ final class RemoteStoreTests: XCTestCase {
         // softmax regression in C) and runs it: every step upstream of the trainer is a cache hit
         // on Alice's artifacts, no process is started for them, and only the trainer's inputs are
         // downloaded.
-        let copied = try sandbox.run(["pipelines", "copy", "penguins", "penguins-nb", "--set", "train.uses=project/steps/train-nb",
-                                      "-o", "project/examples/penguins/nb.yaml", "--workspace", "bob"], environment: bob)
+        let copied = try sandbox.run(["pipelines", "copy", "penguins", "penguins-nb", "--set", "train.uses=bob-checkout/steps/train-nb",
+                                      "-o", "bob-checkout/examples/penguins/nb.yaml", "--workspace", "bob"], environment: bob)
         XCTAssertEqual(copied.exitCode, 0, copied.output)
-        let (bobRun, bobSummary) = try sandbox.runPipeline("project/examples/penguins/nb.yaml", ["--workspace", "bob"], environment: bob)
+        let (bobRun, bobSummary) = try sandbox.runPipeline("bob-checkout/examples/penguins/nb.yaml", ["--workspace", "bob"], environment: bob)
         XCTAssertEqual(bobRun.exitCode, 0, bobRun.output)
         let states = Sandbox.states(bobSummary)
         for step in ["data", "split", "statistics", "schema", "validate"] { XCTAssertEqual(states[step], "cached", "\(step): \(states)") }
@@ -121,8 +126,8 @@ final class RemoteStoreTests: XCTestCase {
             XCTAssertFalse(cached.contains(unneeded), "\(unneeded) is not needed by the steps that ran, so it is not downloaded: \(cached)")
         }
 
-        // Bob runs Alice's pipeline itself: all cache hits, no step process.
-        let (again, againSummary) = try sandbox.runPipeline(pipeline, ["--workspace", "bob"], environment: bob)
+        // Bob runs Alice's pipeline from his own checkout: all cache hits, no step process.
+        let (again, againSummary) = try sandbox.runPipeline(bobPipeline, ["--workspace", "bob"], environment: bob)
         XCTAssertEqual(again.exitCode, 0, again.output)
         XCTAssertEqual(Set(Sandbox.states(againSummary).values), ["cached"], again.stdout)
         XCTAssertEqual(sandbox.files(under: "bob/.zenml/logs/\(againSummary["run_id"] as? String ?? "")").filter { $0.hasSuffix(".log") }, [])
@@ -136,6 +141,7 @@ final class RemoteStoreTests: XCTestCase {
             try Sandbox.shell("cd '\(sandbox.root)/bob/model-copy' && find . -type f | sort | xargs cat | sha256sum"),
             try Sandbox.shell("cd \"$(ls -d '\(sandbox.root)'/alice/.zenml/cache/artifacts/sha256/*/\(modelDigest))\" && find . -type f | sort | xargs cat | sha256sum"))
 
+        _ = try Sandbox.shell("mv '\(sandbox.root)/alice-machine' '\(sandbox.root)/alice-src'")
         // Alice sees Bob's run and pipeline, and its evaluation (fetched from the bucket).
         let listed = try sandbox.run(["runs", "list", "--workspace", "alice", "--json"], environment: alice)
         XCTAssertEqual(listed.exitCode, 0, listed.output)
@@ -149,7 +155,7 @@ final class RemoteStoreTests: XCTestCase {
         bare["HOME"] = sandbox.root + "/nobody"
         bare["STORAGE_EMULATOR_HOST"] = nil
         if backend == .s3 {
-            let refused = try sandbox.run(["run", pipeline, "--workspace", "bob"], environment: bare)
+            let refused = try sandbox.run(["run", bobPipeline, "--workspace", "bob"], environment: bare)
             XCTAssertEqual(refused.exitCode, 3, refused.output)
             XCTAssertTrue(refused.stderr.contains("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), refused.stderr)
             var wrong = alice
@@ -221,6 +227,7 @@ final class RemoteStoreTests: XCTestCase {
         XCTAssertEqual(third.exitCode, 0, third.output)
         XCTAssertEqual(Sandbox.states(thirdSummary)["big"], "cached")
     }
+
     /// A fresh bucket on moto (which accepts any credentials): its port and the bucket.
     func motoBucket(_ label: String) throws -> (port: String, bucket: String) {
         let port = try Sandbox.service("s3-moto.sh")
