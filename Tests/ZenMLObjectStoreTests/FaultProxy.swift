@@ -181,6 +181,7 @@ final class FaultProxy: @unchecked Sendable {
             if byte.isEmpty || byte == Data("\n".utf8) { break }
             line.append(byte)
         }
+        try? FileManager.default.removeItem(atPath: path)  // read by Python before it printed the port
         guard let port = Int(String(decoding: line, as: UTF8.self)) else {
             kill(process.processIdentifier, SIGKILL)
             throw Servers.Unavailable(description: "the fault proxy did not start (python3 missing?)")
