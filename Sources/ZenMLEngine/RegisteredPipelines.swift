@@ -29,14 +29,60 @@ public struct RegisteredPipelines: Sendable {
     }
 
     /// Resolves `base:` references to registered pipelines.
+    ///
+    /// A base's relative `uses:` and data paths start from its registered file's folder, found in
+    /// this workspace (``localFile(_:of:version:)``). A teammate whose checkout is elsewhere (or who
+    /// has none) has no such file: the base is then the version's newest complete run with every
+    /// bundle and data file pinned to the copies the stores keep (what `pipelines export` writes),
+    /// so a copy reads the same bytes, keeps the base's cache keys, and needs no checkout at the
+    /// path of whoever registered it.
     public var resolver: BasePipelineResolver {
         let registered = self
         return { reference in
-            guard let (_, version) = try registered.version(reference) else { return nil }
+            guard let (pipeline, version) = try registered.version(reference) else { return nil }
             guard let file = version.file else { throw PipelineSourceError.noFile(reference) }
             let local = registered.localFile(file, of: reference, version: version)
-            return BasePipeline(root: version.spec, directory: (local as NSString).deletingLastPathComponent)
+            let directory = (local as NSString).deletingLastPathComponent
+            if (try? FileStatus.of(local, followingLinks: true)) == nil,
+               let run = try registered.metadata.runs(pipeline: pipeline.name, limit: 100)
+                   .first(where: { $0.specDigest == version.specDigest && $0.state == .complete }) {
+                return BasePipeline(root: try registered.pinnedSpec(of: run, spec: version.spec), directory: directory)
+            }
+            return BasePipeline(root: version.spec, directory: directory)
         }
+    }
+
+    /// A run's pipeline spec with every bundle and data file that the stores keep a copy of
+    /// pinned by digest (`sha256:…`, see ``SourceSnapshots``): the digests that entered its cache
+    /// keys, so that the pinned spec keeps them. Steps the run did not execute (`--only`) are left
+    /// out, and so is `base:` (the spec is already composed).
+    func pinnedSpec(of run: RunRecord, spec: JSONValue) throws -> JSONValue {
+        let executions = Dictionary(try metadata.executions(runID: run.id).map { ($0.step, $0) }, uniquingKeysWith: { _, last in last })
+        guard var root = spec.objectValue, var steps = root["steps"]?.objectValue else {
+            throw PipelineSourceError.noFile(run.pipeline)
+        }
+        for (name, value) in steps {
+            guard var step = value.objectValue, let execution = executions[name] else {
+                steps.removeValue(forKey: name)
+                continue
+            }
+            if let digest = execution.bundleDigest, try metadata.snapshot(type: SourceSnapshots.bundleType, key: digest) != nil {
+                step["uses"] = .string(digest.description)
+            }
+            var config = step["config"]?.objectValue ?? [:]
+            let keyConfig = execution.keyIngredients["key"]?["config"]?.objectValue ?? [:]
+            for key in (execution.keyIngredients["external_paths"]?.objectValue ?? [:]).keys {
+                if let text = keyConfig[key]?.stringValue, let digest = Digest(text),
+                   try metadata.snapshot(type: SourceSnapshots.dataType, key: digest) != nil {
+                    config[key] = .string(digest.description)
+                }
+            }
+            if !config.isEmpty { step["config"] = .object(config) }
+            steps[name] = .object(step)
+        }
+        root["steps"] = .object(steps)
+        root.removeValue(forKey: "base")
+        return .object(root)
     }
 
     /// Where a registered pipeline file is in this workspace. The store records the path in the

@@ -145,32 +145,6 @@ extension PipelineRunner {
     /// pinned by digest, so that `zenml-run run` reproduces it on any machine sharing the stores.
     public func export(runID reference: String) throws -> (run: RunRecord, spec: JSONValue) {
         guard let run = try metadata.run(id: reference) else { throw InspectorError.unknownRun(reference) }
-        let executions = Dictionary(try metadata.executions(runID: run.id).map { ($0.step, $0) }, uniquingKeysWith: { _, last in last })
-        guard var root = try recordedSpec(of: run).root.objectValue, var steps = root["steps"]?.objectValue else {
-            throw PipelineSourceError.noFile(run.pipeline)
-        }
-        for (name, value) in steps {
-            guard var step = value.objectValue, let execution = executions[name] else {
-                // A step the run did not execute (--only) is not part of what it did.
-                steps.removeValue(forKey: name)
-                continue
-            }
-            if let digest = execution.bundleDigest, try metadata.snapshot(type: SourceSnapshots.bundleType, key: digest) != nil {
-                step["uses"] = .string(digest.description)
-            }
-            var config = step["config"]?.objectValue ?? [:]
-            let keyConfig = execution.keyIngredients["key"]?["config"]?.objectValue ?? [:]
-            for key in (execution.keyIngredients["external_paths"]?.objectValue ?? [:]).keys {
-                if let text = keyConfig[key]?.stringValue, let digest = Digest(text),
-                   try metadata.snapshot(type: SourceSnapshots.dataType, key: digest) != nil {
-                    config[key] = .string(digest.description)
-                }
-            }
-            if !config.isEmpty { step["config"] = .object(config) }
-            steps[name] = .object(step)
-        }
-        root["steps"] = .object(steps)
-        root.removeValue(forKey: "base")
-        return (run, .object(root))
+        return (run, try registered.pinnedSpec(of: run, spec: recordedSpec(of: run).root))
     }
 }

@@ -19,6 +19,7 @@ public protocol CreateOnlyObjectStore: ObjectStore {
     func create(_ key: String, data: Data) async throws -> CreateOutcome
 }
 
-/// Transient answers worth another try for a conditional write (a retried create that had in fact
-/// succeeded comes back as ``CreateOutcome/exists``; callers that read the object back see it is theirs).
+/// Transient answers worth another try (408, 429, 5xx but 501). For a conditional write, a retried
+/// create that had in fact succeeded comes back as ``CreateOutcome/exists``; callers that read the
+/// object back see it is theirs.
 func isTransient(_ status: Int) -> Bool { status == 408 || status == 429 || (status >= 500 && status != 501) }

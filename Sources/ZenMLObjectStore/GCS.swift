@@ -225,7 +225,12 @@ public struct GCSObjectStore: ObjectStore {
     /// A resumable upload of all chunks but the last, which ``StagedUpload/commit()`` sends: GCS
     /// creates the object only with the last byte. Chunks go one after the other (the protocol is
     /// sequential), each a multiple of 256 KiB but the last, hashed (the file's SHA-256 and MD5)
-    /// from a mapping of the file just before it is sent.
+    /// from a mapping of the file just before it is first sent.
+    ///
+    /// The server may keep less of a chunk than was sent (its 308 answer's `Range` says how much),
+    /// and a dropped connection leaves unknown how much arrived: the next chunk starts where the
+    /// server says it has the bytes up to (asked with a status query after a failure), never where
+    /// this side stopped sending. Resending blindly would duplicate or skip bytes.
     public func stage(_ key: String, file path: String) async throws -> any StagedUpload {
         let (descriptor, size) = try fileSize(path)
         defer { close(descriptor) }
@@ -240,23 +245,35 @@ public struct GCSObjectStore: ObjectStore {
         let chunkSize = max(256 << 10, settings.partSize / (256 << 10) * (256 << 10))
         var md5 = Insecure.MD5()
         var sha256 = SHA256()
+        var hashed: Int64 = 0
+        // The bytes the server has kept (all of them up to here, by its own answer).
         var offset: Int64 = 0
         let file = try FileMapping(descriptor: descriptor, size: size, path: path)
         do {
+            var stalls = 0
             while true {
                 let length = min(chunkSize, size - offset)
-                let bytes = file.bytes(offset: offset, length: length)
-                sha256.update(bufferPointer: bytes)
-                md5.update(bufferPointer: bytes)
+                if offset + length > hashed {
+                    let bytes = file.bytes(offset: hashed, length: offset + length - hashed)
+                    sha256.update(bufferPointer: bytes)
+                    md5.update(bufferPointer: bytes)
+                    hashed = offset + length
+                }
                 if offset + length == size { break }
-                let range = "bytes \(offset)-\(offset + length - 1)/*"
-                let response = try await send("PUT", session, headers: [(name: "Content-Range", value: range), (name: "Content-Type", value: "application/octet-stream")],
-                                              body: file.slice(offset: offset, length: length))
+                let response = try await sendChunk(
+                    session, range: "bytes \(offset)-\(offset + length - 1)/*", offset: offset, body: file.slice(offset: offset, length: length), total: "*", stalls: stalls)
                 guard response.status == 308 else {
                     try check(response, "upload a chunk of", key, accept: [])
                     throw ObjectStoreError.server(operation: "upload", url: "\(bucketURL)/\(key)", status: response.status, detail: "the resumable upload ended early")
                 }
-                offset += length
+                let kept = try keptBytes(response, key: key)
+                guard kept >= offset, kept <= offset + length else {
+                    throw ObjectStoreError.server(
+                        operation: "upload", url: "\(bucketURL)/\(key)", status: 308,
+                        detail: "the server says it has the first \(kept) bytes, after bytes \(offset)-\(offset + length - 1) were sent")
+                }
+                stalls = try stalled(kept > offset, stalls, key: key, offset: offset)
+                offset = kept
             }
             try file.checkUnchangedForUpload(descriptor: descriptor)
         } catch {
@@ -267,11 +284,89 @@ public struct GCSObjectStore: ObjectStore {
         return GCSStagedUpload(store: self, key: key, session: session, file: file, lastOffset: offset, size: size, sha256: digest, md5: Data(md5.finalize()))
     }
 
+    /// Rounds in a row in which the server kept no more of an upload, before it fails.
+    static let chunkRetries = 4
+
+    /// Sends a chunk once; without an answer, or with a transient one, waits (backing off by
+    /// `stalls`) and asks the server what it has instead (a status query, `bytes */TOTAL`): a
+    /// chunk is sent again only from where the server says it has the bytes up to.
+    ///
+    /// libcurl itself sends a request again when the reused connection it went out on turns out to
+    /// be closed before any answer; if the server had kept part of the chunk, it refuses the copy
+    /// (400, the start is not where it stands). Such a refusal is checked with a status query too,
+    /// and the upload goes on if the server does have more than `offset` bytes.
+    private func sendChunk(_ session: String, range: String, offset: Int64, body: Data, total: String, stalls: Int) async throws -> HTTPResponse {
+        var headers = [(name: "Content-Range", value: range), (name: "Content-Type", value: "application/octet-stream")]
+        if let authorization = try await tokens.authorization() { headers.append((name: "Authorization", value: authorization)) }
+        do {
+            var response = try await client.send(HTTPRequest(method: "PUT", url: session, headers: headers, body: body), retries: 0)
+            response.attempts = stalls + 1
+            if response.status == 400 {
+                let status = try await send("PUT", session, headers: [(name: "Content-Range", value: "bytes */\(total)")], body: Data())
+                if status.status == 308, let kept = try? keptBytes(status), kept > offset { return status }
+                return response
+            }
+            if !isTransient(response.status) || stalls >= Self.chunkRetries { return response }
+        } catch var error as HTTPTransportError {
+            guard error.isRetryable && stalls < Self.chunkRetries else {
+                error.attempts = stalls + 1
+                throw error
+            }
+        }
+        try await Task.sleep(nanoseconds: UInt64(0.25 * Double(1 << stalls) * Double.random(in: 0.5...1.5) * 1e9))
+        return try await send("PUT", session, headers: [(name: "Content-Range", value: "bytes */\(total)")], body: Data())
+    }
+
+    /// Counts a round of an upload: `stalls` back to 0 when the server kept more, else one more
+    /// (and the upload fails after ``chunkRetries``).
+    private func stalled(_ progressed: Bool, _ stalls: Int, key: String, offset: Int64) throws -> Int {
+        if progressed { return 0 }
+        guard stalls < Self.chunkRetries else {
+            throw ObjectStoreError.server(
+                operation: "upload", url: "\(bucketURL)/\(key)", status: 308,
+                detail: "the server kept nothing past byte \(offset) in \(stalls + 1) attempts; run again later")
+        }
+        return stalls + 1
+    }
+
+    /// How many bytes a 308 answer says the server has: its `Range: bytes=0-N` (none without one).
+    /// `bytes=0-0` is read as none: the GCS emulator answers so for an empty upload, and GCS
+    /// itself never keeps a single byte of a chunk (it keeps multiples of 256 KiB).
+    private func keptBytes(_ response: HTTPResponse, key: String = "") throws -> Int64 {
+        guard let range = response.header("range") else { return 0 }
+        guard range.hasPrefix("bytes=0-"), let last = Int64(range.dropFirst("bytes=0-".count)) else {
+            throw ObjectStoreError.server(operation: "upload", url: "\(bucketURL)/\(key)", status: response.status, detail: "unreadable Range '\(range)' in the answer")
+        }
+        return last == 0 ? 0 : last + 1
+    }
+
     fileprivate func finish(_ upload: GCSStagedUpload) async throws -> ObjectInfo {
-        let offset = upload.lastOffset, size = upload.size
-        let range = size == 0 ? "bytes */0" : "bytes \(offset)-\(size - 1)/\(size)"
-        let response = try await send("PUT", upload.session, headers: [(name: "Content-Range", value: range), (name: "Content-Type", value: "application/octet-stream")],
-                                      body: upload.file.slice(offset: offset, length: size - offset))
+        var offset = upload.lastOffset
+        let size = upload.size
+        var stalls = 0
+        var response: HTTPResponse
+        // The last chunk creates the object; until an answer says so, the server may have kept only
+        // part of it (308), or the connection may have dropped with the object created or not.
+        while true {
+            response = try await sendChunk(
+                upload.session, range: size == 0 ? "bytes */0" : "bytes \(offset)-\(size - 1)/\(size)", offset: offset,
+                body: upload.file.slice(offset: offset, length: size - offset), total: String(size), stalls: stalls)
+            guard response.status == 308 else { break }
+            let kept = try keptBytes(response, key: upload.key)
+            guard kept >= offset, kept < max(size, 1) else {
+                throw ObjectStoreError.server(
+                    operation: "finish the upload of", url: "\(bucketURL)/\(upload.key)", status: 308,
+                    detail: "the server says it has the first \(kept) bytes, after bytes \(offset)-\(size - 1) were sent")
+            }
+            stalls = try stalled(kept > offset, stalls, key: upload.key, offset: offset)
+            offset = kept
+        }
+        // A status query about an upload that the lost answer had completed: GCS answers with the
+        // object; the emulator has forgotten the session (404), so the object itself is checked.
+        if response.status == 404, let info = try await head(upload.key), info.size == size, info.md5 == hex(upload.md5) {
+            withExtendedLifetime(upload.file) {}
+            return info
+        }
         withExtendedLifetime(upload.file) {}
         try check(response, "finish the upload of", upload.key, accept: [200, 201])
         if upload.file.shrank {

@@ -28,6 +28,8 @@ public struct HTTPResponse: Sendable {
     /// Header names in lower case; a repeated header keeps its last value.
     public var headers: [String: String]
     public var body: Data
+    /// How many times the request was sent: more than 1 when earlier answers were worth a retry.
+    public var attempts: Int = 1
 
     public func header(_ name: String) -> String? { headers[name.lowercased()] }
     public var text: String { String(decoding: body, as: UTF8.self) }
@@ -39,8 +41,12 @@ public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {
     public var url: String
     public var message: String
     public var curlCode: Int32
+    /// How many times the request was sent before giving up.
+    public var attempts: Int = 1
 
-    public var description: String { "cannot reach \(url): \(message)" }
+    public var description: String {
+        "cannot reach \(url): \(message)" + (attempts > 1 ? " (gave up after \(attempts) attempts; check the network and the server, then run again)" : "")
+    }
 
     /// Dropped connections, timeouts and resets are worth another try; a bad URL is not.
     var isRetryable: Bool {
@@ -64,9 +70,13 @@ public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {
 /// keeps connections to the server open across requests. The number of threads bounds the
 /// transfers in flight; more requests wait in a queue. Callers await results through continuations.
 public final class HTTPClient: @unchecked Sendable {
-    /// The process-wide client: `ZENML_TRANSFERS` threads (default 8).
-    public static let shared = HTTPClient(
-        concurrency: max(1, min(64, Int(ProcessInfo.processInfo.environment["ZENML_TRANSFERS"] ?? "") ?? 8)))
+    /// The process-wide client: ``transfers(_:)`` threads.
+    public static let shared = HTTPClient(concurrency: transfers())
+
+    /// How many transfers run at once: `ZENML_TRANSFERS` (1 to 64), default 8.
+    public static func transfers(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Int {
+        max(1, min(64, Int(environment["ZENML_TRANSFERS"] ?? "") ?? 8))
+    }
 
     /// How many requests run at once.
     public let concurrency: Int
@@ -93,21 +103,31 @@ public final class HTTPClient: @unchecked Sendable {
     private static let initializeCurl: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
     /// Sends a request; retries dropped connections and 408/429/5xx answers with exponential
-    /// backoff (4 retries, 0.25 s doubling, with jitter) and returns the last answer.
+    /// backoff (4 retries, 0.25 s doubling, with jitter) and returns the last answer, whose
+    /// `attempts` (or the error's) says how often it was sent.
+    ///
+    /// Only for requests that may be sent twice: a retried upload of a whole object or part
+    /// replaces what it wrote. (GCS resumable chunks are not: ``GCSObjectStore`` asks the server
+    /// what it kept instead.)
     public func send(_ request: HTTPRequest, retries: Int = 4) async throws -> HTTPResponse {
         var delay = 0.25
         var attempt = 0
         while true {
             do {
-                let response = try await sendOnce(request)
-                if attempt < retries && (response.status == 408 || response.status == 429 || response.status >= 500) {
+                var response = try await sendOnce(request)
+                if attempt < retries && isTransient(response.status) {
                     attempt += 1
                     try await Task.sleep(nanoseconds: UInt64(delay * Double.random(in: 0.5...1.5) * 1e9))
                     delay *= 2
                     continue
                 }
+                response.attempts = attempt + 1
                 return response
-            } catch let error as HTTPTransportError where error.isRetryable && attempt < retries {
+            } catch var error as HTTPTransportError where error.isRetryable {
+                guard attempt < retries else {
+                    error.attempts = attempt + 1
+                    throw error
+                }
                 attempt += 1
                 try await Task.sleep(nanoseconds: UInt64(delay * Double.random(in: 0.5...1.5) * 1e9))
                 delay *= 2

@@ -275,7 +275,9 @@ func errorDetail(_ response: HTTPResponse) -> String {
        let error = object["error"] as? [String: Any], let message = error["message"] as? String {
         parts.append(message)
     }
-    return parts.joined(separator: ": ")
+    let detail = parts.joined(separator: ": ")
+    guard response.attempts > 1 else { return detail }
+    return (detail.isEmpty ? "" : detail + " ") + "(gave up after \(response.attempts) attempts; the server keeps failing, run again later)"
 }
 
 /// The text of the first `<tag>` element (unescaped), enough for S3's flat XML answers.

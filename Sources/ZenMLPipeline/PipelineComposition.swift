@@ -49,7 +49,9 @@ public enum PipelineComposition {
             if !uses.contains("@"), let manifest = try? BundleManifest.load(bundle: FileTree.absolute(uses, relativeTo: base.directory)) {
                 var config = object["config"]?.objectValue ?? [:]
                 for key in manifest.config.pathKeys {
-                    guard let value = (config[key] ?? manifest.config.properties[key]?.defaultValue)?.stringValue else { continue }
+                    guard let value = (config[key] ?? manifest.config.properties[key]?.defaultValue)?.stringValue,
+                          !value.hasPrefix(pinPrefix)
+                    else { continue }
                     config[key] = .string(value.hasPrefix("/") ? value : FileTree.relative(FileTree.absolute(value, relativeTo: base.directory), from: copyDirectory))
                 }
                 if !config.isEmpty { object["config"] = .object(config) }
@@ -82,10 +84,13 @@ public enum PipelineComposition {
         return .object(result)
     }
 
+    /// How a pipeline pins a bundle or data file kept in the stores by digest (`sha256:…`).
+    static let pinPrefix = "sha256:"
+
     /// A bundle path relative to one folder, made relative to another; references that are not
-    /// paths (`NAME@VERSION`) are left alone.
+    /// paths (`NAME@VERSION`, `sha256:…`) are left alone.
     static func rebase(_ uses: String, from: String, to: String) -> String {
-        guard !uses.contains("@"), !uses.hasPrefix("/") else { return uses }
+        guard !uses.contains("@"), !uses.hasPrefix("/"), !uses.hasPrefix(pinPrefix) else { return uses }
         return relativeUses(FileTree.absolute(uses, relativeTo: from), from: to)
     }
 

@@ -107,6 +107,24 @@ final class PipelineCompositionTests: XCTestCase {
         XCTAssertEqual(spec.steps.first?.config, ["rows": .int(5), "seed": .int(9)])
     }
 
+    /// A base pinned to the stores' copies (`sha256:…`, as `pipelines export` writes it) keeps its
+    /// pins: they are not paths to rebase.
+    func testPinnedBundlesAndDataOfABaseAreNotRebased() throws {
+        let bundle = "sha256:" + String(repeating: "ab", count: 32)
+        let data = "sha256:" + String(repeating: "cd", count: 32)
+        let recorded: JSONValue = ["name": "penguins", "steps": [
+            "load": ["uses": .string(bundle), "config": ["path": .string(data)]],
+            "use": ["uses": "./bundles/other", "inputs": ["data": "load.out"]],
+        ]]
+        try write("elsewhere/copy.yaml", "name: c\nbase: penguins\nsteps:\n  use:\n    config: {x: 1}\n")
+        let directory = root + "/project"
+        let spec = try PipelineSpec.load(root + "/elsewhere/copy.yaml", resolveBase: { _ in BasePipeline(root: recorded, directory: directory) })
+        let steps = Dictionary(uniqueKeysWithValues: spec.steps.map { ($0.name, $0) })
+        XCTAssertEqual(steps["load"]?.uses, bundle)
+        XCTAssertEqual(steps["load"]?.config["path"], .string(data))
+        XCTAssertEqual(steps["use"]?.uses, "../project/bundles/other", "paths are still rebased")
+    }
+
     func testRelativePaths() {
         XCTAssertEqual(FileTree.relative("/a/b/c", from: "/a/x"), "../b/c")
         XCTAssertEqual(FileTree.relative("/a/b", from: "/a/b"), ".")
