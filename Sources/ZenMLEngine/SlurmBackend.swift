@@ -59,7 +59,7 @@ public struct SlurmBackend: StepBackend {
             }
             // A job of a run whose host died may still be queued or running: wait for it instead of submitting another.
             if let id = try? String(contentsOfFile: jobIDFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !id.isEmpty,
-               let state = try? Slurm.command(["squeue", "-h", "-j", id, "-o", "%T"]), !state.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+               Slurm.isQueued(id) {
                 previousJob = id
             }
         }
@@ -75,8 +75,9 @@ public struct SlurmBackend: StepBackend {
             }
         }
         let job = await submit(
-            jobFile: jobFile, workerArguments: [], name: step, directory: launch.workDirectory, resources: launch.resources,
-            timeout: launch.timeout, jobIDFile: launch.nodeStaging == nil ? nil : jobIDFile, existingJob: previousJob, progress: progress)
+            jobFile: jobFile, workerArguments: [], name: step, directory: launch.workDirectory, outputFile: Self.outputFile(for: launch.logFile),
+            resources: launch.resources, timeout: launch.timeout, jobIDFile: launch.nodeStaging == nil ? nil : jobIDFile, existingJob: previousJob,
+            progress: progress)
         switch job.ending {
         case .refused(let message):
             return BackendRun(result: lost(message), details: job.details)
@@ -123,7 +124,7 @@ public struct SlurmBackend: StepBackend {
         try FileTree.writeAtomically(encoder.encode(WorkerBuild(configuration, resultFile: resultFile)), to: jobFile)
         // A build needs the step's partition, not its cpus or memory.
         let job = await submit(
-            jobFile: jobFile, workerArguments: ["--build"], name: label, directory: directory,
+            jobFile: jobFile, workerArguments: ["--build"], name: label, directory: directory, outputFile: Self.outputFile(for: configuration.logFile),
             resources: BundleManifest.Resources(partition: resources?.partition), timeout: configuration.timeout, jobIDFile: nil,
             existingJob: nil, progress: { _ in })
         func failed(_ message: String, tail: String = "", canceled: Bool = false) -> ProcessResult {
@@ -150,20 +151,30 @@ public struct SlurmBackend: StepBackend {
         case ended(summary: String, outputTail: String)
     }
 
+    /// Where Slurm writes a job's own output (the worker's, and Slurm's messages such as a time
+    /// limit or a cancellation): next to the step's log, `.zenml/logs/RUN/STEP.slurm.log`, so that
+    /// it outlives the work directory like the step's log does.
+    static func outputFile(for logFile: String) -> String {
+        (logFile.hasSuffix(".log") ? String(logFile.dropLast(4)) : logFile) + ".slurm.log"
+    }
+
     /// Submits `zenml-run worker [ARGS] JOB` (writing its id to `jobIDFile`), or takes
     /// `existingJob`, and waits for the job to leave the queue (cancelling it if the calling task
-    /// is cancelled). The details are recorded with the execution.
+    /// is cancelled). The job's output is appended to `outputFile` (a retried step keeps each
+    /// attempt's). The details are recorded with the execution.
     func submit(
-        jobFile: String, workerArguments: [String], name: String, directory: String, resources: BundleManifest.Resources?, timeout: Double?,
-        jobIDFile: String?, existingJob: String?, progress: @escaping @Sendable (String) -> Void
+        jobFile: String, workerArguments: [String], name: String, directory: String, outputFile: String, resources: BundleManifest.Resources?,
+        timeout: Double?, jobIDFile: String?, existingJob: String?, progress: @escaping @Sendable (String) -> Void
     ) async -> (ending: JobEnding, details: [String: JSONValue]) {
         var arguments = [
-            "sbatch", "--parsable", "--job-name=zenml-\(name)", "--output=\(directory)/slurm-%j.out",
+            "sbatch", "--parsable", "--job-name=zenml-\(name)", "--output=\(outputFile)", "--open-mode=append",
             "--chdir=\(directory)", "--kill-on-invalid-dep=yes",
         ]
-        arguments += Self.resourceOptions(resources, timeout: timeout)
-        if let partition, resources?.partition == nil { arguments.append("--partition=\(partition)") }
+        arguments += Self.resourceOptions(resources, timeout: timeout, defaultPartition: partition)
         arguments += ["--wrap", (workerCommand + workerArguments + [jobFile]).map(Self.shellQuoted).joined(separator: " ")]
+        // Slurm does not make the folder of the output file; the tail of a failure is what this job appended.
+        try? FileTree.makeDirectory((outputFile as NSString).deletingLastPathComponent)
+        let outputOffset = (try? FileStatus.of(outputFile)?.size) ?? 0
         let submitted = Date()
         let jobID: String
         if let existingJob {
@@ -184,10 +195,9 @@ public struct SlurmBackend: StepBackend {
         while true {
             if Task.isCancelled {
                 _ = try? Slurm.command(["scancel", jobID])
-                // Wait until the job is gone, so a canceled run leaves nothing in the queue.
-                for _ in 0..<100 where (try? Slurm.command(["squeue", "-h", "-j", jobID, "-o", "%T"]))?.isEmpty == false {
-                    usleep(100_000)
-                }
+                // Wait (up to 10 s) until the job is gone, so a canceled run leaves nothing in the queue.
+                let deadline = Date().addingTimeInterval(10)
+                while Date() < deadline, Slurm.isQueued(jobID) { usleep(100_000) }
                 return (.canceled, details)
             }
             let (state, node) = await queue.state(of: jobID, since: accepted)
@@ -212,25 +222,35 @@ public struct SlurmBackend: StepBackend {
         details["run_seconds"] = .double(Date().timeIntervalSince(started ?? submitted))
         let state = job["JobState"] ?? "UNKNOWN"
         let reason = job["Reason"].map { $0 == "None" ? "" : ", reason \($0)" } ?? ""
-        let tail = ((try? String(contentsOfFile: directory + "/slurm-\(jobID).out", encoding: .utf8)) ?? "")
-            .split(separator: "\n").suffix(10).joined(separator: "\n")
+        details["slurm_log"] = .string(job["StdOut"] ?? outputFile)
+        // A reattached job writes where the run that submitted it said (Slurm knows where).
+        let tail = Self.tail(of: job["StdOut"] ?? outputFile, from: existingJob == nil ? outputOffset : 0, lines: 10)
         return (.ended(summary: "slurm job \(jobID) ended \(state)\(reason) (exit code \(job["ExitCode"] ?? "?"))", outputTail: tail), details)
     }
 
-    /// sbatch options for the bundle's `resources:`; the step's timeout (plus a minute for the
-    /// worker) bounds the job's time unless the bundle asks for a time itself.
-    static func resourceOptions(_ resources: BundleManifest.Resources?, timeout: Double?) -> [String] {
+    /// sbatch options for the step's `resources:`; the step's timeout (plus a minute for the
+    /// worker, in whole minutes rounded up) bounds the job's time unless the step asks for a time
+    /// itself, and `defaultPartition` (`--partition`, the workspace's) applies when it names none.
+    static func resourceOptions(_ resources: BundleManifest.Resources?, timeout: Double?, defaultPartition: String? = nil) -> [String] {
         var options: [String] = []
         if let cpus = resources?.cpus { options.append("--cpus-per-task=\(cpus)") }
         if let memory = resources?.memory { options.append("--mem=\(memory)") }
         if let gpus = resources?.gpus, gpus > 0 { options.append("--gres=gpu:\(gpus)") }
-        if let partition = resources?.partition { options.append("--partition=\(partition)") }
+        if let partition = resources?.partition ?? defaultPartition { options.append("--partition=\(partition)") }
         if let time = resources?.time {
             options.append("--time=\(time)")
         } else if let timeout {
-            options.append("--time=\(Int((timeout + 60) / 60) + 1)")
+            options.append("--time=\(Int(((timeout + 60) / 60).rounded(.up)))")
         }
         return options
+    }
+
+    /// The last lines of a file from `offset` on (empty if it cannot be read).
+    static func tail(of path: String, from offset: Int64, lines: Int) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        guard (try? handle.seek(toOffset: UInt64(max(0, offset)))) != nil, let data = try? handle.readToEnd() else { return "" }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").suffix(lines).joined(separator: "\n")
     }
 
     static func shellQuoted(_ text: String) -> String {
@@ -296,6 +316,13 @@ enum Slurm {
             throw SlurmError.commandFailed(arguments.first ?? "", errorText.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Whether the job is still in the queue (pending, running or completing); `false` once it
+    /// has left it or when `squeue` cannot say.
+    static func isQueued(_ id: String) -> Bool {
+        guard let state = try? command(["squeue", "-h", "-j", id, "-o", "%T"]) else { return false }
+        return !state.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
     }
 
     /// `scontrol show job ID` as key=value pairs (Slurm keeps finished jobs for `MinJobAge`).

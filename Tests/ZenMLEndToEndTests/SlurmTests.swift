@@ -130,6 +130,79 @@ final class SlurmTests: XCTestCase {
         XCTAssertTrue(refused.stderr.contains("unknown resource 'memroy'"), refused.stderr)
     }
 
+    /// The step's log and Slurm's own output file of its job are kept in the workspace's logs,
+    /// like a local step's log, after the work directory is gone.
+    func testTheJobsOutputFileIsKeptWithTheStepsLog() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("chatty", outputs: "{out: Text}", script: #"""
+            echo "chatty on stderr" >&2; echo hi > "$(out out)/a.txt"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: chatty\nsteps:\n  chatty: {uses: ./bundles/chatty}\n")
+        let (result, summary) = try sandbox.runPipeline("pipeline.yaml", ["--backend", "slurm"], environment: slurm)
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        let runID = summary["run_id"] as? String ?? ""
+        let logs = sandbox.root + "/.zenml/logs/" + runID
+        XCTAssertTrue(try sandbox.read(".zenml/logs/\(runID)/chatty.log").contains("chatty on stderr"), "the step's log, written on the node")
+        let listing = try Sandbox.shell("ls -la '\(logs)'")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: logs + "/chatty.slurm.log"), "Slurm's output file of the job: \(listing)")
+        let backend = try executions(sandbox, run: runID).first?["backend"] as? [String: Any]
+        XCTAssertEqual(backend?["slurm_log"] as? String, logs + "/chatty.slurm.log", "\(String(describing: backend))")
+        XCTAssertEqual(try Sandbox.shell("find '\(sandbox.root)/.zenml' -name 'slurm-*.out'"), "", "no output file is left in a work directory")
+    }
+
+    /// A job that ends without its worker reporting (here: cancelled from outside, as an admin
+    /// or a node failure would end it) fails the step with Slurm's state and the tail of the
+    /// job's output file, and the execution records the state.
+    func testAJobEndedOutsideTheRunIsReportedWithItsSlurmState() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("doomed", outputs: "{out: Text}", script: #"""
+            touch "$ZENML_BUNDLE_DIR/../../doomed-started"; sleep 60; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: doomed\nsteps:\n  doomed: {uses: ./bundles/doomed}\n")
+        let host = try sandbox.start(["run", "pipeline.yaml", "--backend", "slurm", "--json"], environment: slurm)
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: sandbox.root + "/doomed-started") && Date() < deadline { usleep(50_000) }
+        let job = try queue().split(separator: "\n").first { $0.contains("zenml-doomed") }?.split(separator: " ").first.map(String.init) ?? ""
+        XCTAssertNotEqual(job, "", "the job is in the queue")
+        let started = Date()
+        _ = try Sandbox.shell("SLURM_CONF='\(slurm["SLURM_CONF"] ?? "")' scancel \(job)")
+        let result = try host.wait(timeout: 30)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10, "the host notices the job is gone")
+        XCTAssertEqual(result.exitCode, 1, result.output)
+        let summary = ((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any])?["run"] as? [String: Any] ?? [:]
+        XCTAssertEqual(Sandbox.states(summary), ["doomed": "failed"])
+        let failure = (summary["steps"] as? [[String: Any]])?.first?["failure"] as? [String: Any]
+        let message = failure?["message"] as? String ?? ""
+        XCTAssertTrue(message.contains("slurm job \(job) ended CANCELLED") && message.contains("before the step reported"), message)
+        let tail = failure?["error_tail"] as? String ?? ""
+        XCTAssertTrue(tail.contains("JOB \(job)") && tail.contains("CANCELLED"), "the tail of the job's output file, where slurmstepd says why: \(tail)")
+        let backend = try executions(sandbox, run: summary["run_id"] as? String ?? "").first?["backend"] as? [String: Any]
+        XCTAssertEqual(backend?["slurm_state"] as? String, "CANCELLED", "\(String(describing: backend))")
+        XCTAssertEqual(backend?["slurm_job_id"] as? String, job)
+    }
+
+    /// `retries:` applies through Slurm: a step that fails on its first attempt is submitted again.
+    func testAFlakyStepIsRetriedThroughSlurm() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("flaky", outputs: "{out: Text}", script: #"""
+            n=$(cat "$ZENML_BUNDLE_DIR/../../attempts" 2>/dev/null || echo 0); echo $((n + 1)) > "$ZENML_BUNDLE_DIR/../../attempts"
+            if [ "$n" -lt 1 ]; then echo "flaking ($n)" >&2; exit 1; fi
+            echo ok > "$(out out)/ok.txt"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: flaky\nsteps:\n  flaky: {uses: ./bundles/flaky, retries: 1}\n")
+        let before = try finishedJobs()
+        let (result, summary) = try sandbox.runPipeline("pipeline.yaml", ["--backend", "slurm"], environment: slurm)
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertEqual(Sandbox.states(summary), ["flaky": "done"])
+        XCTAssertEqual(try sandbox.read("attempts").trimmingCharacters(in: .whitespacesAndNewlines), "2")
+        XCTAssertEqual(try finishedJobs() - before, 2, "one job per attempt")
+        let recorded = try executions(sandbox, run: summary["run_id"] as? String ?? "")
+        XCTAssertEqual(recorded.count, 1)
+        let backend = recorded.first?["backend"] as? [String: Any]
+        XCTAssertEqual(backend?["attempts"] as? Int, 2, "\(recorded)")
+        XCTAssertEqual(backend?["slurm_state"] as? String, "COMPLETED", "the last attempt's job: \(recorded)")
+    }
+
     func testAFailingStepsDependentsAreNeverSubmittedAndCancellingEmptiesTheQueue() throws {
         let sandbox = try Sandbox()
         try sandbox.shBundle("broken", outputs: "{out: Text}", script: #"""
