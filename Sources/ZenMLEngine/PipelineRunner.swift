@@ -404,7 +404,9 @@ public final class PipelineRunner: Sendable {
         while true {
             switch await launch(step, inputs: inputs, fingerprint: fingerprint, context: context, beforeStart: {
                 recorder.startTimer()
-                context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
+                // A queued step is not running yet: the backend says when it starts.
+                let handed: StepState = context.options.backend.queuesSteps ? .pending(since: Date(), reason: reason) : .running(since: Date(), reason: reason)
+                context.observer(.stepChanged(step: step.name, state: handed))
             }) {
             case .success(let value): launched = value
             case .failure(let report):
@@ -418,7 +420,9 @@ public final class PipelineRunner: Sendable {
             if case .modifiedInput = failure { break }
             workDirectories.release(launched.workDirectory)
             attempt += 1
-            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: "attempt \(attempt) of \(step.retries + 1) after: \(failure)")))
+            let again = "attempt \(attempt) of \(step.retries + 1) after: \(failure)"
+            let state: StepState = context.options.backend.queuesSteps ? .pending(since: Date(), reason: again) : .running(since: Date(), reason: again)
+            context.observer(.stepChanged(step: step.name, state: state))
         }
         if attempt > 1 { launched.details["attempts"] = .int(Int64(attempt)) }
         let workDirectory = launched.workDirectory, logFile = launched.logFile, result = launched.result, jobDirectory = launched.jobDirectory
@@ -584,7 +588,12 @@ public final class PipelineRunner: Sendable {
         launch.nodeStaging = nodeStaging
         let backend = context.options.backend
         let ran = await backend.run(launch, step: step.name) { status in
-            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: status)))
+            let state: StepState
+            switch status.phase {
+            case .pending: state = .pending(since: status.since, reason: status.detail)
+            case .running: state = .running(since: status.since, reason: status.detail)
+            }
+            context.observer(.stepChanged(step: step.name, state: state))
         }
         var details = ran.details
         details["backend"] = .string(backend.name)

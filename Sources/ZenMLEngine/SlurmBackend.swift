@@ -41,7 +41,10 @@ public struct SlurmBackend: StepBackend {
     /// The worker stages inputs from the artifact store and publishes outputs to it on the node.
     public var stagesArtifactsOnNode: Bool { true }
 
-    public func run(_ launch: StepLaunch, step: String, progress: @escaping @Sendable (String) -> Void) async -> BackendRun {
+    /// A job waits in Slurm's queue (pending) before it runs.
+    public var queuesSteps: Bool { true }
+
+    public func run(_ launch: StepLaunch, step: String, progress: @escaping @Sendable (BackendStatus) -> Void) async -> BackendRun {
         func lost(_ message: String) -> StepRunResult {
             StepRunResult(outcome: .failure(.lost(message)), exitCode: nil, errorTail: "", duration: 0)
         }
@@ -54,7 +57,7 @@ public struct SlurmBackend: StepBackend {
         var previousJob: String?
         if launch.nodeStaging != nil {
             if let adopted = Self.adoptable(resultFile: resultFile, jobIDFile: jobIDFile) {
-                progress("adopted the finished slurm job \(adopted.details["slurm_job_id"]?.stringValue ?? "?")")
+                progress(BackendStatus(phase: .running, since: Date(), detail: "adopted the finished slurm job \(adopted.details["slurm_job_id"]?.stringValue ?? "?")"))
                 return adopted
             }
             // A job of a run whose host died may still be queued or running: wait for it instead of submitting another.
@@ -164,7 +167,7 @@ public struct SlurmBackend: StepBackend {
     /// attempt's). The details are recorded with the execution.
     func submit(
         jobFile: String, workerArguments: [String], name: String, directory: String, outputFile: String, resources: BundleManifest.Resources?,
-        timeout: Double?, jobIDFile: String?, existingJob: String?, progress: @escaping @Sendable (String) -> Void
+        timeout: Double?, jobIDFile: String?, existingJob: String?, progress: @escaping @Sendable (BackendStatus) -> Void
     ) async -> (ending: JobEnding, details: [String: JSONValue]) {
         var arguments = [
             "sbatch", "--parsable", "--job-name=zenml-\(name)", "--output=\(outputFile)", "--open-mode=append",
@@ -188,10 +191,11 @@ public struct SlurmBackend: StepBackend {
             if let jobIDFile { try? FileTree.writeAtomically(Data(jobID.utf8), to: jobIDFile) }
         }
         let accepted = Date()
-        progress("slurm job \(jobID) submitted")
+        let job = "slurm job \(jobID)" + (existingJob == nil ? "" : " (of an earlier run)")
+        progress(BackendStatus(phase: .pending, since: submitted, detail: job))
         var details: [String: JSONValue] = ["slurm_job_id": .string(jobID), "submit_seconds": .double(Date().timeIntervalSince(submitted))]
         var started: Date?
-        var lastState = ""
+        var shown = job
         while true {
             if Task.isCancelled {
                 _ = try? Slurm.command(["scancel", jobID])
@@ -200,32 +204,35 @@ public struct SlurmBackend: StepBackend {
                 while Date() < deadline, Slurm.isQueued(jobID) { usleep(100_000) }
                 return (.canceled, details)
             }
-            let (state, node) = await queue.state(of: jobID, since: accepted)
+            let (state, node, reason) = await queue.state(of: jobID, since: accepted)
             if state.isEmpty || ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"].contains(state) {
                 break
             }
-            if state == "RUNNING" && started == nil {
+            // Pending (and configuring its node) until it starts; whatever follows counts as running.
+            let pending = started == nil && (state == "PENDING" || state == "CONFIGURING")
+            if !pending && started == nil {
                 started = Date()
                 details["node"] = .string(node)
                 details["queue_wait_seconds"] = .double(Date().timeIntervalSince(submitted))
             }
-            if state != lastState {
-                progress("slurm job \(jobID) \(state.lowercased())")
-                lastState = state
+            let detail = Self.statusDetail(job: job, state: state, node: node, reason: reason)
+            if detail != shown {
+                progress(BackendStatus(phase: pending ? .pending : .running, since: started ?? submitted, detail: detail))
+                shown = detail
             }
             try? await Task.sleep(nanoseconds: UInt64(pollInterval * 1_000_000_000))
         }
-        let job = Slurm.jobInfo(jobID)
-        if details["node"] == nil, let node = job["NodeList"] { details["node"] = .string(node) }
+        let info = Slurm.jobInfo(jobID)
+        if details["node"] == nil, let node = info["NodeList"] { details["node"] = .string(node) }
         if details["queue_wait_seconds"] == nil { details["queue_wait_seconds"] = .double(0) }
-        details["slurm_state"] = .string(job["JobState"] ?? "UNKNOWN")
+        details["slurm_state"] = .string(info["JobState"] ?? "UNKNOWN")
         details["run_seconds"] = .double(Date().timeIntervalSince(started ?? submitted))
-        let state = job["JobState"] ?? "UNKNOWN"
-        let reason = job["Reason"].map { $0 == "None" ? "" : ", reason \($0)" } ?? ""
-        details["slurm_log"] = .string(job["StdOut"] ?? outputFile)
+        let state = info["JobState"] ?? "UNKNOWN"
+        let reason = info["Reason"].map { $0 == "None" ? "" : ", reason \($0)" } ?? ""
+        details["slurm_log"] = .string(info["StdOut"] ?? outputFile)
         // A reattached job writes where the run that submitted it said (Slurm knows where).
-        let tail = Self.tail(of: job["StdOut"] ?? outputFile, from: existingJob == nil ? outputOffset : 0, lines: 10)
-        return (.ended(summary: "slurm job \(jobID) ended \(state)\(reason) (exit code \(job["ExitCode"] ?? "?"))", outputTail: tail), details)
+        let tail = Self.tail(of: info["StdOut"] ?? outputFile, from: existingJob == nil ? outputOffset : 0, lines: 10)
+        return (.ended(summary: "slurm job \(jobID) ended \(state)\(reason) (exit code \(info["ExitCode"] ?? "?"))", outputTail: tail), details)
     }
 
     /// sbatch options for the step's `resources:`; the step's timeout (plus a minute for the
@@ -245,6 +252,16 @@ public struct SlurmBackend: StepBackend {
         return options
     }
 
+    /// What a progress line says about a job in the queue: why it is pending (Slurm's reason:
+    /// `Resources`, `Priority`, `Dependency`), or the node it runs on and any state but running.
+    static func statusDetail(job: String, state: String, node: String, reason: String) -> String {
+        if state == "PENDING" || state == "CONFIGURING" {
+            let why = reason.isEmpty || reason == "None" || reason == "(null)" ? "" : ", reason \(reason)"
+            return job + (state == "CONFIGURING" ? ", configuring" : "") + why
+        }
+        return job + (node.isEmpty ? "" : " on \(node)") + (state == "RUNNING" ? "" : ", \(state.lowercased())")
+    }
+
     /// The last lines of a file from `offset` on (empty if it cannot be read).
     static func tail(of path: String, from offset: Int64, lines: Int) -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
@@ -261,27 +278,27 @@ public struct SlurmBackend: StepBackend {
 /// The states of a run's jobs, read with one `squeue` call per interval however many jobs wait.
 actor SlurmQueue {
     private let interval: TimeInterval
-    private var snapshot: [String: (state: String, node: String)] = [:]
+    private var snapshot: [String: (state: String, node: String, reason: String)] = [:]
     private var readAt = Date.distantPast
     /// When the current snapshot's `squeue` started.
-    private var reading: Task<(Date, [String: (state: String, node: String)]), Never>?
+    private var reading: Task<(Date, [String: (state: String, node: String, reason: String)]), Never>?
 
     init(interval: TimeInterval) {
         self.interval = interval
     }
 
-    /// The job's state and node from a reading started after `since` (the job's submission) and
-    /// at most one interval old; an empty state once the job has left the queue.
-    func state(of job: String, since: Date) async -> (state: String, node: String) {
+    /// The job's state, node and (pending) reason from a reading started after `since` (the job's
+    /// submission) and at most one interval old; an empty state once the job has left the queue.
+    func state(of job: String, since: Date) async -> (state: String, node: String, reason: String) {
         while readAt < since || Date().timeIntervalSince(readAt) >= interval {
             if reading == nil {
                 let started = Date()
                 reading = Task.detached {
-                    let text = (try? Slurm.command(["squeue", "-h", "-o", "%i|%T|%N"])) ?? ""
-                    var states: [String: (state: String, node: String)] = [:]
+                    let text = (try? Slurm.command(["squeue", "-h", "-o", "%i|%T|%N|%r"])) ?? ""
+                    var states: [String: (state: String, node: String, reason: String)] = [:]
                     for line in text.split(separator: "\n") {
-                        let fields = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-                        if fields.count >= 3 { states[fields[0]] = (fields[1], fields[2]) }
+                        let fields = line.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+                        if fields.count >= 4 { states[fields[0]] = (fields[1], fields[2], fields[3]) }
                     }
                     return (started, states)
                 }
@@ -294,7 +311,7 @@ actor SlurmQueue {
             }
             if self.reading == reading { self.reading = nil }
         }
-        return snapshot[job] ?? ("", "")
+        return snapshot[job] ?? ("", "", "")
     }
 }
 

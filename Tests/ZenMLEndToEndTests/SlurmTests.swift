@@ -203,6 +203,47 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(backend?["slurm_state"] as? String, "COMPLETED", "the last attempt's job: \(recorded)")
     }
 
+    /// The progress view shows a queued job as pending, with its job id and Slurm's reason, then
+    /// as running on its node. Two steps that each ask for every CPU of the node cannot run
+    /// together: one of them is held pending (reason Resources or Priority) while the other runs.
+    func testProgressShowsEachJobPendingWithItsIdBeforeRunning() throws {
+        let sandbox = try Sandbox()
+        let cpus = try Sandbox.shell("SLURM_CONF='\(slurm["SLURM_CONF"] ?? "")' sinfo -h -o %c").trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertNotNil(Int(cpus), cpus)
+        for name in ["left", "right"] {
+            try sandbox.shBundle(name, outputs: "{out: Text}", extra: "resources: {cpus: \(cpus)}\n", script: #"""
+                sleep 1; echo ok > "$(out out)/ok.txt"; echo '{"status":"ok"}'
+                """#)
+        }
+        try sandbox.write("pipeline.yaml", "name: wide\nsteps:\n  left: {uses: ./bundles/left}\n  right: {uses: ./bundles/right}\n")
+        let result = try sandbox.run(["run", "pipeline.yaml", "--backend", "slurm"], environment: slurm)
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        var held = false
+        for step in ["left", "right"] {
+            let pending = lines.firstIndex { $0.contains("  \(step)  ") && $0.contains("  pending  (slurm job ") }
+            let running = lines.firstIndex { $0.contains("  \(step)  ") && $0.contains("  running  (slurm job ") && $0.contains(" on localhost)") }
+            XCTAssertNotNil(pending, "\(step) is shown pending with its job id: \(result.stderr)")
+            XCTAssertNotNil(running, "\(step) is shown running on its node: \(result.stderr)")
+            if let pending, let running {
+                XCTAssertLessThan(pending, running, result.stderr)
+                let job = lines[pending].components(separatedBy: "slurm job ").last?.prefix { $0.isNumber } ?? ""
+                XCTAssertTrue(lines[running].contains("slurm job \(job) on"), "the same job: \(result.stderr)")
+            }
+            held = held || lines.contains { $0.contains("  \(step)  ") && $0.contains("  pending  (slurm job ") && $0.contains(", reason ") }
+        }
+        XCTAssertTrue(held, "one job waited for the other's CPUs, with Slurm's reason: \(result.stderr)")
+        XCTAssertFalse(lines.contains { $0.contains("  running  (slurm job ") && !$0.contains(" on ") }, "no job is shown running before it runs: \(result.stderr)")
+
+        // A terminal too short for the steps' lines gets counts, where pending is its own state.
+        let terminal = try Sandbox.shell("""
+            cd '\(sandbox.root)' && SLURM_CONF='\(slurm["SLURM_CONF"] ?? "")' TERM=xterm script -qec \
+              "stty rows 3 cols 150; '\(Sandbox.binary)' run pipeline.yaml --backend slurm --no-cache" /dev/null 2>&1
+            """)
+        XCTAssertTrue(terminal.contains("complete: 2 ran"), terminal)
+        XCTAssertTrue(terminal.contains("2 steps: 1 running, 1 pending") || terminal.contains("2 steps: 2 pending"), terminal)
+    }
+
     func testAFailingStepsDependentsAreNeverSubmittedAndCancellingEmptiesTheQueue() throws {
         let sandbox = try Sandbox()
         try sandbox.shBundle("broken", outputs: "{out: Text}", script: #"""
