@@ -419,6 +419,7 @@ public final class PipelineRunner: Sendable {
             else { break }
             if case .modifiedInput = failure { break }
             workDirectories.release(launched.workDirectory)
+            launched.jobDirectory?.remove()
             attempt += 1
             let again = "attempt \(attempt) of \(step.retries + 1) after: \(failure)"
             let state: StepState = context.options.backend.queuesSteps ? .pending(since: Date(), reason: again) : .running(since: Date(), reason: again)
@@ -429,7 +430,7 @@ public final class PipelineRunner: Sendable {
         defer {
             workDirectories.release(workDirectory)
             // Recorded: a later run must not adopt this job's result.
-            if let jobDirectory { try? FileTree.remove(jobDirectory) }
+            jobDirectory?.remove()
         }
         switch result.outcome {
         case .success(let success):
@@ -494,8 +495,8 @@ public final class PipelineRunner: Sendable {
         var details: [String: JSONValue]
         /// The outputs the backend's worker published (``StepBackend/stagesArtifactsOnNode``).
         var published: [String: StoredArtifact]? = nil
-        /// The job's directory, named by cache key, removed once the execution is recorded.
-        var jobDirectory: String? = nil
+        /// The job's directory (under one named by cache key), removed once the execution is recorded.
+        var jobDirectory: HeldJobDirectory? = nil
     }
 
     /// Builds the bundle if it has a `build:` command, writes the request and runs the step
@@ -544,9 +545,9 @@ public final class PipelineRunner: Sendable {
         var nodeStaging: NodeStaging?
         do {
             if stagesOnNode {
-                let staging = try workspace.nodeStaging(for: key)
+                var staging = try workspace.nodeStaging(for: key, run: context.runID, step: step.name)
                 // A forced run (`--no-cache`, `cache: false`) adopts no earlier job's result.
-                if !(context.options.useCache && step.cache) { try FileTree.remove(staging.jobDirectory) }
+                staging.adoptsEarlierJobs = context.options.useCache && step.cache
                 nodeStaging = staging
             }
             let outputs = StepLaunch.outputsDirectory(in: workDirectory)
@@ -598,7 +599,7 @@ public final class PipelineRunner: Sendable {
         var details = ran.details
         details["backend"] = .string(backend.name)
         return .success(
-            Launched(result: ran.result, workDirectory: workDirectory, logFile: logFile, details: details, published: ran.published, jobDirectory: nodeStaging?.jobDirectory))
+            Launched(result: ran.result, workDirectory: workDirectory, logFile: logFile, details: details, published: ran.published, jobDirectory: ran.heldJobDirectory))
     }
 
     /// A completed or cached execution with this key whose outputs are all still in the store.

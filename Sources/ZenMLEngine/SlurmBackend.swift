@@ -48,24 +48,36 @@ public struct SlurmBackend: StepBackend {
         func lost(_ message: String) -> StepRunResult {
             StepRunResult(outcome: .failure(.lost(message)), exitCode: nil, errorTail: "", duration: 0)
         }
-        // With node staging, the job's files live in a directory named by the cache key, which
-        // outlives this host: the next run adopts a job that finished after the host died.
-        let jobDirectory = launch.nodeStaging?.jobDirectory ?? launch.workDirectory
+        // With node staging, the job's files live in its own directory under one named by the
+        // cache key (`jobs/KEY/RUN-STEP/`), which outlives this host: the next run adopts a job
+        // that finished after the host died, or waits for one still queued. This host holds its
+        // directory until the execution is recorded, so a step of the same key elsewhere (in
+        // this run or another) leaves it alone.
+        var held: HeldJobDirectory?
+        var jobDirectory = launch.workDirectory
+        var previousJob: String?
+        if let staging = launch.nodeStaging {
+            guard let own = HeldJobDirectory.take(staging.jobDirectory, create: true) else {
+                return BackendRun(result: lost("cannot make and lock the job directory \(staging.jobDirectory); check that the workspace's .zenml folder is writable"))
+            }
+            switch Self.earlierJob(besides: own, adopting: staging.adoptsEarlierJobs) {
+            case .finished(let earlier, var adopted):
+                own.remove()
+                adopted.heldJobDirectory = earlier
+                progress(BackendStatus(phase: .running, since: Date(), detail: "adopted the finished slurm job \(adopted.details["slurm_job_id"]?.stringValue ?? "?")"))
+                return adopted
+            case .queued(let earlier, let id):
+                own.remove()
+                held = earlier
+                previousJob = id
+            case nil:
+                held = own
+            }
+            jobDirectory = held?.path ?? own.path
+        }
         let resultFile = jobDirectory + "/worker-result.json"
         let jobFile = jobDirectory + "/worker-job.json"
         let jobIDFile = jobDirectory + "/job-id"
-        var previousJob: String?
-        if launch.nodeStaging != nil {
-            if let adopted = Self.adoptable(resultFile: resultFile, jobIDFile: jobIDFile) {
-                progress(BackendStatus(phase: .running, since: Date(), detail: "adopted the finished slurm job \(adopted.details["slurm_job_id"]?.stringValue ?? "?")"))
-                return adopted
-            }
-            // A job of a run whose host died may still be queued or running: wait for it instead of submitting another.
-            if let id = try? String(contentsOfFile: jobIDFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !id.isEmpty,
-               Slurm.isQueued(id) {
-                previousJob = id
-            }
-        }
         if previousJob == nil {
             do {
                 try FileTree.makeDirectory(jobDirectory)
@@ -74,29 +86,67 @@ public struct SlurmBackend: StepBackend {
                 encoder.outputFormatting = [.sortedKeys]
                 try FileTree.writeAtomically(encoder.encode(WorkerJob(launch, resultFile: resultFile)), to: jobFile)
             } catch {
-                return BackendRun(result: lost("cannot write the Slurm job file: \(error)"))
+                var run = BackendRun(result: lost("cannot write the Slurm job file: \(error)"))
+                run.heldJobDirectory = held
+                return run
             }
         }
         let job = await submit(
             jobFile: jobFile, workerArguments: [], name: step, directory: launch.workDirectory, outputFile: Self.outputFile(for: launch.logFile),
             resources: launch.resources, timeout: launch.timeout, jobIDFile: launch.nodeStaging == nil ? nil : jobIDFile, existingJob: previousJob,
             progress: progress)
+        var run: BackendRun
         switch job.ending {
         case .refused(let message):
-            return BackendRun(result: lost(message), details: job.details)
+            run = BackendRun(result: lost(message), details: job.details)
         case .canceled:
-            return BackendRun(result: StepRunResult(outcome: .failure(.canceled), exitCode: nil, errorTail: "", duration: 0), details: job.details)
+            run = BackendRun(result: StepRunResult(outcome: .failure(.canceled), exitCode: nil, errorTail: "", duration: 0), details: job.details)
         case .ended(let summary, let outputTail):
-            guard let data = try? FileTree.read(resultFile), let reported = try? JSONDecoder().decode(WorkerResult.self, from: data) else {
+            if let data = try? FileTree.read(resultFile), let reported = try? JSONDecoder().decode(WorkerResult.self, from: data) {
+                var details = job.details
+                if previousJob != nil { details["reattached"] = .bool(true) }
+                if reported.published != nil { details["published_by"] = .string("worker") }
+                run = BackendRun(result: reported.runResult, details: details, published: reported.published)
+            } else {
                 var result = lost("\(summary) before the step reported")
                 result.errorTail = outputTail
-                return BackendRun(result: result, details: job.details)
+                run = BackendRun(result: result, details: job.details)
             }
-            var details = job.details
-            if previousJob != nil { details["reattached"] = .bool(true) }
-            if reported.published != nil { details["published_by"] = .string("worker") }
-            return BackendRun(result: reported.runResult, details: details, published: reported.published)
         }
+        run.heldJobDirectory = held
+        return run
+    }
+
+    /// A job of the same cache key whose host died (its directory is not held).
+    enum EarlierJob {
+        /// It succeeded and published its outputs: adopt its result.
+        case finished(HeldJobDirectory, BackendRun)
+        /// It is still queued or running: wait for it instead of submitting another.
+        case queued(HeldJobDirectory, String)
+    }
+
+    /// Looks at the other job directories of the same key. A directory a live host holds (a step
+    /// of the same key in this run or another) is left alone. Of the others, whose host died, the
+    /// first with a successful result or a job still in the queue is taken over when
+    /// `adopting`; the rest (failed or lost jobs, or any finished one for a forced run) are removed.
+    static func earlierJob(besides own: HeldJobDirectory, adopting: Bool) -> EarlierJob? {
+        let keyDirectory = (own.path as NSString).deletingLastPathComponent
+        let ownName = (own.path as NSString).lastPathComponent
+        for name in ((try? FileTree.childNames(of: keyDirectory)) ?? []).sorted() where name != ownName {
+            let path = keyDirectory + "/" + name
+            guard (try? FileStatus.of(path))?.kind == .directory, let earlier = HeldJobDirectory.take(path, create: false) else { continue }
+            let resultFile = path + "/worker-result.json", jobIDFile = path + "/job-id"
+            let id = (try? String(contentsOfFile: jobIDFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            if adopting, let adopted = adoptable(resultFile: resultFile, jobIDFile: jobIDFile) { return .finished(earlier, adopted) }
+            if !id.isEmpty, Slurm.isQueued(id) {
+                if adopting { return .queued(earlier, id) }
+                // A forced run does not wait for it; its result stays for a later run to adopt.
+                earlier.release()
+                continue
+            }
+            earlier.remove()
+        }
+        return nil
     }
 
     /// A successful result a worker left in the job directory with its outputs published, which

@@ -70,6 +70,9 @@ public struct BackendRun: Sendable {
     public var details: [String: JSONValue]
     /// The outputs the worker published to the store, by name; `nil` when the host publishes them.
     public var published: [String: StoredArtifact]?
+    /// The job's directory, held until the caller has recorded the execution and removes it
+    /// (``HeldJobDirectory/remove()``), so that no other run adopts a result already recorded.
+    public var heldJobDirectory: HeldJobDirectory?
 
     public init(result: StepRunResult, details: [String: JSONValue] = [:], published: [String: StoredArtifact]? = nil) {
         self.result = result

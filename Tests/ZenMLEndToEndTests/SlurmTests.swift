@@ -244,6 +244,79 @@ final class SlurmTests: XCTestCase {
         XCTAssertTrue(terminal.contains("2 steps: 1 running, 1 pending") || terminal.contains("2 steps: 2 pending"), terminal)
     }
 
+    /// Steps with the same cache key (same bundle, config and inputs) in one run each have their
+    /// own job files: the first to finish and be recorded does not take away the result of
+    /// another still running, nor does one adopt or wait for another's job. (They finish a
+    /// second apart: with one shared folder, the second step found its result deleted.)
+    func testStepsWithTheSameCacheKeyRunAsTheirOwnJobs() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("same", outputs: "{out: Text}", script: #"""
+            echo x >> "$ZENML_BUNDLE_DIR/../../started"; sleep $(wc -l < "$ZENML_BUNDLE_DIR/../../started")
+            echo same > "$(out out)/a.txt"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: twins\nsteps:\n  one: {uses: ./bundles/same}\n  two: {uses: ./bundles/same}\n  three: {uses: ./bundles/same}\n")
+        let before = try finishedJobs()
+        let (result, summary) = try sandbox.runPipeline("pipeline.yaml", ["--backend", "slurm", "--jobs", "3"], environment: slurm)
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertEqual(Sandbox.states(summary), ["one": "done", "two": "done", "three": "done"], result.output)
+        XCTAssertEqual(try finishedJobs() - before, 3, "one job each")
+        let recorded = try executions(sandbox, run: summary["run_id"] as? String ?? "")
+        XCTAssertEqual(recorded.count, 3)
+        XCTAssertEqual(Set(recorded.compactMap { ($0["backend"] as? [String: Any])?["slurm_job_id"] as? String }).count, 3, "\(recorded)")
+        for execution in recorded {
+            XCTAssertNil((execution["backend"] as? [String: Any])?["adopted"], "no step adopts another's job of this run: \(execution)")
+        }
+        let jobs = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.root + "/.zenml/jobs")) ?? []
+        XCTAssertEqual(jobs, [], "recorded jobs leave nothing to adopt")
+    }
+
+    /// Two runs of the same step at once each submit their own job (a live host's job is not
+    /// taken over); a run started after its host was killed waits for the queued job instead.
+    func testAJobOfALiveHostIsLeftAloneAndOneOfADeadHostIsWaitedFor() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("slow", outputs: "{out: Text}", config: "{properties: {n: {type: integer, default: 0}}}", script: #"""
+            echo x >> "$ZENML_BUNDLE_DIR/../../started"; sleep 3; echo "$(num n)" > "$(out out)/n.txt"; echo '{"status":"ok"}'
+            """#)
+        func started() -> Int { ((try? sandbox.read("started")) ?? "").split(separator: "\n").count }
+        func waitUntil(_ count: Int) {
+            let deadline = Date().addingTimeInterval(30)
+            while started() < count && Date() < deadline { usleep(50_000) }
+        }
+        func backend(_ result: Sandbox.Result) throws -> [String: Any] {
+            let summary = ((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any])?["run"] as? [String: Any] ?? [:]
+            return try executions(sandbox, run: summary["run_id"] as? String ?? "").first?["backend"] as? [String: Any] ?? [:]
+        }
+        try sandbox.write("pipeline.yaml", "name: slow\nsteps:\n  slow: {uses: ./bundles/slow, config: {n: 1}}\n")
+        let before = try finishedJobs()
+        let first = try sandbox.start(["run", "pipeline.yaml", "--backend", "slurm", "--json"], environment: slurm)
+        waitUntil(1)
+        let second = try sandbox.start(["run", "pipeline.yaml", "--backend", "slurm", "--json"], environment: slurm)
+        waitUntil(2)
+        XCTAssertEqual(started(), 2, "the second run submitted its own job while the first host waits for its one")
+        let (one, two) = (try first.wait(timeout: 60), try second.wait(timeout: 60))
+        XCTAssertEqual(one.exitCode, 0, one.output)
+        XCTAssertEqual(two.exitCode, 0, two.output)
+        XCTAssertEqual(try finishedJobs() - before, 2)
+        for result in [one, two] {
+            let details = try backend(result)
+            XCTAssertNil(details["reattached"], "\(details)")
+            XCTAssertNil(details["adopted"], "\(details)")
+        }
+
+        try sandbox.write("pipeline.yaml", "name: slow\nsteps:\n  slow: {uses: ./bundles/slow, config: {n: 2}}\n")
+        let killed = try sandbox.start(["run", "pipeline.yaml", "--backend", "slurm"], environment: slurm)
+        waitUntil(3)
+        kill(killed.process.processIdentifier, SIGKILL)
+        _ = try killed.wait(timeout: 10)
+        let rerun = try sandbox.run(["run", "pipeline.yaml", "--backend", "slurm", "--json"], environment: slurm)
+        XCTAssertEqual(rerun.exitCode, 0, rerun.output)
+        XCTAssertEqual(started(), 3, "no new job: the rerun waited for the dead host's")
+        XCTAssertEqual(try finishedJobs() - before, 3)
+        XCTAssertEqual(try backend(rerun)["reattached"] as? Bool, true)
+        let jobs = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.root + "/.zenml/jobs")) ?? []
+        XCTAssertEqual(jobs, [], "recorded jobs leave nothing to adopt")
+    }
+
     func testAFailingStepsDependentsAreNeverSubmittedAndCancellingEmptiesTheQueue() throws {
         let sandbox = try Sandbox()
         try sandbox.shBundle("broken", outputs: "{out: Text}", script: #"""
