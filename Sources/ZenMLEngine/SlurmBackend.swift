@@ -108,7 +108,7 @@ public struct SlurmBackend: StepBackend {
                 if reported.published != nil { details["published_by"] = .string("worker") }
                 run = BackendRun(result: reported.runResult, details: details, published: reported.published)
             } else {
-                var result = lost("\(summary) before the step reported")
+                var result = lost("\(summary) before the step reported; Slurm's output of the job: \(job.details["slurm_log"]?.stringValue ?? "?")")
                 result.errorTail = outputTail
                 run = BackendRun(result: result, details: job.details)
             }

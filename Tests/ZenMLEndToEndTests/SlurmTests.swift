@@ -174,6 +174,7 @@ final class SlurmTests: XCTestCase {
         let failure = (summary["steps"] as? [[String: Any]])?.first?["failure"] as? [String: Any]
         let message = failure?["message"] as? String ?? ""
         XCTAssertTrue(message.contains("slurm job \(job) ended CANCELLED") && message.contains("before the step reported"), message)
+        XCTAssertTrue(message.hasSuffix("Slurm's output of the job: \(sandbox.root)/.zenml/logs/\(summary["run_id"] as? String ?? "")/doomed.slurm.log"), message)
         let tail = failure?["error_tail"] as? String ?? ""
         XCTAssertTrue(tail.contains("JOB \(job)") && tail.contains("CANCELLED"), "the tail of the job's output file, where slurmstepd says why: \(tail)")
         let backend = try executions(sandbox, run: summary["run_id"] as? String ?? "").first?["backend"] as? [String: Any]

@@ -30,3 +30,15 @@ final class SlurmResourceOptionsTests: XCTestCase {
         XCTAssertEqual(SlurmBackend.resourceOptions(BundleManifest.Resources(memory: "512M"), timeout: 3600), ["--mem=512M", "--time=61"])
     }
 }
+
+/// What a progress line says about a job, from squeue's state, node and reason.
+final class SlurmStatusDetailTests: XCTestCase {
+    func testAPendingJobShowsSlurmsReasonAndARunningOneItsNode() {
+        let job = "slurm job 12"
+        XCTAssertEqual(SlurmBackend.statusDetail(job: job, state: "PENDING", node: "", reason: "Resources"), "slurm job 12, reason Resources")
+        XCTAssertEqual(SlurmBackend.statusDetail(job: job, state: "PENDING", node: "", reason: "None"), "slurm job 12", "no reason yet")
+        XCTAssertEqual(SlurmBackend.statusDetail(job: job, state: "CONFIGURING", node: "n3", reason: "None"), "slurm job 12, configuring")
+        XCTAssertEqual(SlurmBackend.statusDetail(job: job, state: "RUNNING", node: "n3", reason: "None"), "slurm job 12 on n3")
+        XCTAssertEqual(SlurmBackend.statusDetail(job: job, state: "COMPLETING", node: "n3", reason: "None"), "slurm job 12 on n3, completing")
+    }
+}
