@@ -113,8 +113,14 @@ public struct LocalArtifactStore: ArtifactStore {
         let destination = path(of: tree.digest)
         let stored = StoredArtifact(digest: tree.digest, uri: destination, size: tree.totalSize, fileCount: Int64(tree.fileCount))
         if try FileStatus.of(destination) != nil {
-            try FileTree.remove(stagedDirectory)
-            return stored
+            // The same content was published before: keep that copy, unless it has since been
+            // damaged (its size or file count changed). Then this one replaces it, so re-running the
+            // step (or build) that made it repairs the store instead of keeping the damage.
+            if try isIntact(stored) {
+                try FileTree.remove(stagedDirectory)
+                return stored
+            }
+            try discardDamaged(destination)
         }
         if durable { try FileTree.syncTree(stagedDirectory) }
         let parent = (destination as NSString).deletingLastPathComponent
@@ -132,6 +138,18 @@ public struct LocalArtifactStore: ArtifactStore {
         try FileTree.makeReadOnly(destination)
         if durable { try FileTree.sync(parent) }
         return stored
+    }
+
+    /// Moves a damaged artifact out of the way (into staging, then removes it), so a good copy
+    /// can be renamed in; a concurrent publisher may have moved it already.
+    private func discardDamaged(_ destination: String) throws {
+        let trash = try makeStagingDirectory(label: "damaged")
+        // Moving a directory to another parent rewrites its "..": it must be writable.
+        if let status = try FileStatus.of(destination) { chmod(destination, status.mode | 0o700) }
+        if rename(destination, trash + "/artifact") != 0 && errno != ENOENT {
+            throw FileSystemError.posix(path: destination, operation: "move the damaged artifact away from", errno: errno)
+        }
+        try FileTree.remove(trash)
     }
 
     public func localPath(of digest: Digest) throws -> String? {

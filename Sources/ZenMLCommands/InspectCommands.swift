@@ -76,6 +76,7 @@ extension ZenMLRun {
                         for (name, artifacts) in execution.inputs.sorted(by: { $0.key < $1.key }) {
                             for artifact in artifacts { print("  input  \(name): \(artifact.type) \(artifact.digest.short) (id \(artifact.id))") }
                         }
+                        if let build = execution.build { print("  build  \(build.type) \(build.digest.short) (id \(build.id))") }
                         for (name, artifact) in execution.outputs.sorted(by: { $0.key < $1.key }) {
                             let properties = artifact.properties.sorted { $0.key < $1.key }.map { "\($0.key)=\(CanonicalJSON.encode($0.value))" }.joined(separator: " ")
                             print("  output \(name): \(artifact.type) \(artifact.digest.short) (id \(artifact.id))\(properties.isEmpty ? "" : " " + properties)")
@@ -310,6 +311,7 @@ extension ZenMLRun {
                     for (_, inputs) in producer.inputs.sorted(by: { $0.key < $1.key }) {
                         for input in inputs { show(input.digest.description, depth: depth + 1) }
                     }
+                    if let build = producer.build { show(build.digest.description, depth: depth + 1) }
                 }
                 for root in graph.roots { show(root, depth: 0) }
             }

@@ -10,8 +10,10 @@ extension ZenMLRun {
             commandName: "tfrecord",
             abstract: "Look inside TFRecord files and artifacts (any compression, every shard).",
             discussion: """
-                SOURCE is a .tfrecord file (plain, GZIP or ZLIB, detected), a folder of \
-                data-NNNNN-of-MMMMM shards, or an artifact id or digest prefix. Records print as \
+                SOURCE is a .tfrecord file (plain, GZIP or ZLIB, detected), a folder, or an artifact \
+                id or digest prefix. A folder (or artifact) with PREFIX-NNNNN-of-MMMMM.tfrecord[.gz|.zlib] \
+                shards is read shard by shard and must hold every shard; one without shard names is \
+                read as its *.tfrecord[.gz|.zlib] files in name order. Records print as \
                 JSON lines: tf.train.Examples decoded as {"feature": {"int64": [...]}}, \
                 {"float": [...]} or {"bytes": [...]} (bytes that are not UTF-8 as "bytes_base64").
 
@@ -31,23 +33,42 @@ extension ZenMLRun {
             func files() async throws -> [String] {
                 let path = absolutePath(source)
                 if let status = try FileStatus.of(path, followingLinks: true) {
-                    return status.kind == .directory ? try shardFiles(in: path) : [path]
+                    return status.kind == .directory ? try Self.files(inFolder: path) : [path]
                 }
                 let inspector = try Inspector(workspace: workspaceOptions.resolve())
                 let artifact = try inspector.artifact(source)
                 guard let directory = try await inspector.store.localPath(of: artifact.digest) else {
                     throw ValidationError("artifact \(artifact.digest) is recorded but not in the store")
                 }
-                return try shardFiles(in: directory)
+                return try Self.files(inFolder: directory)
             }
 
-            private func shardFiles(in directory: String) throws -> [String] {
-                if let sharded = try? ShardedTFRecord(directory: directory) { return sharded.paths }
-                let files = try FileTree.childNames(of: directory).filter { $0.contains(".tfrecord") }.sorted()
-                guard !files.isEmpty else {
-                    throw ValidationError("no .tfrecord files in \(directory)")
+            /// The files a folder contributes, in reading order.
+            ///
+            /// A folder holding any `<prefix>-NNNNN-of-MMMMM.tfrecord[.gz|.zlib]` file is sharded:
+            /// each prefix's shards must form one complete set (a missing, doubled or miscounted
+            /// shard is an error that names it, never a smaller count), and they are read prefix
+            /// after prefix in name order, each in shard order; its other files are not read. A
+            /// folder with no such name contributes its regular, non-hidden files whose names end in
+            /// `.tfrecord`, `.tfrecord.gz` or `.tfrecord.zlib`, in the byte order of their names (so
+            /// `x.tfrecord.tmp` or `.x.tfrecord`, a write in progress, is never read).
+            static func files(inFolder directory: String) throws -> [String] {
+                let prefixes = try ShardedTFRecord.prefixes(in: directory)
+                if !prefixes.isEmpty {
+                    return try prefixes.flatMap { try ShardedTFRecord(directory: directory, prefix: $0).paths }
                 }
-                return files.map { directory + "/" + $0 }
+                let extensions = TFRecordCompression.allCases.map(\.fileExtension)
+                var files: [String] = []
+                for name in try FileTree.childNames(of: directory).sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) })
+                where !name.hasPrefix(".") && extensions.contains(where: { name.hasSuffix($0) }) {
+                    let path = directory + "/" + name
+                    if try FileStatus.of(path, followingLinks: true)?.kind == .file { files.append(path) }
+                }
+                guard !files.isEmpty else {
+                    throw ValidationError(
+                        "\(directory) holds no TFRecord files: neither data-NNNNN-of-MMMMM.tfrecord[.gz|.zlib] shards nor *.tfrecord[.gz|.zlib] files")
+                }
+                return files
             }
         }
 
@@ -56,17 +77,22 @@ extension ZenMLRun {
             @OptionGroup var source: Source
             @OptionGroup(title: "Output") var output: OutputOptions
 
-            struct Counts: Encodable { var records: Int; var files: [String: Int] }
+            /// The total, and each file's count in the order the files are read.
+            struct Counts: Encodable {
+                struct File: Encodable { var path: String; var records: Int }
+                var records: Int
+                var files: [File]
+            }
 
             func run() async throws {
                 try await reportingErrors {
                     var total = 0
-                    var perFile: [String: Int] = [:]
+                    var perFile: [Counts.File] = []
                     for file in try await source.files() {
                         let reader = try TFRecordReader(path: file)
                         var count = 0
                         while try reader.next() != nil { count += 1 }
-                        perFile[file] = count
+                        perFile.append(Counts.File(path: file, records: count))
                         total += count
                     }
                     if output.json { return try printJSON("count", Counts(records: total, files: perFile)) }

@@ -11,7 +11,9 @@ import ZenMLMetadata
 ///
 /// A build's output does not enter the step's cache key: compilers embed paths and timestamps,
 /// and a key that differed between two machines' binaries would make a shared cache useless. The
-/// build command itself is part of the manifest, so it is covered by the bundle digest.
+/// build command itself is part of the manifest, so it is covered by the bundle digest. Which
+/// build a step ran is recorded instead: the step's execution names the `BundleBuild` artifact
+/// (``ExecutionRecord/build``), so its lineage leads to the build and the build's to its bundle.
 actor BundleBuilder {
     struct Failure: Error, CustomStringConvertible {
         var message: String
@@ -22,7 +24,13 @@ actor BundleBuilder {
 
     private let metadata: any MetadataStore
     private let store: any ArtifactStore
-    private var inFlight: [Digest: Task<String, Error>] = [:]
+    private var inFlight: [Digest: Task<Output, Error>] = [:]
+
+    /// A build ready to run: where its files are, and its recorded artifact (with its id).
+    struct Output: Sendable {
+        var path: String
+        var artifact: ArtifactRecord
+    }
 
     init(metadata: any MetadataStore, store: any ArtifactStore) {
         self.metadata = metadata
@@ -43,11 +51,11 @@ actor BundleBuilder {
         return Digest.of(canonical: .object(ingredients))
     }
 
-    /// The path of the bundle's build output, building it first if no intact build is recorded.
+    /// The bundle's build output, building it first if no intact build is recorded.
     func output(
         bundlePath: String, manifest: BundleManifest, bundleDigest: Digest, runID: String, pipeline: String,
         logDirectory: String, hostEnvironment: [String: String], backend: any StepBackend, resources: BundleManifest.Resources?
-    ) async throws -> String {
+    ) async throws -> Output {
         guard let command = manifest.build else { throw Failure(message: "the bundle has no build command", errorTail: "", logFile: nil) }
         let target = backend.buildTarget(for: resources)
         let key = Self.key(bundleDigest: bundleDigest, command: command, target: target)
@@ -66,11 +74,13 @@ actor BundleBuilder {
     private func buildIfNeeded(
         key: Digest, target: String?, command: String, bundlePath: String, manifest: BundleManifest, bundleDigest: Digest, runID: String,
         pipeline: String, logDirectory: String, hostEnvironment: [String: String], backend: any StepBackend, resources: BundleManifest.Resources?
-    ) async throws -> String {
+    ) async throws -> Output {
         for candidate in try metadata.executions(withCacheKey: key, limit: 5) {
             guard let artifact = candidate.outputs["build"] else { continue }
             let stored = StoredArtifact(digest: artifact.digest, uri: artifact.uri, size: artifact.size, fileCount: artifact.fileCount)
-            if try await store.isIntact(stored), let path = try await store.localPath(of: artifact.digest) { return path }
+            if try await store.isIntact(stored), let path = try await store.localPath(of: artifact.digest) {
+                return Output(path: path, artifact: artifact)
+            }
         }
         let work = try store.makeStagingDirectory(label: "build-" + manifest.name)
         defer { try? FileTree.remove(work) }
@@ -106,8 +116,9 @@ actor BundleBuilder {
         }
         let stored = try await store.publish(stagedDirectory: output)
         let artifact = ArtifactRecord(type: "BundleBuild", uri: stored.uri, digest: stored.digest, size: stored.size, fileCount: stored.fileCount, properties: [:], createdAt: Date())
-        try metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: .complete, endedAt: Date(), exitCode: 0, logURI: logFile, outputs: ["build": artifact]))
+        let recorded = try metadata.finishExecution(
+            id: executionID, outcome: ExecutionOutcome(state: .complete, endedAt: Date(), exitCode: 0, logURI: logFile, outputs: ["build": artifact]))
         // A remote store's URI is not a path: the build is run from the local copy.
-        return try await store.localPath(of: stored.digest) ?? stored.uri
+        return Output(path: try await store.localPath(of: stored.digest) ?? stored.uri, artifact: recorded["build"] ?? artifact)
     }
 }

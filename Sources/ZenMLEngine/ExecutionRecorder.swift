@@ -1,6 +1,113 @@
 import Foundation
 import ZenMLMetadata
 
+/// Writes a run's executions to the metadata store on a queue of its own, in the order they are
+/// handed in, so the next step starts while the last one is being recorded. On a chain of short
+/// steps the write was a quarter of the host's time between one step's exit and the next one's
+/// start; against a MySQL server it is several round trips.
+///
+/// Outputs of an executed step get provisional (negative) ids at once; the job that records the
+/// step learns their real ids. A step that consumes them is prepared after its producer's job was
+/// queued, so when its own job runs the real ids are known. After the first job that fails, no
+/// later job writes anything: the steps it names fail, and so does everything after them.
+final class RecordingQueue: @unchecked Sendable {
+    /// What the queue did, once it has drained.
+    struct Report {
+        /// The recorded execution of each step.
+        var executionIDs: [String: Int64] = [:]
+        /// Why a step's execution could not be recorded.
+        var failures: [String: String] = [:]
+    }
+
+    /// What a job works with; only valid while the job runs.
+    struct Writer {
+        let metadata: any MetadataStore
+        fileprivate let queue: RecordingQueue
+
+        /// `execution` with the provisional ids of its inputs replaced by recorded ones.
+        func resolved(_ execution: NewExecution) throws -> NewExecution {
+            var execution = execution
+            for (name, artifacts) in execution.inputs {
+                execution.inputs[name] = try artifacts.map { artifact in
+                    guard artifact.id < 0 else { return artifact }
+                    guard let id = queue.recordedIDs[artifact.id] else {
+                        throw MetadataStoreError.database(
+                            "input '\(name)' of step \(execution.step) comes from a step whose execution was not recorded")
+                    }
+                    var recorded = artifact
+                    recorded.id = id
+                    return recorded
+                }
+            }
+            return execution
+        }
+
+        /// Notes a step's recorded execution and the recorded ids of the outputs it was given
+        /// provisional ids for.
+        func recorded(step: String, executionID: Int64, outputs: [String: ArtifactRecord] = [:], provisional: [String: ArtifactRecord] = [:]) {
+            queue.report.executionIDs[step] = executionID
+            for (name, artifact) in provisional {
+                if let id = outputs[name]?.id { queue.recordedIDs[artifact.id] = id }
+            }
+        }
+    }
+
+    private let metadata: any MetadataStore
+    private let queue = DispatchQueue(label: "zenml-run.recording")
+    private let lock = NSLock()
+    private var lastProvisionalID: Int64 = 0
+    private var failed = false
+    // Only touched on `queue`.
+    private var recordedIDs: [Int64: Int64] = [:]
+    private var report = Report()
+    private var firstFailure: String?
+
+    init(metadata: any MetadataStore) {
+        self.metadata = metadata
+    }
+
+    /// Whether a job has failed: nothing more will be recorded in this run.
+    var hasFailed: Bool { lock.withLock { failed } }
+
+    /// `outputs` with fresh provisional ids, until their execution is recorded.
+    func provisional(_ outputs: [String: ArtifactRecord]) -> [String: ArtifactRecord] {
+        lock.withLock {
+            outputs.mapValues { artifact in
+                lastProvisionalID -= 1
+                var provisional = artifact
+                provisional.id = lastProvisionalID
+                return provisional
+            }
+        }
+    }
+
+    /// Runs `job` after every job queued before it. If it throws, `steps` fail with its error.
+    /// `optional` jobs (a RUNNING record that a later job completes anyway) fail nothing.
+    func enqueue(steps: [String], optional: Bool = false, _ job: @escaping @Sendable (Writer) throws -> Void) {
+        queue.async { [self] in
+            if let firstFailure {
+                if !optional { for step in steps { report.failures[step] = "not recorded after an earlier failure: \(firstFailure)" } }
+                return
+            }
+            do {
+                try job(Writer(metadata: metadata, queue: self))
+            } catch {
+                guard !optional else { return }
+                firstFailure = "\(error)"
+                for step in steps { report.failures[step] = "\(error)" }
+                lock.withLock { failed = true }
+            }
+        }
+    }
+
+    /// Waits for every queued job and says what they did.
+    func drain() async -> Report {
+        await withCheckedContinuation { continuation in
+            queue.async { [self] in continuation.resume(returning: report) }
+        }
+    }
+}
+
 /// Records one step execution with as few commits as possible: a step that ends within
 /// ``runningRecordDelay`` is recorded once, with its outcome; a longer one is first recorded as
 /// RUNNING (so other terminals see it running) and then finished. Each commit costs a
@@ -15,14 +122,16 @@ final class ExecutionRecorder: @unchecked Sendable {
         case finished
     }
 
-    private let metadata: any MetadataStore
+    private let recordings: RecordingQueue
     private let execution: NewExecution
+    /// Only touched by jobs on the recording queue.
     private var state = State.pending
-    private let lock = NSLock()
     private var timer: Task<Void, Never>?
+    /// The bundle build the step process ran, recorded with how it ended (set before ``finish(_:)``).
+    var build: ArtifactRecord?
 
-    init(metadata: any MetadataStore, execution: NewExecution) {
-        self.metadata = metadata
+    init(recordings: RecordingQueue, execution: NewExecution) {
+        self.recordings = recordings
         self.execution = execution
     }
 
@@ -31,30 +140,34 @@ final class ExecutionRecorder: @unchecked Sendable {
         timer = Task.detached { [self] in
             try? await Task.sleep(nanoseconds: Self.runningRecordDelay)
             guard !Task.isCancelled else { return }
-            lock.withLock {
+            recordings.enqueue(steps: [execution.step], optional: true) { [self] writer in
                 guard case .pending = state else { return }
-                if let id = try? metadata.startExecution(execution) { state = .started(id) }
+                state = .started(try writer.metadata.startExecution(writer.resolved(execution)))
             }
         }
     }
 
-    /// Records how the execution ended; returns its id and its recorded outputs.
+    /// Queues how the execution ended; returns its outputs with provisional ids.
     @discardableResult
-    func finish(_ outcome: ExecutionOutcome) throws -> (id: Int64, outputs: [String: ArtifactRecord]) {
+    func finish(_ outcome: ExecutionOutcome) -> [String: ArtifactRecord] {
         timer?.cancel()
-        return try lock.withLock {
+        var outcome = outcome
+        if outcome.build == nil { outcome.build = build }
+        outcome.outputs = recordings.provisional(outcome.outputs)
+        let provisional = outcome.outputs
+        recordings.enqueue(steps: [execution.step]) { [self, outcome] writer in
             switch state {
             case .started(let id):
-                let outputs = try metadata.finishExecution(id: id, outcome: outcome)
-                state = .finished
-                return (id, outputs)
+                let outputs = try writer.metadata.finishExecution(id: id, outcome: outcome)
+                writer.recorded(step: execution.step, executionID: id, outputs: outputs, provisional: provisional)
             case .pending:
-                let recorded = try metadata.recordExecution(execution, outcome: outcome)
-                state = .finished
-                return recorded
+                let (id, outputs) = try writer.metadata.recordExecution(writer.resolved(execution), outcome: outcome)
+                writer.recorded(step: execution.step, executionID: id, outputs: outputs, provisional: provisional)
             case .finished:
                 throw MetadataStoreError.database("the execution of step \(execution.step) was already recorded as finished")
             }
+            state = .finished
         }
+        return provisional
     }
 }

@@ -31,7 +31,8 @@ public struct Inspector: Sendable {
         return first
     }
 
-    /// The upstream graph of an artifact: its producer, that producer's inputs and so on.
+    /// The upstream graph of an artifact: its producer, that producer's inputs (and the bundle
+    /// build it ran, for a compiled step) and so on.
     public func lineage(ofArtifact artifact: ArtifactRecord) throws -> LineageGraph {
         var graph = LineageGraph(roots: [artifact.digest.description])
         var queue = [artifact]
@@ -43,6 +44,7 @@ public struct Inspector: Sendable {
             guard let producer = try metadata.producer(ofArtifact: current.id) else { continue }
             graph.producers[current.digest.description] = producer
             for artifacts in producer.inputs.values { queue.append(contentsOf: artifacts) }
+            if let build = producer.build { queue.append(build) }
         }
         return graph
     }
@@ -68,7 +70,7 @@ public struct Inspector: Sendable {
     /// The upstream graph of everything a run produced.
     public func lineage(ofRun run: RunRecord) throws -> LineageGraph {
         let executions = try metadata.executions(runID: run.id)
-        let consumed = Set(executions.flatMap { $0.inputs.values.flatMap { $0.map(\.digest) } })
+        let consumed = Set(executions.flatMap { $0.inputs.values.flatMap { $0.map(\.digest) } + [$0.build?.digest].compactMap { $0 } })
         let finals = executions.flatMap { $0.outputs.values }.filter { !consumed.contains($0.digest) }
         var graph = LineageGraph(roots: [])
         for artifact in finals.sorted(by: { $0.id < $1.id }) {

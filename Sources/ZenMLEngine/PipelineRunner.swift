@@ -106,9 +106,10 @@ public final class PipelineRunner: Sendable {
         let logDirectory = workspace.logsDirectory + "/" + runID
         try FileTree.makeDirectory(logDirectory)
 
+        let recordings = RecordingQueue(metadata: metadata)
         let context = RunContext(
             runID: runID, graph: graph, specDigest: specDigest, options: options, logDirectory: logDirectory, observer: observer,
-            runtimes: RuntimeVersions(path: options.hostEnvironment["PATH"] ?? "/usr/bin:/bin"))
+            recordings: recordings, runtimes: RuntimeVersions(path: options.hostEnvironment["PATH"] ?? "/usr/bin:/bin"))
         var results: [String: StepResult] = [:]
         var remaining = Dictionary(uniqueKeysWithValues: steps.map { ($0.name, Set($0.dependencies).intersection(selected)) })
         let order = Dictionary(uniqueKeysWithValues: steps.enumerated().map { ($1.name, $0) })
@@ -145,7 +146,7 @@ public final class PipelineRunner: Sendable {
             }
             // Every ready step is fingerprinted and looked up in the cache as one wave (one query);
             // hits release their dependents into the next wave at once, misses wait for a job
-            // slot. The hits of all the waves are recorded in one transaction at the end.
+            // slot. The hits of all the waves are recorded in one transaction, queued at the end.
             func resolveReady() async {
                 var reuses: [CacheReuse] = []
                 while !ready.isEmpty, !Task.isCancelled {
@@ -187,27 +188,20 @@ public final class PipelineRunner: Sendable {
                     waiting = Self.merged(waiting, missed) { (order[$0.name] ?? 0) < (order[$1.name] ?? 0) }
                 }
                 guard !reuses.isEmpty else { return }
-                do {
-                    let ids = try metadata.recordCachedExecutions(reuses, at: Date())
-                    for (reuse, id) in zip(reuses, ids) { results[reuse.execution.step]?.executionID = id }
-                } catch {
-                    // Nothing of these hits was recorded: they fail, and nothing downstream of them runs.
-                    let unrecorded = Set(reuses.map(\.execution.step))
-                    for name in unrecorded {
-                        results[name] = fail(name, "cannot record the cache hit: \(error)", context: context)
-                    }
-                    let downstream = Set(remaining.keys).union(waiting.map(\.name)).filter {
-                        !graph.upstreamClosure(of: [$0]).isDisjoint(with: unrecorded)
-                    }
-                    for name in downstream {
-                        remaining[name] = nil
-                        results[name] = StepResult(state: .skipped(because: "a step upstream was not recorded"))
-                        observer(.stepChanged(step: name, state: .skipped(because: "a step upstream was not recorded")))
-                    }
-                    waiting.removeAll { downstream.contains($0.name) }
+                let recordedAt = Date()
+                recordings.enqueue(steps: reuses.map(\.execution.step)) { [reuses] writer in
+                    let resolved = try reuses.map { CacheReuse(try writer.resolved($0.execution), reusing: $0.source) }
+                    let ids = try writer.metadata.recordCachedExecutions(resolved, at: recordedAt)
+                    for (reuse, id) in zip(reuses, ids) { writer.recorded(step: reuse.execution.step, executionID: id) }
                 }
             }
             func launchWaiting() {
+                if recordings.hasFailed {
+                    // Nothing more can be recorded: a step started now could never be complete.
+                    for step in waiting { finished(step.name, StepResult(state: .skipped(because: "the metadata store failed"))) }
+                    waiting.removeAll()
+                    return
+                }
                 while running < options.jobs, !waiting.isEmpty, !Task.isCancelled {
                     let step = waiting.removeFirst()
                     running += 1
@@ -224,9 +218,16 @@ public final class PipelineRunner: Sendable {
             }
         }
         let canceled = Task.isCancelled
+        let recorded = await recordings.drain()
+        for (name, id) in recorded.executionIDs { results[name]?.executionID = id }
+        // A step that failed or was canceled stays so; one that succeeded is not complete unrecorded.
+        for (name, message) in recorded.failures.sorted(by: { $0.key < $1.key }) where results[name]?.succeeded == true {
+            results[name] = fail(name, "cannot record the execution: \(message)", context: context, key: results[name]?.cacheKey)
+        }
         for step in steps where results[step.name] == nil {
-            results[step.name] = StepResult(state: .canceled)
-            observer(.stepChanged(step: step.name, state: .canceled))
+            let state: StepState = recorded.failures.isEmpty ? .canceled : .skipped(because: "the metadata store failed")
+            results[step.name] = StepResult(state: state)
+            observer(.stepChanged(step: step.name, state: state))
         }
         try? fingerprinter.save()
         workDirectories.drain()
@@ -287,6 +288,8 @@ public final class PipelineRunner: Sendable {
         var options: RunOptions
         var logDirectory: String
         var observer: @Sendable (RunEvent) -> Void
+        /// Where executions are recorded, in the order steps end.
+        var recordings: RecordingQueue
         /// The versions of the interpreters and compilers of the steps that run.
         var runtimes = RuntimeVersions(path: "")
     }
@@ -397,7 +400,7 @@ public final class PipelineRunner: Sendable {
                 return fail(step.name, "\(error)", context: context, key: key)
             }
         }
-        let recorder = ExecutionRecorder(metadata: metadata, execution: newExecution)
+        let recorder = ExecutionRecorder(recordings: context.recordings, execution: newExecution)
         await context.runtimes.note(step.manifest)
         var launched: Launched
         var attempt = 1
@@ -426,6 +429,7 @@ public final class PipelineRunner: Sendable {
             context.observer(.stepChanged(step: step.name, state: state))
         }
         if attempt > 1 { launched.details["attempts"] = .int(Int64(attempt)) }
+        recorder.build = launched.build
         let workDirectory = launched.workDirectory, logFile = launched.logFile, result = launched.result, jobDirectory = launched.jobDirectory
         defer {
             workDirectories.release(workDirectory)
@@ -449,34 +453,34 @@ public final class PipelineRunner: Sendable {
                         properties: success.response.outputs[name] ?? [:], createdAt: now)
                 }
                 // Only now, with every output published, is the execution complete.
-                let (executionID, recorded) = try recorder.finish(
+                let recorded = recorder.finish(
                     ExecutionOutcome(
                         state: .complete, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile,
                         message: success.response.message, metrics: success.response.metrics, outputs: outputs,
                         peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds, backend: .object(launched.details)))
                 context.observer(.stepChanged(step: step.name, state: .completed(duration: result.duration)))
-                return StepResult(state: .completed(duration: result.duration), outputs: recorded, executionID: executionID, cacheKey: key, reason: reason)
+                return StepResult(state: .completed(duration: result.duration), outputs: recorded, cacheKey: key, reason: reason)
             } catch {
-                _ = try? recorder.finish(ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: "\(error)"))
+                recorder.finish(ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: "\(error)"))
                 return fail(step.name, "cannot publish the outputs: \(error)", context: context, key: key)
             }
         case .failure(let failure):
             let state: ExecutionState = failure == .canceled ? .canceled : .failed
-            let executionID = (try? recorder.finish(
+            recorder.finish(
                 ExecutionOutcome(
                     state: state, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: failure.description,
-                    peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds, backend: .object(launched.details))))?.id
+                    peakMemoryBytes: result.usage?.peakMemoryBytes, cpuSeconds: result.usage?.cpuSeconds, backend: .object(launched.details)))
             if case .modifiedInput(let path) = failure {
                 // The artifact no longer has its digest: take it out of the store so no cache hit reuses it.
                 try? FileTree.remove(path)
             }
             if failure == .canceled {
                 context.observer(.stepChanged(step: step.name, state: .canceled))
-                return StepResult(state: .canceled, executionID: executionID, cacheKey: key)
+                return StepResult(state: .canceled, cacheKey: key)
             }
             let report = StepFailureReport(message: failure.description, exitCode: result.exitCode, errorTail: result.errorTail, logFile: logFile)
             context.observer(.stepChanged(step: step.name, state: .failed(report)))
-            return StepResult(state: .failed(report), executionID: executionID, cacheKey: key)
+            return StepResult(state: .failed(report), cacheKey: key)
         }
     }
 
@@ -497,6 +501,8 @@ public final class PipelineRunner: Sendable {
         var published: [String: StoredArtifact]? = nil
         /// The job's directory (under one named by cache key), removed once the execution is recorded.
         var jobDirectory: HeldJobDirectory? = nil
+        /// The recorded build the process ran, for a bundle with a `build:` command.
+        var build: ArtifactRecord? = nil
     }
 
     /// Builds the bundle if it has a `build:` command, writes the request and runs the step
@@ -511,10 +517,10 @@ public final class PipelineRunner: Sendable {
         func failure(_ message: String) -> Result<Launched, StepFailureReport> {
             .failure(StepFailureReport(message: message, exitCode: nil, errorTail: "", logFile: nil))
         }
-        var buildPath: String?
+        var build: BundleBuilder.Output?
         if step.manifest.build != nil {
             do {
-                buildPath = try await builder.output(
+                build = try await builder.output(
                     bundlePath: step.bundlePath, manifest: step.manifest, bundleDigest: bundleDigest, runID: context.runID,
                     pipeline: graph.spec.name, logDirectory: context.logDirectory, hostEnvironment: context.options.hostEnvironment,
                     backend: context.options.backend, resources: step.resources)
@@ -584,7 +590,7 @@ public final class PipelineRunner: Sendable {
         beforeStart()
         var launch = StepLaunch(
             bundlePath: step.bundlePath, manifest: step.manifest, request: request, workDirectory: workDirectory, logFile: logFile,
-            timeout: step.timeout, hostEnvironment: hostEnvironment, buildPath: buildPath)
+            timeout: step.timeout, hostEnvironment: hostEnvironment, buildPath: build?.path)
         launch.resources = step.resources
         launch.nodeStaging = nodeStaging
         let backend = context.options.backend
@@ -599,7 +605,9 @@ public final class PipelineRunner: Sendable {
         var details = ran.details
         details["backend"] = .string(backend.name)
         return .success(
-            Launched(result: ran.result, workDirectory: workDirectory, logFile: logFile, details: details, published: ran.published, jobDirectory: ran.heldJobDirectory))
+            Launched(
+                result: ran.result, workDirectory: workDirectory, logFile: logFile, details: details, published: ran.published,
+                jobDirectory: ran.heldJobDirectory, build: build?.artifact))
     }
 
     /// A completed or cached execution with this key whose outputs are all still in the store.

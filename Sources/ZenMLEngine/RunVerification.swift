@@ -59,7 +59,7 @@ extension PipelineRunner {
         try FileTree.makeDirectory(logDirectory)
         let context = RunContext(
             runID: run.id, graph: graph, specDigest: graph.specDigest, options: RunOptions(useCache: false), logDirectory: logDirectory,
-            observer: { _ in })
+            observer: { _ in }, recordings: RecordingQueue(metadata: metadata))
         var report = VerificationReport(runID: run.id, pipeline: run.pipeline, steps: [])
         for step in graph.steps {
             guard let execution = byStep[step.name] else { continue }

@@ -6,11 +6,14 @@ import ZenMLExecutor
 /// Work directories for steps (`request.json`, `outputs/`, `scratch/tmp/`), reused from one step
 /// to the next: creating and removing four directories per step cost more on ext4 than a small
 /// step itself. A released directory is emptied before it is handed out again, so every step
-/// still starts with empty outputs and an empty scratch space.
+/// still starts with empty outputs and an empty scratch space. Emptying happens in the
+/// background, off the path from one step's end to the next one's start.
 final class WorkDirectoryPool: @unchecked Sendable {
     private let store: any ArtifactStore
     private var idle: [String] = []
     private let lock = NSLock()
+    private let cleaner = DispatchQueue(label: "zenml-run.work-directories")
+    private let cleaning = DispatchGroup()
 
     init(store: any ArtifactStore) {
         self.store = store
@@ -28,6 +31,10 @@ final class WorkDirectoryPool: @unchecked Sendable {
 
     /// Empties a work directory and keeps it for the next step; one that cannot be emptied is removed.
     func release(_ directory: String) {
+        cleaner.async(group: cleaning) { [self] in clean(directory) }
+    }
+
+    private func clean(_ directory: String) {
         do {
             let outputs = StepLaunch.outputsDirectory(in: directory)
             let scratch = StepLaunch.scratchDirectory(in: directory)
@@ -54,6 +61,7 @@ final class WorkDirectoryPool: @unchecked Sendable {
 
     /// Removes every idle directory (at the end of a run).
     func drain() {
+        cleaning.wait()
         let directories = lock.withLock { () -> [String] in
             defer { idle.removeAll() }
             return idle

@@ -219,7 +219,9 @@ extension Workspace {
     public func openMetadataStore(settings: WorkspaceConfiguration.MetadataSettings, environment: [String: String]) throws -> any MetadataStore {
         switch settings {
         case .sqlite:
-            return try SQLiteMetadataStore(path: metadataPath)
+            // A store on a slow shared disk may want longer; a script that prefers failing fast, shorter.
+            let busyTimeout = environment["ZENML_SQLITE_BUSY_TIMEOUT"].flatMap(TimeInterval.init) ?? SQLiteMetadataStore.defaultBusyTimeout
+            return try SQLiteMetadataStore(path: metadataPath, busyTimeout: busyTimeout)
         case .mysql(let settings):
             guard let password = environment[settings.passwordVariable] else {
                 throw WorkspaceConfigurationError.missingPassword(variable: settings.passwordVariable, url: settings.url)

@@ -136,7 +136,9 @@ enum MLMDSchema {
     enum PropertyType: Int { case int = 1, double = 2, string = 3, structValue = 4, proto = 5, boolean = 6 }
 
     /// `Event.type` (ml_metadata.Event.Type).
-    enum EventType: Int { case declaredOutput = 1, declaredInput = 2, input = 3, output = 4 }
+    /// `internalInput` is what an execution used that is not one of its declared inputs: the
+    /// bundle build a compiled step ran (keyed `build`).
+    enum EventType: Int { case declaredOutput = 1, declaredInput = 2, input = 3, output = 4, internalInput = 5 }
 
     /// `Artifact.state` (ml_metadata.Artifact.State).
     enum ArtifactState: Int { case pending = 1, live = 2, markedForDeletion = 3, deleted = 4 }

@@ -407,6 +407,9 @@ final class MLMDTransaction {
             try insertEvent(artifactID: artifactID, executionID: id, type: .output, key: outputName, index: nil, at: now, paths: &pending.eventPaths)
             for contextID in contexts { pending.attributions.append([contextID, artifactID]) }
         }
+        if let build = outcome.build {
+            try insertEvent(artifactID: build.id, executionID: id, type: .internalInput, key: "build", index: nil, at: now, paths: &pending.eventPaths)
+        }
         return recorded
     }
 
@@ -541,6 +544,7 @@ final class MLMDTransaction {
         }
         var inputs: [Int64: [String: [(Int64, ArtifactRecord)]]] = [:]
         var outputs: [Int64: [String: ArtifactRecord]] = [:]
+        var builds: [Int64: ArtifactRecord] = [:]
         for event in eventRows {
             guard let executionID = event.int64("execution_id"), let artifactID = event.int64("artifact_id") else { continue }
             let values = artifactProps[artifactID] ?? Properties()
@@ -556,6 +560,8 @@ final class MLMDTransaction {
                 inputs[executionID, default: [:]][key, default: []].append((stepIndexes[eventID] ?? 0, artifact))
             } else if type == Int64(MLMDSchema.EventType.output.rawValue) {
                 outputs[executionID, default: [:]][key] = artifact
+            } else if type == Int64(MLMDSchema.EventType.internalInput.rawValue) && key == "build" {
+                builds[executionID] = artifact
             }
         }
         var records: [Int64: ExecutionRecord] = [:]
@@ -574,7 +580,8 @@ final class MLMDTransaction {
                 startedAt: values.date("started_at") ?? Self.date(milliseconds: row.int64("create_time_since_epoch") ?? 0), endedAt: values.date("ended_at"),
                 metrics: metrics, reusedExecutionID: values.int("reused_execution_id"),
                 inputs: (inputs[id] ?? [:]).mapValues { $0.sorted { $0.0 < $1.0 }.map(\.1) }, outputs: outputs[id] ?? [:],
-                peakMemoryBytes: values.int("peak_memory_bytes"), cpuSeconds: values.double("cpu_seconds"), backend: values.json("backend"))
+                peakMemoryBytes: values.int("peak_memory_bytes"), cpuSeconds: values.double("cpu_seconds"), backend: values.json("backend"),
+                build: builds[id])
         }
         return ids.compactMap { records[$0] }
     }
@@ -775,7 +782,10 @@ final class MLMDTransaction {
     /// Executions that read the artifact (INPUT events), oldest first.
     func consumers(ofArtifact id: Int64) throws -> [ExecutionRecord] {
         // MLMD's unique key (artifact_id, execution_id, type) starts with artifact_id, so this is an index lookup.
-        let ids = try db.int64s("SELECT execution_id FROM `Event` WHERE artifact_id = ? AND type = ? ORDER BY execution_id", [id, MLMDSchema.EventType.input.rawValue])
+        // A build's consumers are the executions that ran its binaries (INTERNAL_INPUT events).
+        let ids = try db.int64s(
+            "SELECT execution_id FROM `Event` WHERE artifact_id = ? AND type IN (?, ?) ORDER BY execution_id",
+            [id, MLMDSchema.EventType.input.rawValue, MLMDSchema.EventType.internalInput.rawValue])
         return try loadExecutions(ids: ids)
     }
 }

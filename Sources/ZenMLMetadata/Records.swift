@@ -82,6 +82,11 @@ public struct ExecutionRecord: Codable, Sendable, Hashable {
     public var cpuSeconds: Double? = nil
     /// Where the step ran: `{"backend": "slurm", "slurm_job_id": ..., "node": ..., "queue_wait_seconds": ...}`.
     public var backend: JSONValue = .null
+    /// The `BundleBuild` artifact (the output of a `build:<bundle>` execution) whose binaries the
+    /// step process ran, for a bundle with a `build:` command; recorded as an ML Metadata
+    /// INTERNAL_INPUT event keyed `build`, apart from the declared inputs. A cached execution has
+    /// none: it ran nothing (its reused execution has it).
+    public var build: ArtifactRecord? = nil
 
     public var duration: TimeInterval? { endedAt.map { $0.timeIntervalSince(startedAt) } }
 }
@@ -228,6 +233,9 @@ public struct ExecutionOutcome: Sendable {
     public var peakMemoryBytes: Int64?
     public var cpuSeconds: Double?
     public var backend: JSONValue
+    /// The recorded `BundleBuild` artifact the step ran (see ``ExecutionRecord/build``); its id
+    /// must be set.
+    public var build: ArtifactRecord? = nil
 
     public init(
         state: ExecutionState, endedAt: Date, exitCode: Int? = nil, logURI: String? = nil, message: String? = nil,
@@ -272,6 +280,8 @@ public enum MetadataStoreError: Error, CustomStringConvertible, Sendable {
     /// again to find out whether the commit went through: the write is either recorded completely
     /// or not at all.
     case commitOutcomeUnknown(path: String, reason: String)
+    /// Another process held the store's write lock for longer than the write would wait.
+    case busy(path: String, seconds: Double)
 
     public var description: String {
         switch self {
@@ -287,6 +297,8 @@ public enum MetadataStoreError: Error, CustomStringConvertible, Sendable {
             return "the metadata store at \(path) could not be used (\(attempts) attempt\(attempts == 1 ? "" : "s")): \(reason); nothing was recorded by this operation. Check that the database server is running and reachable, then run the command again"
         case .commitOutcomeUnknown(let path, let reason):
             return "the connection to the metadata store at \(path) dropped while a change was being committed, and the store could not be reached again to check it (\(reason)): the change is either recorded completely or not at all. Once the database server is reachable, check the run (zenml-run runs show) before repeating the command"
+        case .busy(let path, let seconds):
+            return "another process kept the metadata store at \(path) locked for more than \(seconds.formatted()) s (database is locked), so nothing was recorded by this operation; once it is done, run the command again, or let writes wait longer with ZENML_SQLITE_BUSY_TIMEOUT=SECONDS"
         case .accessDenied(let path, let reason):
             return "the database server refused access to the metadata store at \(path): \(reason); check the user name and the password given for it"
         }

@@ -10,14 +10,20 @@ import ZenMLCore
 /// in ``MLMDTransaction``; ``MySQLMetadataStore`` keeps the same records in MySQL or MariaDB.
 public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
     public let path: String
+    private let busyTimeout: TimeInterval
     private let pool: DatabasePool
     private let typeIDs = TypeIDCache()
 
-    /// Opens the store at `path`, creating the file and ML Metadata's schema if needed.
-    public init(path: String) throws {
+    /// How long a write waits for another process's transaction before it fails, by default.
+    public static let defaultBusyTimeout: TimeInterval = 30
+
+    /// Opens the store at `path`, creating the file and ML Metadata's schema if needed. A write
+    /// waits up to `busyTimeout` seconds for another process's transaction to end.
+    public init(path: String, busyTimeout: TimeInterval = defaultBusyTimeout) throws {
         self.path = path
+        self.busyTimeout = busyTimeout
         var configuration = Configuration()
-        configuration.busyMode = .timeout(30)
+        configuration.busyMode = .timeout(busyTimeout)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             // A checkpoint copies the WAL into the database and syncs twice: 10-20 ms, paid by
@@ -71,6 +77,8 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
             }
         } catch let error as MetadataStoreError {
             throw error
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+            throw MetadataStoreError.busy(path: path, seconds: busyTimeout)
         } catch {
             throw MetadataStoreError.database("\(error)")
         }

@@ -64,8 +64,10 @@ public struct ShardedTFRecord: Sendable, Equatable {
         let missing = names.indices.filter { names[$0] == nil }
         if !missing.isEmpty {
             let listed = missing.prefix(5).map(String.init).joined(separator: ", ") + (missing.count > 5 ? ", ..." : "")
+            let example = "\(prefix)-\(Self.zeroPadded(missing[0]))-of-\(Self.zeroPadded(first.count)).tfrecord[.gz|.zlib]"
             throw inconsistent(
-                "\(missing.count) of \(first.count) shards are missing (index \(listed)); the artifact was not fully written")
+                "\(missing.count) of \(first.count) shards are missing (index \(listed)): there is no \(example); "
+                    + "the artifact was not fully written")
         }
         self.directory = directory
         self.prefix = prefix
@@ -91,6 +93,24 @@ public struct ShardedTFRecord: Sendable, Equatable {
     /// looking at the file or at the other shards.
     public static func isShardFileName(_ name: String, prefix: String = "data") -> Bool {
         parse(name, prefix: prefix) != nil
+    }
+
+    /// The prefixes of the shard files in `directory` (names `<prefix>-NNNNN-of-MMMMM.tfrecord[.gz|.zlib]`
+    /// with any non-empty prefix), sorted; empty if it holds none. Whether each prefix's shards
+    /// form a complete set is for ``init(directory:prefix:)`` to check.
+    public static func prefixes(in directory: String) throws(TFRecordError) -> [String] {
+        var prefixes = Set<String>()
+        for name in try fileNames(in: directory) {
+            // The prefix ends at one of the name's dashes; at most one of them parses.
+            for dash in name.indices where name[dash] == "-" && dash > name.startIndex {
+                let prefix = String(name[..<dash])
+                if parse(name, prefix: prefix) != nil {
+                    prefixes.insert(prefix)
+                    break
+                }
+            }
+        }
+        return prefixes.sorted()
     }
 
     /// The index and count in a shard file name, or `nil` if `name` is not one.

@@ -40,6 +40,21 @@ final class LocalArtifactStoreTests: XCTestCase {
         XCTAssertTrue(try store.verify(first.digest))
     }
 
+    func testRepublishingReplacesADamagedCopy() throws {
+        let first = try store.publish(stagedDirectory: try stage(["model.bin": "weights", "meta/info.json": "{}"]))
+        chmod(first.uri + "/model.bin", 0o644)
+        try Data("w".utf8).write(to: URL(fileURLWithPath: first.uri + "/model.bin"))
+        XCTAssertFalse(try store.isIntact(first))
+
+        let again = try store.publish(stagedDirectory: try stage(["model.bin": "weights", "meta/info.json": "{}"]))
+        XCTAssertEqual(again, first)
+        XCTAssertTrue(try store.isIntact(first), "the damaged copy was replaced")
+        XCTAssertTrue(try store.verify(first.digest))
+        XCTAssertEqual(try String(contentsOfFile: first.uri + "/model.bin", encoding: .utf8), "weights")
+        XCTAssertEqual((try FileStatus.of(first.uri + "/model.bin")?.mode ?? 0) & 0o222, 0, "read-only again")
+        XCTAssertEqual(try FileTree.childNames(of: root + "/tmp"), [], "no staging or damaged copy is left")
+    }
+
     func testTamperingIsNoticed() throws {
         let stored = try store.publish(stagedDirectory: try stage(["a.txt": "abc"]))
         chmod(stored.uri, 0o755)

@@ -296,6 +296,58 @@ final class FailureTests: XCTestCase {
         XCTAssertEqual(rerun.exitCode, 0, rerun.output)
         XCTAssertEqual(Sandbox.states(summary), ["quick": "cached", "slow": "done"])
     }
+
+    /// Another process holds the store's write lock past the busy timeout just as a step ends:
+    /// that step's execution cannot be recorded, so it fails, the step after it (already started,
+    /// since recording does not hold up the next step) is not recorded either, and nothing of
+    /// either is recorded as complete. Once the lock is gone, both run again.
+    func testAStepWhoseExecutionCannotBeRecordedFailsWithWhatComesAfterIt() throws {
+        let sandbox = try Sandbox()
+        try okBundle(sandbox, "first")
+        // Takes the write lock for 4 s in a process of its own session (so the host does not stop
+        // it with the step's process group), and ends once the lock is held.
+        try sandbox.shBundle("locker", inputs: "{result: Result}", outputs: "{result: Result}", script: #"""
+            O=$(out result); echo ok > "$O/ok.txt"
+            DB="${O%%/.zenml/*}/.zenml/metadata.db"
+            MARK="$ZENML_BUNDLE_DIR/../../locked"
+            if [ ! -f "$ZENML_BUNDLE_DIR/../../unlocked" ]; then
+              setsid python3 -c 'import sqlite3, sys, time
+            db = sqlite3.connect(sys.argv[1], isolation_level=None)
+            db.execute("BEGIN EXCLUSIVE")
+            open(sys.argv[2], "w").close()
+            time.sleep(4)' "$DB" "$MARK" </dev/null >/dev/null 2>&1 &
+              while [ ! -f "$MARK" ]; do sleep 0.02; done
+            fi
+            echo '{"status":"ok"}'
+            """#)
+        try okBundle(sandbox, "after", inputs: "{result: Result}")
+        try sandbox.write("pipeline.yaml", """
+            name: unrecorded
+            steps:
+              first: {uses: ./bundles/first}
+              locker: {uses: ./bundles/locker, inputs: {result: first.result}}
+              after: {uses: ./bundles/after, inputs: {result: locker.result}}
+            """)
+        let (result, summary) = try sandbox.runPipeline(environment: ["ZENML_SQLITE_BUSY_TIMEOUT": "2.5"])
+        XCTAssertEqual(result.exitCode, 1, result.output)
+        XCTAssertTrue(result.stdout.contains("cannot record the execution: another process kept the metadata store at"), result.output)
+        XCTAssertTrue(result.stdout.contains("ZENML_SQLITE_BUSY_TIMEOUT"), "the message says what to do: \(result.output)")
+        let states = Sandbox.states(summary)
+        XCTAssertEqual(states["first"], "done")
+        XCTAssertEqual(states["locker"], "failed")
+        XCTAssertTrue(["failed", "skipped"].contains(states["after"] ?? ""), "\(states)")
+
+        let recorded = try Sandbox.shell("""
+            python3 -c 'import sqlite3; db = sqlite3.connect("\(sandbox.root)/.zenml/metadata.db")
+            print(sorted(s for (s,) in db.execute("SELECT p.string_value FROM Execution e JOIN ExecutionProperty p ON p.execution_id = e.id AND p.name = \\"step\\" WHERE e.last_known_state IN (3, 5)")))'
+            """)
+        XCTAssertEqual(recorded.trimmingCharacters(in: .whitespacesAndNewlines), "['first']", "only the step recorded before the lock is complete")
+
+        try sandbox.write("unlocked", "")
+        let (again, summaryAgain) = try sandbox.runPipeline()
+        XCTAssertEqual(again.exitCode, 0, again.output)
+        XCTAssertEqual(Sandbox.states(summaryAgain), ["first": "cached", "locker": "done", "after": "done"])
+    }
 }
 
 extension Sandbox {

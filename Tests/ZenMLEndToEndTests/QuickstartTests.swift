@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// The shipped polyglot example (Python, C, sh) behaves as its README says.
+/// The shipped polyglot example (Python, C, Swift) behaves as its README says.
 final class QuickstartTests: XCTestCase {
     func testQuickstartCachesAndRerunsOnlyWhatChanged() throws {
         let sandbox = try Sandbox()
@@ -11,6 +11,14 @@ final class QuickstartTests: XCTestCase {
         var (result, summary) = try sandbox.runPipeline(pipeline)
         XCTAssertEqual(result.exitCode, 0, result.output)
         XCTAssertEqual(Sandbox.states(summary), ["generate": "done", "normalize": "done", "report": "done"])
+        // The compiled steps (C, Swift) name the build they ran; the Python step has none.
+        let builds = try Self.builds(sandbox, run: summary["run_id"] as? String ?? "")
+        XCTAssertEqual(builds.keys.sorted(), ["normalize", "report"], "generate ran too, and names no build")
+        for step in ["normalize", "report"] {
+            let build = try XCTUnwrap(builds[step], "\(step) names its build")
+            XCTAssertEqual(build.type, "BundleBuild")
+            XCTAssertEqual(build.id, build.builtBy, "\(step) ran the output of this run's build:\(step)")
+        }
 
         (result, summary) = try sandbox.runPipeline(pipeline)
         XCTAssertEqual(Sandbox.states(summary), ["generate": "cached", "normalize": "cached", "report": "cached"])
@@ -21,6 +29,13 @@ final class QuickstartTests: XCTestCase {
         (result, summary) = try sandbox.runPipeline(pipeline)
         XCTAssertEqual(result.exitCode, 0, result.output)
         XCTAssertEqual(Sandbox.states(summary), ["generate": "cached", "normalize": "done", "report": "done"])
+        // Not built again: the re-run steps name the first run's builds.
+        let rerunBuilds = try Self.builds(sandbox, run: summary["run_id"] as? String ?? "")
+        for step in ["normalize", "report"] {
+            XCTAssertEqual(rerunBuilds[step]?.id, builds[step]?.id, step)
+            XCTAssertNotNil(rerunBuilds[step]?.id, step)
+            XCTAssertNil(rerunBuilds[step]?.builtBy, "no build:\(step) in the re-run")
+        }
 
         // The report really was recomputed from the rescaled table.
         let show = try sandbox.run(["runs", "show", summary["run_id"] as? String ?? "", "--json"])
@@ -34,6 +49,27 @@ final class QuickstartTests: XCTestCase {
         XCTAssertTrue(runtimes?["cc"]?.isEmpty == false, "\(String(describing: runtimes))")
         XCTAssertTrue(runtimes?["swift"]?.contains("Swift") == true, "\(String(describing: runtimes))")
         XCTAssertNil(runtimes?["python3"], "generate was cached in this run: \(String(describing: runtimes))")
+    }
+}
+
+extension QuickstartTests {
+    /// For each step execution of a run that names a build: the build (artifact id and type) and
+    /// the id of the artifact this run's `build:<step>` execution produced, if there is one.
+    static func builds(_ sandbox: Sandbox, run: String) throws -> [String: (id: Int?, type: String?, builtBy: Int?)] {
+        let show = try sandbox.run(["runs", "show", run, "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any]
+        let executions = (object?["run"] as? [String: Any])?["executions"] as? [[String: Any]] ?? []
+        var producedBuilds: [String: Int] = [:]
+        for execution in executions {
+            guard let step = execution["step"] as? String, step.hasPrefix("build:") else { continue }
+            producedBuilds[String(step.dropFirst(6))] = ((execution["outputs"] as? [String: Any])?["build"] as? [String: Any])?["id"] as? Int
+        }
+        var builds: [String: (id: Int?, type: String?, builtBy: Int?)] = [:]
+        for execution in executions {
+            guard let step = execution["step"] as? String, !step.hasPrefix("build:"), let build = execution["build"] as? [String: Any] else { continue }
+            builds[step] = (build["id"] as? Int, build["type"] as? String, producedBuilds[step])
+        }
+        return builds
     }
 }
 
@@ -123,5 +159,170 @@ final class TFRecordCommandTests: XCTestCase {
         let corrupt = try sandbox.run(["tfrecord", "count", directory + "/corrupt.tfrecord"])
         XCTAssertNotEqual(corrupt.exitCode, 0)
         XCTAssertTrue(corrupt.stderr.contains("record 7"), corrupt.stderr)
+    }
+
+    /// Writes shard `index` of `count` holding examples `{"id": [index * 100 + i]}` for i < 4, with
+    /// the Python SDK (plain, GZIP, ZLIB in turn), into `folder`.
+    static func writeShards(_ folder: String, indexes: [Int], count: Int) throws {
+        let script = """
+            import sys
+            sys.path.insert(0, sys.argv[1])
+            import zenml_step as z
+            folder, count = sys.argv[2], int(sys.argv[3])
+            for index in map(int, sys.argv[4:]):
+                compression = [None, "GZIP", "ZLIB"][index % 3]
+                with z.TFRecordWriter(folder + "/" + z.shard_file_name(index, count, compression=compression), compression=compression) as out:
+                    for i in range(4):
+                        out.write(z.Example.from_dict({"id": [index * 100 + i]}).serialize())
+            print("ok")
+            """
+        let output = try Sandbox.shell(
+            "mkdir -p '\(folder)' && python3 -c '\(script)' '\(Sandbox.repository)/protocol/python' '\(folder)' \(count) "
+                + indexes.map(String.init).joined(separator: " ") + " 2>&1")
+        XCTAssertEqual(output.trimmingCharacters(in: .whitespacesAndNewlines), "ok", output)
+    }
+
+    /// The `id` of each JSON line `tfrecord head|cat` printed.
+    static func ids(_ stdout: String) -> [Int] {
+        stdout.split(separator: "\n").map { line in
+            let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+            return ((object?["id"] as? [String: Any])?["int64"] as? [Int])?.first ?? -1
+        }
+    }
+
+    /// `{"count": {"records": N, "files": [{"path": ..., "records": n}, ...]}}` from `count --json`.
+    static func counts(_ stdout: String) -> (total: Int, files: [(name: String, records: Int)]) {
+        let object = (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any]
+        let count = object?["count"] as? [String: Any]
+        let files = (count?["files"] as? [[String: Any]] ?? []).map { file in
+            (name: ((file["path"] as? String ?? "") as NSString).lastPathComponent, records: file["records"] as? Int ?? -1)
+        }
+        return (count?["records"] as? Int ?? -1, files)
+    }
+
+    func testArtifactsOfSeveralShardsAreReadInShardOrderAndAMissingShardIsAnError() throws {
+        let sandbox = try Sandbox()
+        // Written out of order, so name order and shard order are what put them in order.
+        try Self.writeShards(sandbox.root + "/complete", indexes: [2, 0, 1], count: 3)
+        try Self.writeShards(sandbox.root + "/incomplete", indexes: [0, 2], count: 3)
+        try sandbox.shBundle("shards", outputs: "{examples: Examples}", config: "{properties: {set: {type: string}}}",
+            extra: "env: [SHARDS_ROOT]\n", script: #"""
+            cp "$SHARDS_ROOT/$(jget set)"/* "$(out examples)/"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", """
+            name: sharded
+            steps:
+              complete: {uses: ./bundles/shards, config: {set: complete}}
+              incomplete: {uses: ./bundles/shards, config: {set: incomplete}}
+            """)
+        let (result, summary) = try sandbox.runPipeline(environment: ["SHARDS_ROOT": sandbox.root])
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        let steps = summary["steps"] as? [[String: Any]] ?? []
+        func digest(_ step: String) -> String {
+            (steps.first { $0["name"] as? String == step }?["outputs"] as? [String: String])?["examples"] ?? ""
+        }
+        let complete = digest("complete"), incomplete = digest("incomplete")
+        XCTAssertTrue(complete.hasPrefix("sha256:") && incomplete.hasPrefix("sha256:"), "\(summary)")
+        let show = try sandbox.run(["runs", "show", summary["run_id"] as? String ?? "", "--json"])
+        let executions = ((try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])?["run"] as? [String: Any])?["executions"] as? [[String: Any]] ?? []
+        let completeID = try XCTUnwrap(
+            ((executions.first { $0["step"] as? String == "complete" }?["outputs"] as? [String: Any])?["examples"] as? [String: Any])?["id"] as? Int)
+
+        let expected = [0, 1, 2, 3, 100, 101, 102, 103, 200, 201, 202, 203]
+        let shardNames = ["data-00000-of-00003.tfrecord", "data-00001-of-00003.tfrecord.gz", "data-00002-of-00003.tfrecord.zlib"]
+        // The artifact by digest prefix (with and without "sha256:"), by id, and its folder in the store.
+        let hex = String(complete.dropFirst("sha256:".count))
+        for source in [String(hex.prefix(12)), String(complete.prefix(19)), String(completeID), ".zenml/artifacts/sha256/\(hex.prefix(2))/\(hex)"] {
+            let count = try sandbox.run(["tfrecord", "count", source, "--json"])
+            XCTAssertEqual(count.exitCode, 0, "\(source): \(count.output)")
+            let counts = Self.counts(count.stdout)
+            XCTAssertEqual(counts.total, 12, source)
+            XCTAssertEqual(counts.files.map(\.name), shardNames, source)
+            XCTAssertEqual(counts.files.map(\.records), [4, 4, 4], source)
+            XCTAssertEqual(try sandbox.run(["tfrecord", "count", source]).stdout, "12\n", source)
+
+            let cat = try sandbox.run(["tfrecord", "cat", source])
+            XCTAssertEqual(cat.exitCode, 0, cat.output)
+            XCTAssertEqual(Self.ids(cat.stdout), expected, source)
+            XCTAssertEqual(cat.stdout.split(separator: "\n").first, #"{"id":{"int64":[0]}}"#)
+            // head stops across a shard boundary, in the middle of the second shard.
+            let head = try sandbox.run(["tfrecord", "head", source, "-n", "6"])
+            XCTAssertEqual(Self.ids(head.stdout), Array(expected.prefix(6)), source)
+        }
+
+        // An artifact with a shard missing is an error naming the shard, not a count of 8.
+        for source in [String(incomplete.dropFirst("sha256:".count).prefix(12)), sandbox.root + "/incomplete"] {
+            for command in [["count"], ["count", "--json"], ["cat"], ["head", "-n", "1"]] {
+                let failed = try sandbox.run(["tfrecord"] + command + [source])
+                XCTAssertNotEqual(failed.exitCode, 0, "\(command) \(source): \(failed.output)")
+                XCTAssertTrue(failed.stderr.contains("1 of 3 shards are missing (index 1)"), failed.stderr)
+                XCTAssertTrue(failed.stderr.contains("data-00001-of-00003.tfrecord"), failed.stderr)
+                XCTAssertFalse(failed.stdout.contains("8"), "nothing is counted or printed: \(failed.stdout)")
+            }
+        }
+    }
+
+    func testAFolderWithoutShardNamesReadsItsTFRecordFilesByName() throws {
+        let sandbox = try Sandbox()
+        let directory = TFRecordCommandTests.vectors
+        let folder = sandbox.root + "/plain"
+        try Sandbox.shell("""
+            mkdir -p '\(folder)/sub.tfrecord' && cp '\(directory)/examples.gz.tfrecord' '\(folder)/b.tfrecord.gz' \
+              && cp '\(directory)/examples.tfrecord' '\(folder)/a.tfrecord' && cp '\(directory)/examples.zlib.tfrecord' '\(folder)/c.tfrecord.zlib' \
+              && cp '\(directory)/examples.tfrecord' '\(folder)/d.tfrecord.tmp' && cp '\(directory)/examples.tfrecord' '\(folder)/.e.tfrecord' \
+              && cp '\(directory)/raw.tfrecord' '\(folder)/notes.txt'
+            """)
+        let count = try sandbox.run(["tfrecord", "count", folder, "--json"])
+        XCTAssertEqual(count.exitCode, 0, count.output)
+        let counts = Self.counts(count.stdout)
+        XCTAssertEqual(counts.files.map(\.name), ["a.tfrecord", "b.tfrecord.gz", "c.tfrecord.zlib"], "temporary, hidden, other files and folders are not read")
+        XCTAssertEqual(counts.total, 60)
+
+        // With one shard name present the folder is sharded: the other files no longer count.
+        try Sandbox.shell("cp '\(directory)/raw.tfrecord' '\(folder)/data-00000-of-00001.tfrecord'")
+        let sharded = Self.counts(try sandbox.run(["tfrecord", "count", folder, "--json"]).stdout)
+        XCTAssertEqual(sharded.files.map(\.name), ["data-00000-of-00001.tfrecord"])
+        XCTAssertEqual(sharded.total, 5)
+
+        let empty = sandbox.root + "/empty"
+        try Sandbox.shell("mkdir -p '\(empty)' && touch '\(empty)/x.tfrecord.tmp'")
+        let none = try sandbox.run(["tfrecord", "count", empty])
+        XCTAssertNotEqual(none.exitCode, 0)
+        XCTAssertTrue(none.stderr.contains("holds no TFRecord files"), none.stderr)
+    }
+
+    func testRawPrintsEachRecordsBytesAcrossShards() throws {
+        let sandbox = try Sandbox()
+        let directory = TFRecordCommandTests.vectors
+        let vectors = try XCTUnwrap(
+            (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/vectors.json"))) as? [String: Any])?["files"]
+                as? [String: Any])
+        func recordBytes(_ name: String) -> [Data] {
+            let records = (vectors[name] as? [String: Any])?["records"] as? [[String: Any]] ?? []
+            return records.compactMap { ($0["data_b64"] ?? $0["serialized_b64"]) as? String }.compactMap { Data(base64Encoded: $0) }
+        }
+        let raw = recordBytes("raw.tfrecord"), examples = recordBytes("examples.tfrecord")
+        XCTAssertEqual(raw.count, 5)
+        XCTAssertEqual(examples.count, 20)
+        let folder = sandbox.root + "/raw"
+        try Sandbox.shell("""
+            mkdir -p '\(folder)' && cp '\(directory)/raw.tfrecord' '\(folder)/data-00000-of-00002.tfrecord' \
+              && cp '\(directory)/examples.gz.tfrecord' '\(folder)/data-00001-of-00002.tfrecord.gz'
+            """)
+        func decoded(_ stdout: String) -> [Data?] {
+            stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { line in
+                let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+                XCTAssertEqual(object?.count, 1, String(line))
+                return (object?["bytes_base64"] as? String).flatMap { Data(base64Encoded: $0) }
+            }
+        }
+        let cat = try sandbox.run(["tfrecord", "cat", folder, "--raw"])
+        XCTAssertEqual(cat.exitCode, 0, cat.output)
+        XCTAssertEqual(decoded(cat.stdout), (raw + examples).map { Optional($0) }, "every record's exact bytes, the 0-byte one included, in shard order")
+        let head = try sandbox.run(["tfrecord", "head", folder, "--raw", "-n", "7"])
+        XCTAssertEqual(decoded(head.stdout), (raw + examples.prefix(2)).map { Optional($0) })
+        // Without --raw, a record that is not an Example is an error (raw.tfrecord's second record).
+        let decodedCat = try sandbox.run(["tfrecord", "cat", folder])
+        XCTAssertNotEqual(decodedCat.exitCode, 0, decodedCat.output)
     }
 }

@@ -17,7 +17,9 @@ enum MLMDCompatibility {
     }
 
     /// Two runs of pipeline `compat`: run-1 trains (COMPLETE, outputs a model and examples);
-    /// run-2 reuses the training (CACHED) and evaluates the model (FAILED, with an input event).
+    /// run-2 reuses the training (CACHED) and evaluates the model (FAILED, with an input event, and
+    /// naming the build it ran: the examples artifact stands in for a `BundleBuild`, only the
+    /// INTERNAL_INPUT event matters here).
     static func writeScenario(_ store: any MetadataStore) throws -> Written {
         let start = Date(timeIntervalSince1970: 1_763_000_000.5)
         try store.startRun(Fixtures.newRun("run-1", pipeline: "compat", spec: "compat-spec", startedAt: start))
@@ -37,7 +39,9 @@ enum MLMDCompatibility {
         let model = try XCTUnwrap(outputs["model"])
         let evaluation = try store.startExecution(Fixtures.newExecution(
             "run-2", pipeline: "compat", step: "eval", key: Digest.of("eval-key"), inputs: ["model": [model]], startedAt: start.addingTimeInterval(11)))
-        try store.finishExecution(id: evaluation, outcome: ExecutionOutcome(state: .failed, endedAt: start.addingTimeInterval(12), exitCode: 2, message: "boom"))
+        var failed = ExecutionOutcome(state: .failed, endedAt: start.addingTimeInterval(12), exitCode: 2, message: "boom")
+        failed.build = try XCTUnwrap(outputs["examples"])
+        try store.finishExecution(id: evaluation, outcome: failed)
         try store.finishRun(id: "run-2", state: .failed, endedAt: start.addingTimeInterval(13))
         return Written(trainID: train, cachedID: cached, evalID: evaluation, model: model, examples: try XCTUnwrap(outputs["examples"]))
     }
@@ -128,7 +132,10 @@ enum MLMDCompatibility {
         XCTAssertEqual(input["type"] as? String, "INPUT", file: file, line: line)
         XCTAssertEqual((input["path"] as? [Any])?.first as? String, "model", file: file, line: line)
         XCTAssertEqual(((input["path"] as? [Any])?.last as? NSNumber)?.intValue, 0, file: file, line: line)
-        XCTAssertEqual(events.count, 5, file: file, line: line)
+        let build = try XCTUnwrap(event(written.evalID, written.examples.id), file: file, line: line)
+        XCTAssertEqual(build["type"] as? String, "INTERNAL_INPUT", file: file, line: line)
+        XCTAssertEqual(build["path"] as? [String], ["build"], file: file, line: line)
+        XCTAssertEqual(events.count, 6, file: file, line: line)
 
         // Our types, as ml-metadata sees them.
         let typeProperties = try XCTUnwrap(dump["type_properties"] as? [String: [String: String]], file: file, line: line)

@@ -32,6 +32,10 @@ final class SQLiteMLMDCompatibilityTests: XCTestCase {
         // ml-metadata opening it for writing changed nothing we read.
         let reopened = try SQLiteMetadataStore(path: path)
         XCTAssertEqual(try reopened.executions(runID: "run-2").map(\.state), [.cached, .failed])
+        let evaluation = try XCTUnwrap(try reopened.executions(runID: "run-2").last)
+        XCTAssertEqual(evaluation.build?.id, written.examples.id, "the build is read back as the build")
+        XCTAssertEqual(evaluation.inputs.keys.sorted(), ["model"], "and not as a declared input")
+        XCTAssertEqual(try reopened.consumers(ofArtifact: written.examples.id).map(\.id), [written.evalID])
         XCTAssertEqual(try reopened.executions(runID: "run-1").first?.outputs["model"]?.size, 3_000_000_000)
     }
 

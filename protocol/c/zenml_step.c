@@ -28,6 +28,13 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #define ZS_HAVE_SSE42_PATH 1
 #include <nmmintrin.h>
+#elif defined(__aarch64__)
+#define ZS_HAVE_ARMV8_PATH 1
+#include <arm_acle.h>
+#if defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 #endif
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
@@ -354,7 +361,7 @@ static inline void store_le64(uint8_t *p, uint64_t v) {
 /* table[0] is the classic byte table; table[k][n] is the CRC of byte n followed by k zero bytes. */
 static uint32_t crc_table[8][256];
 
-/* The block sizes of the three-chain SSE4.2 loops (see crc32c_sse42): big blocks for long buffers,
+/* The block sizes of the three-chain SSE4.2 and ARMv8 loops (see crc32c_sse42): big blocks for long buffers,
  * small ones for the rest and for buffers of a few hundred bytes. Multiples of 8. */
 #define ZS_CRC_LONG_BLOCK 4096
 #define ZS_CRC_SHORT_BLOCK 256
@@ -390,6 +397,21 @@ static inline uint32_t crc_shift(const uint32_t table[4][256], uint32_t reg) {
 static int crc_use_hardware;
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
+#if ZS_HAVE_ARMV8_PATH
+/* Whether this CPU has the ARMv8 CRC32 extension (optional in ARMv8.0, required from ARMv8.1). */
+static int crc_cpu_has_armv8_crc(void) {
+#if defined(__APPLE__)
+    return 1; /* Every Apple arm64 CPU has it. */
+#elif defined(__linux__) && defined(HWCAP_CRC32)
+    return (getauxval(AT_HWCAP) & HWCAP_CRC32) != 0;
+#elif defined(__ARM_FEATURE_CRC32)
+    return 1;
+#else
+    return 0;
+#endif
+}
+#endif
+
 static void crc_initialize(void) {
     for (uint32_t n = 0; n < 256; n++) {
         uint32_t crc = n;
@@ -407,6 +429,8 @@ static void crc_initialize(void) {
 #if ZS_HAVE_SSE42_PATH
     __builtin_cpu_init();
     crc_use_hardware = __builtin_cpu_supports("sse4.2") && getenv("ZS_CRC32C_PORTABLE") == NULL;
+#elif ZS_HAVE_ARMV8_PATH
+    crc_use_hardware = crc_cpu_has_armv8_crc() && getenv("ZS_CRC32C_PORTABLE") == NULL;
 #endif
 }
 
@@ -486,6 +510,55 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, con
 }
 #endif
 
+#if ZS_HAVE_ARMV8_PATH
+static inline uint64_t load_u64_arm(const uint8_t *p) {
+    uint64_t word;
+    memcpy(&word, p, 8);
+    return word;
+}
+
+/* The same three chains as crc32c_sse42_3way, with the ARMv8 crc32cx instruction (__crc32cd). */
+__attribute__((target("crc"), always_inline)) static inline uint32_t
+crc32c_armv8_3way(uint32_t value, const uint8_t **next, size_t *length, size_t block, const uint32_t shift[4][256]) {
+    const uint8_t *p = *next;
+    size_t left = *length;
+    while (left >= 3 * block) {
+        uint32_t a = value, b = 0, c = 0;
+        for (size_t i = 0; i < block; i += 8) {
+            a = __crc32cd(a, load_u64_arm(p + i));
+            b = __crc32cd(b, load_u64_arm(p + block + i));
+            c = __crc32cd(c, load_u64_arm(p + 2 * block + i));
+        }
+        value = crc_shift(shift, crc_shift(shift, a) ^ b) ^ c;
+        p += 3 * block;
+        left -= 3 * block;
+    }
+    *next = p;
+    *length = left;
+    return value;
+}
+
+__attribute__((target("crc"))) static uint32_t crc32c_armv8(uint32_t crc, const uint8_t *next, size_t length) {
+    uint32_t value = crc ^ 0xffffffffu;
+    while (length > 0 && ((uintptr_t)next & 7) != 0) {
+        value = __crc32cb(value, *next++);
+        length--;
+    }
+    value = crc32c_armv8_3way(value, &next, &length, ZS_CRC_LONG_BLOCK, crc_shift_long);
+    value = crc32c_armv8_3way(value, &next, &length, ZS_CRC_SHORT_BLOCK, crc_shift_short);
+    while (length >= 8) {
+        value = __crc32cd(value, load_u64_arm(next));
+        next += 8;
+        length -= 8;
+    }
+    while (length > 0) {
+        value = __crc32cb(value, *next++);
+        length--;
+    }
+    return value ^ 0xffffffffu;
+}
+#endif
+
 uint32_t zs_crc32c_portable(uint32_t crc, const void *data, size_t length) {
     pthread_once(&crc_once, crc_initialize);
     return length ? crc32c_slicing(crc, (const uint8_t *)data, length) : crc;
@@ -496,12 +569,17 @@ uint32_t zs_crc32c(uint32_t crc, const void *data, size_t length) {
     if (length == 0) return crc;
 #if ZS_HAVE_SSE42_PATH
     if (crc_use_hardware) return crc32c_sse42(crc, (const uint8_t *)data, length);
+#elif ZS_HAVE_ARMV8_PATH
+    if (crc_use_hardware) return crc32c_armv8(crc, (const uint8_t *)data, length);
 #endif
     return crc32c_slicing(crc, (const uint8_t *)data, length);
 }
 
 const char *zs_crc32c_implementation(void) {
     pthread_once(&crc_once, crc_initialize);
+#if ZS_HAVE_ARMV8_PATH
+    if (crc_use_hardware) return "ARMv8 CRC32";
+#endif
     return crc_use_hardware ? "SSE4.2" : "portable (slicing-by-8)";
 }
 

@@ -182,13 +182,14 @@ void zs_fail(const char *format, ...)
 
 /**
  * Extends `crc`, the CRC-32C (Castagnoli) of some preceding bytes (0 for none), over `length`
- * more bytes: zs_crc32c(0, "123456789", 9) == 0xE3069283. Uses the SSE4.2 crc32 instruction
- * when the CPU has it (detected at run time), slicing-by-8 tables otherwise.
+ * more bytes: zs_crc32c(0, "123456789", 9) == 0xE3069283. Uses the SSE4.2 crc32 instruction on
+ * x86-64 or the ARMv8 CRC32 extension on aarch64 when the CPU has it (detected at run time; the
+ * environment variable ZS_CRC32C_PORTABLE turns it off), slicing-by-8 tables otherwise.
  */
 uint32_t zs_crc32c(uint32_t crc, const void *data, size_t length);
 /** The same function on slicing-by-8 tables only. */
 uint32_t zs_crc32c_portable(uint32_t crc, const void *data, size_t length);
-/** "SSE4.2" or "portable (slicing-by-8)": what zs_crc32c uses on this CPU. */
+/** "SSE4.2", "ARMv8 CRC32" or "portable (slicing-by-8)": what zs_crc32c uses on this CPU. */
 const char *zs_crc32c_implementation(void);
 /** TensorFlow's masked CRC, as TFRecord framing stores it: ((crc >> 15) | (crc << 17)) + 0xA282EAD8. */
 uint32_t zs_mask_crc(uint32_t crc);
