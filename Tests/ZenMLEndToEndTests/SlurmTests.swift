@@ -47,6 +47,10 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(executions.count, 3)
         let builds = (run?["executions"] as? [[String: Any]] ?? []).compactMap { $0["step"] as? String }.filter { $0.hasPrefix("build:") }
         XCTAssertEqual(builds.sorted(), ["build:normalize", "build:report"], "built for the partition, not reused from the host: \(show.stdout)")
+        let logs = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.root + "/cluster/.zenml/logs/" + runID)) ?? []
+        for name in ["generate", "normalize", "report", "build-normalize", "build-report"] {
+            XCTAssertTrue(logs.contains(name + ".slurm.log"), "each job's Slurm output file is kept: \(logs.sorted())")
+        }
         for execution in executions {
             let backend = execution["backend"] as? [String: Any]
             XCTAssertEqual(backend?["backend"] as? String, "slurm", show.stdout)
