@@ -100,6 +100,7 @@ let package = Package(
         ),
         .testTarget(name: "ZenMLMetadataTests", dependencies: ["ZenMLMetadata", "ZenMLCore", "CMariaDB"]),
         .testTarget(name: "ZenMLExecutorTests", dependencies: ["ZenMLExecutor"]),
+        .testTarget(name: "ZenMLEngineTests", dependencies: ["ZenMLEngine", "ZenMLContract"]),
         .testTarget(name: "ZenMLEndToEndTests", dependencies: ["ZenMLCore"]),
         .testTarget(name: "ZenMLTFRecordTests", dependencies: ["ZenMLTFRecord"]),
         .testTarget(name: "ZenMLStepTests", dependencies: ["ZenMLStep"]),

@@ -56,9 +56,10 @@ final class ProgressDisplay: @unchecked Sendable {
         switch state {
         case .waiting:
             return "  \(name)  waiting"
+        case .pending(let since, let reason):
+            return "  \(name)  pending  " + detail(since: since, reason: reason)
         case .running(let since, let reason):
-            let elapsed = String(format: "%.1f s", Date().timeIntervalSince(since))
-            return "  \(name)  running  \(live ? elapsed : "")" + (reason.map { live ? "  (\($0))" : "(\($0))" } ?? "")
+            return "  \(name)  running  " + detail(since: since, reason: reason)
         case .cached(let run):
             return "  \(name)  cached   (from run \(run))"
         case .completed(let duration):
@@ -72,9 +73,22 @@ final class ProgressDisplay: @unchecked Sendable {
         }
     }
 
-    /// Redraws when a step changed, or every tick while one runs (its elapsed time moves).
+    /// The time in the state (in a terminal) and why: a queue's reason, a job id, a node.
+    private func detail(since: Date, reason: String?) -> String {
+        let elapsed = String(format: "%.1f s", Date().timeIntervalSince(since))
+        return (live ? elapsed : "") + (reason.map { live ? "  (\($0))" : "(\($0))" } ?? "")
+    }
+
+    private static func isUnderway(_ state: StepState) -> Bool {
+        switch state {
+        case .pending, .running: return true
+        default: return false
+        }
+    }
+
+    /// Redraws when a step changed, or every tick while one is pending or runs (its elapsed time moves).
     private func redrawIfNeeded() {
-        if changed || states.values.contains(where: { if case .running = $0 { return true } else { return false } }) { redraw() }
+        if changed || states.values.contains(where: Self.isUnderway) { redraw() }
     }
 
     private func redraw() {
@@ -87,12 +101,14 @@ final class ProgressDisplay: @unchecked Sendable {
             // Too tall for the terminal: counts, then the steps worth watching.
             var counts: [String: Int] = [:]
             for step in order { counts[(states[step] ?? .waiting).label, default: 0] += 1 }
-            let summary = ["running", "waiting", "cached", "done", "failed", "skipped", "canceled"]
+            let summary = ["running", "pending", "waiting", "cached", "done", "failed", "skipped", "canceled"]
                 .compactMap { label in counts[label].map { "\($0) \(label)" } }.joined(separator: ", ")
             lines = ["  \(order.count) steps: \(summary)"]
             let running = order.filter { if case .running = states[$0] ?? .waiting { return true } else { return false } }
+            let pending = order.filter { if case .pending = states[$0] ?? .waiting { return true } else { return false } }
             let failed = order.filter { if case .failed = states[$0] ?? .waiting { return true } else { return false } }
-            let watched = running + failed
+            // Pending steps last: a wide fan-out queues hundreds, which must not hide a failure.
+            let watched = running + failed + pending
             let room = max(1, rows - 3)
             lines += watched.prefix(room).map { line($0, states[$0] ?? .waiting) }
             if watched.count > room { lines.append("  … and \(watched.count - room) more") }

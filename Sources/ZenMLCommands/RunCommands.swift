@@ -58,7 +58,7 @@ extension ZenMLRun {
 
         enum Backend: String, ExpressibleByArgument, CaseIterable { case local, slurm }
 
-        @Option(name: .long, help: "Where steps run: local processes, or Slurm batch jobs (the host still checks the cache and publishes). Default: the workspace's 'config backend', else local.")
+        @Option(name: .long, help: "Where steps run: local processes, or Slurm batch jobs (the host checks the cache and records; each job's worker fetches the inputs and publishes the outputs). Default: the workspace's 'config backend', else local.")
         var backend: Backend?
 
         @Option(name: .long, help: ArgumentHelp("The Slurm partition (default: the cluster's default).", valueName: "name"))

@@ -131,13 +131,82 @@ struct NodeStagingError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
+/// A job directory (`.zenml/jobs/KEY/RUN-STEP/`) this host holds, with an advisory lock
+/// (`flock`) on its `host.lock`, from submission until the execution is recorded. The lock ends
+/// with the host's process, so another run tells the job of a host that died (which it may adopt
+/// or wait for) from one a live host still waits for (a step with the same key in the same run
+/// or another), which it must leave alone. On shared storage the file system must support
+/// `flock` across nodes (NFSv4 does; see docs/slurm.md).
+public final class HeldJobDirectory: @unchecked Sendable {
+    public let path: String
+    private let lock = NSLock()
+    private var descriptor: Int32
+
+    private init(path: String, descriptor: Int32) {
+        self.path = path
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        if descriptor >= 0 { close(descriptor) }
+    }
+
+    /// Takes the directory (making it if `create`); `nil` when a live host holds it, or it is
+    /// gone or was removed while its lock was being taken.
+    static func take(_ path: String, create: Bool) -> HeldJobDirectory? {
+        let lockFile = path + "/host.lock"
+        // The key's folder may vanish between making it and making ours in it (its last job's host removes it): try again.
+        for _ in 0..<3 {
+            if create { try? FileTree.makeDirectory(path) }
+            let descriptor = open(lockFile, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0o644)
+            guard descriptor >= 0 else {
+                if create && errno == ENOENT { continue }
+                return nil
+            }
+            guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+                close(descriptor)
+                return nil
+            }
+            // Its holder may have removed the directory between our open and our lock.
+            var opened = stat(), current = stat()
+            guard fstat(descriptor, &opened) == 0, stat(lockFile, &current) == 0, opened.st_ino == current.st_ino, opened.st_dev == current.st_dev else {
+                close(descriptor)
+                if create { continue }
+                return nil
+            }
+            return HeldJobDirectory(path: path, descriptor: descriptor)
+        }
+        return nil
+    }
+
+    /// Removes the directory (and the key's folder when it was the last job in it), then lets go.
+    public func remove() {
+        lock.withLock {
+            guard descriptor >= 0 else { return }
+            try? FileTree.remove(path)
+            rmdir((path as NSString).deletingLastPathComponent)
+            close(descriptor)
+            descriptor = -1
+        }
+    }
+
+    /// Lets go without removing anything: the job stays for a later run.
+    func release() {
+        lock.withLock {
+            guard descriptor >= 0 else { return }
+            close(descriptor)
+            descriptor = -1
+        }
+    }
+}
+
 extension Workspace {
     /// What a worker needs to open this workspace's artifact store on a node (no credentials), and
-    /// the job's directory, named by the step's cache key so that the next run finds a job that
-    /// finished after this host died.
-    func nodeStaging(for key: Digest) throws -> NodeStaging {
+    /// the job's directory: this run's and step's, in a folder named by the step's cache key, so
+    /// that the next run finds a job of the key that finished after this host died.
+    func nodeStaging(for key: Digest, run: String, step: String) throws -> NodeStaging {
         let settings = try configuration()
-        let jobDirectory = stateDirectory + "/jobs/" + key.hex
+        let jobDirectory = stateDirectory + "/jobs/" + key.hex + "/" + run + "-" + step
         if let remote = settings.remoteArtifacts {
             return NodeStaging(
                 url: remote.url, endpoint: remote.endpoint, region: remote.region, cacheMaxSize: settings.cacheMaxSize, jobDirectory: jobDirectory)

@@ -416,7 +416,9 @@ public final class PipelineRunner: Sendable {
         while true {
             switch await launch(step, inputs: inputs, fingerprint: fingerprint, context: context, beforeStart: {
                 recorder.startTimer()
-                context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: reason)))
+                // A queued step is not running yet: the backend says when it starts.
+                let handed: StepState = context.options.backend.queuesSteps ? .pending(since: Date(), reason: reason) : .running(since: Date(), reason: reason)
+                context.observer(.stepChanged(step: step.name, state: handed))
             }) {
             case .success(let value): launched = value
             case .failure(let report):
@@ -429,8 +431,11 @@ public final class PipelineRunner: Sendable {
             else { break }
             if case .modifiedInput = failure { break }
             workDirectories.release(launched.workDirectory)
+            launched.jobDirectory?.remove()
             attempt += 1
-            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: "attempt \(attempt) of \(step.retries + 1) after: \(failure)")))
+            let again = "attempt \(attempt) of \(step.retries + 1) after: \(failure)"
+            let state: StepState = context.options.backend.queuesSteps ? .pending(since: Date(), reason: again) : .running(since: Date(), reason: again)
+            context.observer(.stepChanged(step: step.name, state: state))
         }
         if attempt > 1 { launched.details["attempts"] = .int(Int64(attempt)) }
         recorder.build = launched.build
@@ -438,7 +443,7 @@ public final class PipelineRunner: Sendable {
         defer {
             workDirectories.release(workDirectory)
             // Recorded: a later run must not adopt this job's result.
-            if let jobDirectory { try? FileTree.remove(jobDirectory) }
+            jobDirectory?.remove()
         }
         switch result.outcome {
         case .success(let success):
@@ -503,8 +508,8 @@ public final class PipelineRunner: Sendable {
         var details: [String: JSONValue]
         /// The outputs the backend's worker published (``StepBackend/stagesArtifactsOnNode``).
         var published: [String: StoredArtifact]? = nil
-        /// The job's directory, named by cache key, removed once the execution is recorded.
-        var jobDirectory: String? = nil
+        /// The job's directory (under one named by cache key), removed once the execution is recorded.
+        var jobDirectory: HeldJobDirectory? = nil
         /// The recorded build the process ran, for a bundle with a `build:` command.
         var build: ArtifactRecord? = nil
     }
@@ -555,9 +560,9 @@ public final class PipelineRunner: Sendable {
         var nodeStaging: NodeStaging?
         do {
             if stagesOnNode {
-                let staging = try workspace.nodeStaging(for: key)
+                var staging = try workspace.nodeStaging(for: key, run: context.runID, step: step.name)
                 // A forced run (`--no-cache`, `cache: false`) adopts no earlier job's result.
-                if !(context.options.useCache && step.cache) { try FileTree.remove(staging.jobDirectory) }
+                staging.adoptsEarlierJobs = context.options.useCache && step.cache
                 nodeStaging = staging
             }
             let outputs = StepLaunch.outputsDirectory(in: workDirectory)
@@ -599,14 +604,19 @@ public final class PipelineRunner: Sendable {
         launch.nodeStaging = nodeStaging
         let backend = context.options.backend
         let ran = await backend.run(launch, step: step.name) { status in
-            context.observer(.stepChanged(step: step.name, state: .running(since: Date(), reason: status)))
+            let state: StepState
+            switch status.phase {
+            case .pending: state = .pending(since: status.since, reason: status.detail)
+            case .running: state = .running(since: status.since, reason: status.detail)
+            }
+            context.observer(.stepChanged(step: step.name, state: state))
         }
         var details = ran.details
         details["backend"] = .string(backend.name)
         return .success(
             Launched(
                 result: ran.result, workDirectory: workDirectory, logFile: logFile, details: details, published: ran.published,
-                jobDirectory: nodeStaging?.jobDirectory, build: build?.artifact))
+                jobDirectory: ran.heldJobDirectory, build: build?.artifact))
     }
 
     /// A completed or cached execution with this key whose outputs are all still in the store.

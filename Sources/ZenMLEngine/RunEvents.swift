@@ -5,6 +5,8 @@ import ZenMLMetadata
 /// The state of one step during a run, as progress displays show it.
 public enum StepState: Sendable, Equatable {
     case waiting
+    /// Handed to a backend that queues it (a Slurm job not started yet).
+    case pending(since: Date, reason: String?)
     case running(since: Date, reason: String?)
     case cached(fromRun: String)
     case completed(duration: TimeInterval)
@@ -15,6 +17,7 @@ public enum StepState: Sendable, Equatable {
     public var label: String {
         switch self {
         case .waiting: return "waiting"
+        case .pending: return "pending"
         case .running: return "running"
         case .cached: return "cached"
         case .completed: return "done"
@@ -26,7 +29,7 @@ public enum StepState: Sendable, Equatable {
 
     public var isFinal: Bool {
         switch self {
-        case .waiting, .running: return false
+        case .waiting, .pending, .running: return false
         default: return true
         }
     }

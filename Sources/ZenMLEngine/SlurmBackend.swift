@@ -41,28 +41,43 @@ public struct SlurmBackend: StepBackend {
     /// The worker stages inputs from the artifact store and publishes outputs to it on the node.
     public var stagesArtifactsOnNode: Bool { true }
 
-    public func run(_ launch: StepLaunch, step: String, progress: @escaping @Sendable (String) -> Void) async -> BackendRun {
+    /// A job waits in Slurm's queue (pending) before it runs.
+    public var queuesSteps: Bool { true }
+
+    public func run(_ launch: StepLaunch, step: String, progress: @escaping @Sendable (BackendStatus) -> Void) async -> BackendRun {
         func lost(_ message: String) -> StepRunResult {
             StepRunResult(outcome: .failure(.lost(message)), exitCode: nil, errorTail: "", duration: 0)
         }
-        // With node staging, the job's files live in a directory named by the cache key, which
-        // outlives this host: the next run adopts a job that finished after the host died.
-        let jobDirectory = launch.nodeStaging?.jobDirectory ?? launch.workDirectory
+        // With node staging, the job's files live in its own directory under one named by the
+        // cache key (`jobs/KEY/RUN-STEP/`), which outlives this host: the next run adopts a job
+        // that finished after the host died, or waits for one still queued. This host holds its
+        // directory until the execution is recorded, so a step of the same key elsewhere (in
+        // this run or another) leaves it alone.
+        var held: HeldJobDirectory?
+        var jobDirectory = launch.workDirectory
+        var previousJob: String?
+        if let staging = launch.nodeStaging {
+            guard let own = HeldJobDirectory.take(staging.jobDirectory, create: true) else {
+                return BackendRun(result: lost("cannot make and lock the job directory \(staging.jobDirectory); check that the workspace's .zenml folder is writable"))
+            }
+            switch Self.earlierJob(besides: own, adopting: staging.adoptsEarlierJobs) {
+            case .finished(let earlier, var adopted):
+                own.remove()
+                adopted.heldJobDirectory = earlier
+                progress(BackendStatus(phase: .running, since: Date(), detail: "adopted the finished slurm job \(adopted.details["slurm_job_id"]?.stringValue ?? "?")"))
+                return adopted
+            case .queued(let earlier, let id):
+                own.remove()
+                held = earlier
+                previousJob = id
+            case nil:
+                held = own
+            }
+            jobDirectory = held?.path ?? own.path
+        }
         let resultFile = jobDirectory + "/worker-result.json"
         let jobFile = jobDirectory + "/worker-job.json"
         let jobIDFile = jobDirectory + "/job-id"
-        var previousJob: String?
-        if launch.nodeStaging != nil {
-            if let adopted = Self.adoptable(resultFile: resultFile, jobIDFile: jobIDFile) {
-                progress("adopted the finished slurm job \(adopted.details["slurm_job_id"]?.stringValue ?? "?")")
-                return adopted
-            }
-            // A job of a run whose host died may still be queued or running: wait for it instead of submitting another.
-            if let id = try? String(contentsOfFile: jobIDFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !id.isEmpty,
-               let state = try? Slurm.command(["squeue", "-h", "-j", id, "-o", "%T"]), !state.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-                previousJob = id
-            }
-        }
         if previousJob == nil {
             do {
                 try FileTree.makeDirectory(jobDirectory)
@@ -71,28 +86,67 @@ public struct SlurmBackend: StepBackend {
                 encoder.outputFormatting = [.sortedKeys]
                 try FileTree.writeAtomically(encoder.encode(WorkerJob(launch, resultFile: resultFile)), to: jobFile)
             } catch {
-                return BackendRun(result: lost("cannot write the Slurm job file: \(error)"))
+                var run = BackendRun(result: lost("cannot write the Slurm job file: \(error)"))
+                run.heldJobDirectory = held
+                return run
             }
         }
         let job = await submit(
-            jobFile: jobFile, workerArguments: [], name: step, directory: launch.workDirectory, resources: launch.resources,
-            timeout: launch.timeout, jobIDFile: launch.nodeStaging == nil ? nil : jobIDFile, existingJob: previousJob, progress: progress)
+            jobFile: jobFile, workerArguments: [], name: step, directory: launch.workDirectory, outputFile: Self.outputFile(for: launch.logFile),
+            resources: launch.resources, timeout: launch.timeout, jobIDFile: launch.nodeStaging == nil ? nil : jobIDFile, existingJob: previousJob,
+            progress: progress)
+        var run: BackendRun
         switch job.ending {
         case .refused(let message):
-            return BackendRun(result: lost(message), details: job.details)
+            run = BackendRun(result: lost(message), details: job.details)
         case .canceled:
-            return BackendRun(result: StepRunResult(outcome: .failure(.canceled), exitCode: nil, errorTail: "", duration: 0), details: job.details)
+            run = BackendRun(result: StepRunResult(outcome: .failure(.canceled), exitCode: nil, errorTail: "", duration: 0), details: job.details)
         case .ended(let summary, let outputTail):
-            guard let data = try? FileTree.read(resultFile), let reported = try? JSONDecoder().decode(WorkerResult.self, from: data) else {
-                var result = lost("\(summary) before the step reported")
+            if let data = try? FileTree.read(resultFile), let reported = try? JSONDecoder().decode(WorkerResult.self, from: data) {
+                var details = job.details
+                if previousJob != nil { details["reattached"] = .bool(true) }
+                if reported.published != nil { details["published_by"] = .string("worker") }
+                run = BackendRun(result: reported.runResult, details: details, published: reported.published)
+            } else {
+                var result = lost("\(summary) before the step reported; Slurm's output of the job: \(job.details["slurm_log"]?.stringValue ?? "?")")
                 result.errorTail = outputTail
-                return BackendRun(result: result, details: job.details)
+                run = BackendRun(result: result, details: job.details)
             }
-            var details = job.details
-            if previousJob != nil { details["reattached"] = .bool(true) }
-            if reported.published != nil { details["published_by"] = .string("worker") }
-            return BackendRun(result: reported.runResult, details: details, published: reported.published)
         }
+        run.heldJobDirectory = held
+        return run
+    }
+
+    /// A job of the same cache key whose host died (its directory is not held).
+    enum EarlierJob {
+        /// It succeeded and published its outputs: adopt its result.
+        case finished(HeldJobDirectory, BackendRun)
+        /// It is still queued or running: wait for it instead of submitting another.
+        case queued(HeldJobDirectory, String)
+    }
+
+    /// Looks at the other job directories of the same key. A directory a live host holds (a step
+    /// of the same key in this run or another) is left alone. Of the others, whose host died, the
+    /// first with a successful result or a job still in the queue is taken over when
+    /// `adopting`; the rest (failed or lost jobs, or any finished one for a forced run) are removed.
+    static func earlierJob(besides own: HeldJobDirectory, adopting: Bool) -> EarlierJob? {
+        let keyDirectory = (own.path as NSString).deletingLastPathComponent
+        let ownName = (own.path as NSString).lastPathComponent
+        for name in ((try? FileTree.childNames(of: keyDirectory)) ?? []).sorted() where name != ownName {
+            let path = keyDirectory + "/" + name
+            guard (try? FileStatus.of(path))?.kind == .directory, let earlier = HeldJobDirectory.take(path, create: false) else { continue }
+            let resultFile = path + "/worker-result.json", jobIDFile = path + "/job-id"
+            let id = (try? String(contentsOfFile: jobIDFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            if adopting, let adopted = adoptable(resultFile: resultFile, jobIDFile: jobIDFile) { return .finished(earlier, adopted) }
+            if !id.isEmpty, Slurm.isQueued(id) {
+                if adopting { return .queued(earlier, id) }
+                // A forced run does not wait for it; its result stays for a later run to adopt.
+                earlier.release()
+                continue
+            }
+            earlier.remove()
+        }
+        return nil
     }
 
     /// A successful result a worker left in the job directory with its outputs published, which
@@ -123,7 +177,7 @@ public struct SlurmBackend: StepBackend {
         try FileTree.writeAtomically(encoder.encode(WorkerBuild(configuration, resultFile: resultFile)), to: jobFile)
         // A build needs the step's partition, not its cpus or memory.
         let job = await submit(
-            jobFile: jobFile, workerArguments: ["--build"], name: label, directory: directory,
+            jobFile: jobFile, workerArguments: ["--build"], name: label, directory: directory, outputFile: Self.outputFile(for: configuration.logFile),
             resources: BundleManifest.Resources(partition: resources?.partition), timeout: configuration.timeout, jobIDFile: nil,
             existingJob: nil, progress: { _ in })
         func failed(_ message: String, tail: String = "", canceled: Bool = false) -> ProcessResult {
@@ -150,20 +204,30 @@ public struct SlurmBackend: StepBackend {
         case ended(summary: String, outputTail: String)
     }
 
+    /// Where Slurm writes a job's own output (the worker's, and Slurm's messages such as a time
+    /// limit or a cancellation): next to the step's log, `.zenml/logs/RUN/STEP.slurm.log`, so that
+    /// it outlives the work directory like the step's log does.
+    static func outputFile(for logFile: String) -> String {
+        (logFile.hasSuffix(".log") ? String(logFile.dropLast(4)) : logFile) + ".slurm.log"
+    }
+
     /// Submits `zenml-run worker [ARGS] JOB` (writing its id to `jobIDFile`), or takes
     /// `existingJob`, and waits for the job to leave the queue (cancelling it if the calling task
-    /// is cancelled). The details are recorded with the execution.
+    /// is cancelled). The job's output is appended to `outputFile` (a retried step keeps each
+    /// attempt's). The details are recorded with the execution.
     func submit(
-        jobFile: String, workerArguments: [String], name: String, directory: String, resources: BundleManifest.Resources?, timeout: Double?,
-        jobIDFile: String?, existingJob: String?, progress: @escaping @Sendable (String) -> Void
+        jobFile: String, workerArguments: [String], name: String, directory: String, outputFile: String, resources: BundleManifest.Resources?,
+        timeout: Double?, jobIDFile: String?, existingJob: String?, progress: @escaping @Sendable (BackendStatus) -> Void
     ) async -> (ending: JobEnding, details: [String: JSONValue]) {
         var arguments = [
-            "sbatch", "--parsable", "--job-name=zenml-\(name)", "--output=\(directory)/slurm-%j.out",
+            "sbatch", "--parsable", "--job-name=zenml-\(name)", "--output=\(outputFile)", "--open-mode=append",
             "--chdir=\(directory)", "--kill-on-invalid-dep=yes",
         ]
-        arguments += Self.resourceOptions(resources, timeout: timeout)
-        if let partition, resources?.partition == nil { arguments.append("--partition=\(partition)") }
+        arguments += Self.resourceOptions(resources, timeout: timeout, defaultPartition: partition)
         arguments += ["--wrap", (workerCommand + workerArguments + [jobFile]).map(Self.shellQuoted).joined(separator: " ")]
+        // Slurm does not make the folder of the output file; the tail of a failure is what this job appended.
+        try? FileTree.makeDirectory((outputFile as NSString).deletingLastPathComponent)
+        let outputOffset = (try? FileStatus.of(outputFile)?.size) ?? 0
         let submitted = Date()
         let jobID: String
         if let existingJob {
@@ -177,60 +241,83 @@ public struct SlurmBackend: StepBackend {
             if let jobIDFile { try? FileTree.writeAtomically(Data(jobID.utf8), to: jobIDFile) }
         }
         let accepted = Date()
-        progress("slurm job \(jobID) submitted")
+        let job = "slurm job \(jobID)" + (existingJob == nil ? "" : " (of an earlier run)")
+        progress(BackendStatus(phase: .pending, since: submitted, detail: job))
         var details: [String: JSONValue] = ["slurm_job_id": .string(jobID), "submit_seconds": .double(Date().timeIntervalSince(submitted))]
         var started: Date?
-        var lastState = ""
+        var shown = job
         while true {
             if Task.isCancelled {
                 _ = try? Slurm.command(["scancel", jobID])
-                // Wait until the job is gone, so a canceled run leaves nothing in the queue.
-                for _ in 0..<100 where (try? Slurm.command(["squeue", "-h", "-j", jobID, "-o", "%T"]))?.isEmpty == false {
-                    usleep(100_000)
-                }
+                // Wait (up to 10 s) until the job is gone, so a canceled run leaves nothing in the queue.
+                let deadline = Date().addingTimeInterval(10)
+                while Date() < deadline, Slurm.isQueued(jobID) { usleep(100_000) }
                 return (.canceled, details)
             }
-            let (state, node) = await queue.state(of: jobID, since: accepted)
+            let (state, node, reason) = await queue.state(of: jobID, since: accepted)
             if state.isEmpty || ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"].contains(state) {
                 break
             }
-            if state == "RUNNING" && started == nil {
+            // Pending (and configuring its node) until it starts; whatever follows counts as running.
+            let pending = started == nil && (state == "PENDING" || state == "CONFIGURING")
+            if !pending && started == nil {
                 started = Date()
                 details["node"] = .string(node)
                 details["queue_wait_seconds"] = .double(Date().timeIntervalSince(submitted))
             }
-            if state != lastState {
-                progress("slurm job \(jobID) \(state.lowercased())")
-                lastState = state
+            let detail = Self.statusDetail(job: job, state: state, node: node, reason: reason)
+            if detail != shown {
+                progress(BackendStatus(phase: pending ? .pending : .running, since: started ?? submitted, detail: detail))
+                shown = detail
             }
             try? await Task.sleep(nanoseconds: UInt64(pollInterval * 1_000_000_000))
         }
-        let job = Slurm.jobInfo(jobID)
-        if details["node"] == nil, let node = job["NodeList"] { details["node"] = .string(node) }
+        let info = Slurm.jobInfo(jobID)
+        if details["node"] == nil, let node = info["NodeList"] { details["node"] = .string(node) }
         if details["queue_wait_seconds"] == nil { details["queue_wait_seconds"] = .double(0) }
-        details["slurm_state"] = .string(job["JobState"] ?? "UNKNOWN")
+        details["slurm_state"] = .string(info["JobState"] ?? "UNKNOWN")
         details["run_seconds"] = .double(Date().timeIntervalSince(started ?? submitted))
-        let state = job["JobState"] ?? "UNKNOWN"
-        let reason = job["Reason"].map { $0 == "None" ? "" : ", reason \($0)" } ?? ""
-        let tail = ((try? String(contentsOfFile: directory + "/slurm-\(jobID).out", encoding: .utf8)) ?? "")
-            .split(separator: "\n").suffix(10).joined(separator: "\n")
-        return (.ended(summary: "slurm job \(jobID) ended \(state)\(reason) (exit code \(job["ExitCode"] ?? "?"))", outputTail: tail), details)
+        let state = info["JobState"] ?? "UNKNOWN"
+        let reason = info["Reason"].map { $0 == "None" ? "" : ", reason \($0)" } ?? ""
+        details["slurm_log"] = .string(info["StdOut"] ?? outputFile)
+        // A reattached job writes where the run that submitted it said (Slurm knows where).
+        let tail = Self.tail(of: info["StdOut"] ?? outputFile, from: existingJob == nil ? outputOffset : 0, lines: 10)
+        return (.ended(summary: "slurm job \(jobID) ended \(state)\(reason) (exit code \(info["ExitCode"] ?? "?"))", outputTail: tail), details)
     }
 
-    /// sbatch options for the bundle's `resources:`; the step's timeout (plus a minute for the
-    /// worker) bounds the job's time unless the bundle asks for a time itself.
-    static func resourceOptions(_ resources: BundleManifest.Resources?, timeout: Double?) -> [String] {
+    /// sbatch options for the step's `resources:`; the step's timeout (plus a minute for the
+    /// worker, in whole minutes rounded up) bounds the job's time unless the step asks for a time
+    /// itself, and `defaultPartition` (`--partition`, the workspace's) applies when it names none.
+    static func resourceOptions(_ resources: BundleManifest.Resources?, timeout: Double?, defaultPartition: String? = nil) -> [String] {
         var options: [String] = []
         if let cpus = resources?.cpus { options.append("--cpus-per-task=\(cpus)") }
         if let memory = resources?.memory { options.append("--mem=\(memory)") }
         if let gpus = resources?.gpus, gpus > 0 { options.append("--gres=gpu:\(gpus)") }
-        if let partition = resources?.partition { options.append("--partition=\(partition)") }
+        if let partition = resources?.partition ?? defaultPartition { options.append("--partition=\(partition)") }
         if let time = resources?.time {
             options.append("--time=\(time)")
         } else if let timeout {
-            options.append("--time=\(Int((timeout + 60) / 60) + 1)")
+            options.append("--time=\(Int(((timeout + 60) / 60).rounded(.up)))")
         }
         return options
+    }
+
+    /// What a progress line says about a job in the queue: why it is pending (Slurm's reason:
+    /// `Resources`, `Priority`, `Dependency`), or the node it runs on and any state but running.
+    static func statusDetail(job: String, state: String, node: String, reason: String) -> String {
+        if state == "PENDING" || state == "CONFIGURING" {
+            let why = reason.isEmpty || reason == "None" || reason == "(null)" ? "" : ", reason \(reason)"
+            return job + (state == "CONFIGURING" ? ", configuring" : "") + why
+        }
+        return job + (node.isEmpty ? "" : " on \(node)") + (state == "RUNNING" ? "" : ", \(state.lowercased())")
+    }
+
+    /// The last lines of a file from `offset` on (empty if it cannot be read).
+    static func tail(of path: String, from offset: Int64, lines: Int) -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? handle.close() }
+        guard (try? handle.seek(toOffset: UInt64(max(0, offset)))) != nil, let data = try? handle.readToEnd() else { return "" }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").suffix(lines).joined(separator: "\n")
     }
 
     static func shellQuoted(_ text: String) -> String {
@@ -241,27 +328,27 @@ public struct SlurmBackend: StepBackend {
 /// The states of a run's jobs, read with one `squeue` call per interval however many jobs wait.
 actor SlurmQueue {
     private let interval: TimeInterval
-    private var snapshot: [String: (state: String, node: String)] = [:]
+    private var snapshot: [String: (state: String, node: String, reason: String)] = [:]
     private var readAt = Date.distantPast
     /// When the current snapshot's `squeue` started.
-    private var reading: Task<(Date, [String: (state: String, node: String)]), Never>?
+    private var reading: Task<(Date, [String: (state: String, node: String, reason: String)]), Never>?
 
     init(interval: TimeInterval) {
         self.interval = interval
     }
 
-    /// The job's state and node from a reading started after `since` (the job's submission) and
-    /// at most one interval old; an empty state once the job has left the queue.
-    func state(of job: String, since: Date) async -> (state: String, node: String) {
+    /// The job's state, node and (pending) reason from a reading started after `since` (the job's
+    /// submission) and at most one interval old; an empty state once the job has left the queue.
+    func state(of job: String, since: Date) async -> (state: String, node: String, reason: String) {
         while readAt < since || Date().timeIntervalSince(readAt) >= interval {
             if reading == nil {
                 let started = Date()
                 reading = Task.detached {
-                    let text = (try? Slurm.command(["squeue", "-h", "-o", "%i|%T|%N"])) ?? ""
-                    var states: [String: (state: String, node: String)] = [:]
+                    let text = (try? Slurm.command(["squeue", "-h", "-o", "%i|%T|%N|%r"])) ?? ""
+                    var states: [String: (state: String, node: String, reason: String)] = [:]
                     for line in text.split(separator: "\n") {
-                        let fields = line.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-                        if fields.count >= 3 { states[fields[0]] = (fields[1], fields[2]) }
+                        let fields = line.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+                        if fields.count >= 4 { states[fields[0]] = (fields[1], fields[2], fields[3]) }
                     }
                     return (started, states)
                 }
@@ -274,7 +361,7 @@ actor SlurmQueue {
             }
             if self.reading == reading { self.reading = nil }
         }
-        return snapshot[job] ?? ("", "")
+        return snapshot[job] ?? ("", "", "")
     }
 }
 
@@ -296,6 +383,13 @@ enum Slurm {
             throw SlurmError.commandFailed(arguments.first ?? "", errorText.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Whether the job is still in the queue (pending, running or completing); `false` once it
+    /// has left it or when `squeue` cannot say.
+    static func isQueued(_ id: String) -> Bool {
+        guard let state = try? command(["squeue", "-h", "-j", id, "-o", "%T"]) else { return false }
+        return !state.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
     }
 
     /// `scontrol show job ID` as key=value pairs (Slurm keeps finished jobs for `MinJobAge`).

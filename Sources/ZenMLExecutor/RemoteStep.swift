@@ -52,13 +52,18 @@ public struct NodeStaging: Codable, Sendable, Equatable {
     public var region: String?
     /// The bound of the node's read-through cache of a bucket store, when the workspace sets one.
     public var cacheMaxSize: Int64?
-    /// The job's files (`job.json`, `job-id`, `worker-result.json`), on storage the host reads.
+    /// The job's files (`worker-job.json`, `job-id`, `worker-result.json`), on storage the host
+    /// reads: `jobs/KEY/RUN-STEP/`, next to the directories of other jobs with the same key.
     public var jobDirectory: String
+    /// Whether the host may adopt (or wait for) a job of the same key whose host died, instead of
+    /// submitting one: not for a forced run (`--no-cache`, `cache: false`).
+    public var adoptsEarlierJobs: Bool
 
     public init(
         folder: String? = nil, staging: String? = nil, url: String? = nil, endpoint: String? = nil, region: String? = nil,
-        cacheMaxSize: Int64? = nil, jobDirectory: String
+        cacheMaxSize: Int64? = nil, jobDirectory: String, adoptsEarlierJobs: Bool = true
     ) {
+        self.adoptsEarlierJobs = adoptsEarlierJobs
         self.folder = folder
         self.staging = staging
         self.url = url

@@ -191,10 +191,20 @@ final class FailureTests: XCTestCase {
         var (result, summary) = try sandbox.runPipeline()
         XCTAssertEqual(result.exitCode, 1, "two attempts are not enough: \(result.output)")
         XCTAssertEqual(try sandbox.read("attempts").trimmingCharacters(in: .whitespacesAndNewlines), "2")
+        /// The `attempts` recorded with the run's execution of the step.
+        func attempts(_ summary: [String: Any]) throws -> Int? {
+            let show = try sandbox.run(["runs", "show", summary["run_id"] as? String ?? "", "--json"])
+            let run = (try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])?["run"] as? [String: Any]
+            let executions = run?["executions"] as? [[String: Any]] ?? []
+            XCTAssertEqual(executions.count, 1, show.stdout)
+            return (executions.first?["backend"] as? [String: Any])?["attempts"] as? Int
+        }
+        XCTAssertEqual(try attempts(summary), 2, "the failed execution records both attempts")
         try sandbox.write("attempts", "1\n")
         (result, summary) = try sandbox.runPipeline()
         XCTAssertEqual(result.exitCode, 0, result.output)
         XCTAssertEqual(Sandbox.states(summary), ["flaky": "done"])
+        XCTAssertEqual(try attempts(summary), 2, "it took a second attempt")
         try sandbox.write("pipeline.yaml", "name: flaky\nsteps:\n  flaky: {uses: ./bundles/flaky, retries: 11}\n")
         result = try sandbox.run(["run", "pipeline.yaml"])
         XCTAssertEqual(result.exitCode, 2)

@@ -47,6 +47,10 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(executions.count, 3)
         let builds = (run?["executions"] as? [[String: Any]] ?? []).compactMap { $0["step"] as? String }.filter { $0.hasPrefix("build:") }
         XCTAssertEqual(builds.sorted(), ["build:normalize", "build:report"], "built for the partition, not reused from the host: \(show.stdout)")
+        let logs = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.root + "/cluster/.zenml/logs/" + runID)) ?? []
+        for name in ["generate", "normalize", "report", "build-normalize", "build-report"] {
+            XCTAssertTrue(logs.contains(name + ".slurm.log"), "each job's Slurm output file is kept: \(logs.sorted())")
+        }
         for execution in executions {
             let backend = execution["backend"] as? [String: Any]
             XCTAssertEqual(backend?["backend"] as? String, "slurm", show.stdout)
@@ -128,6 +132,194 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(refused.exitCode, 2, refused.output)
         XCTAssertTrue(refused.stderr.contains("pipeline.yaml:3"), refused.stderr)
         XCTAssertTrue(refused.stderr.contains("unknown resource 'memroy'"), refused.stderr)
+    }
+
+    /// The step's log and Slurm's own output file of its job are kept in the workspace's logs,
+    /// like a local step's log, after the work directory is gone.
+    func testTheJobsOutputFileIsKeptWithTheStepsLog() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("chatty", outputs: "{out: Text}", script: #"""
+            echo "chatty on stderr" >&2; echo hi > "$(out out)/a.txt"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: chatty\nsteps:\n  chatty: {uses: ./bundles/chatty}\n")
+        let (result, summary) = try sandbox.runPipeline("pipeline.yaml", ["--backend", "slurm"], environment: slurm)
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        let runID = summary["run_id"] as? String ?? ""
+        let logs = sandbox.root + "/.zenml/logs/" + runID
+        XCTAssertTrue(try sandbox.read(".zenml/logs/\(runID)/chatty.log").contains("chatty on stderr"), "the step's log, written on the node")
+        let listing = try Sandbox.shell("ls -la '\(logs)'")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: logs + "/chatty.slurm.log"), "Slurm's output file of the job: \(listing)")
+        let backend = try executions(sandbox, run: runID).first?["backend"] as? [String: Any]
+        XCTAssertEqual(backend?["slurm_log"] as? String, logs + "/chatty.slurm.log", "\(String(describing: backend))")
+        XCTAssertEqual(try Sandbox.shell("find '\(sandbox.root)/.zenml' -name 'slurm-*.out'"), "", "no output file is left in a work directory")
+    }
+
+    /// A job that ends without its worker reporting (here: cancelled from outside, as an admin
+    /// or a node failure would end it) fails the step with Slurm's state and the tail of the
+    /// job's output file, and the execution records the state.
+    func testAJobEndedOutsideTheRunIsReportedWithItsSlurmState() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("doomed", outputs: "{out: Text}", script: #"""
+            touch "$ZENML_BUNDLE_DIR/../../doomed-started"; sleep 60; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: doomed\nsteps:\n  doomed: {uses: ./bundles/doomed}\n")
+        let host = try sandbox.start(["run", "pipeline.yaml", "--backend", "slurm", "--json"], environment: slurm)
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: sandbox.root + "/doomed-started") && Date() < deadline { usleep(50_000) }
+        let job = try queue().split(separator: "\n").first { $0.contains("zenml-doomed") }?.split(separator: " ").first.map(String.init) ?? ""
+        XCTAssertNotEqual(job, "", "the job is in the queue")
+        let started = Date()
+        _ = try Sandbox.shell("SLURM_CONF='\(slurm["SLURM_CONF"] ?? "")' scancel \(job)")
+        let result = try host.wait(timeout: 30)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10, "the host notices the job is gone")
+        XCTAssertEqual(result.exitCode, 1, result.output)
+        let summary = ((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any])?["run"] as? [String: Any] ?? [:]
+        XCTAssertEqual(Sandbox.states(summary), ["doomed": "failed"])
+        let failure = (summary["steps"] as? [[String: Any]])?.first?["failure"] as? [String: Any]
+        let message = failure?["message"] as? String ?? ""
+        XCTAssertTrue(message.contains("slurm job \(job) ended CANCELLED") && message.contains("before the step reported"), message)
+        XCTAssertTrue(message.hasSuffix("Slurm's output of the job: \(sandbox.root)/.zenml/logs/\(summary["run_id"] as? String ?? "")/doomed.slurm.log"), message)
+        let tail = failure?["error_tail"] as? String ?? ""
+        XCTAssertTrue(tail.contains("JOB \(job)") && tail.contains("CANCELLED"), "the tail of the job's output file, where slurmstepd says why: \(tail)")
+        let backend = try executions(sandbox, run: summary["run_id"] as? String ?? "").first?["backend"] as? [String: Any]
+        XCTAssertEqual(backend?["slurm_state"] as? String, "CANCELLED", "\(String(describing: backend))")
+        XCTAssertEqual(backend?["slurm_job_id"] as? String, job)
+    }
+
+    /// `retries:` applies through Slurm: a step that fails on its first attempt is submitted again.
+    func testAFlakyStepIsRetriedThroughSlurm() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("flaky", outputs: "{out: Text}", script: #"""
+            n=$(cat "$ZENML_BUNDLE_DIR/../../attempts" 2>/dev/null || echo 0); echo $((n + 1)) > "$ZENML_BUNDLE_DIR/../../attempts"
+            if [ "$n" -lt 1 ]; then echo "flaking ($n)" >&2; exit 1; fi
+            echo ok > "$(out out)/ok.txt"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: flaky\nsteps:\n  flaky: {uses: ./bundles/flaky, retries: 1}\n")
+        let before = try finishedJobs()
+        let (result, summary) = try sandbox.runPipeline("pipeline.yaml", ["--backend", "slurm"], environment: slurm)
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertEqual(Sandbox.states(summary), ["flaky": "done"])
+        XCTAssertEqual(try sandbox.read("attempts").trimmingCharacters(in: .whitespacesAndNewlines), "2")
+        XCTAssertEqual(try finishedJobs() - before, 2, "one job per attempt")
+        let recorded = try executions(sandbox, run: summary["run_id"] as? String ?? "")
+        XCTAssertEqual(recorded.count, 1)
+        let backend = recorded.first?["backend"] as? [String: Any]
+        XCTAssertEqual(backend?["attempts"] as? Int, 2, "\(recorded)")
+        XCTAssertEqual(backend?["slurm_state"] as? String, "COMPLETED", "the last attempt's job: \(recorded)")
+    }
+
+    /// The progress view shows a queued job as pending, with its job id and Slurm's reason, then
+    /// as running on its node. Two steps that each ask for every CPU of the node cannot run
+    /// together: one of them is held pending (reason Resources or Priority) while the other runs.
+    func testProgressShowsEachJobPendingWithItsIdBeforeRunning() throws {
+        let sandbox = try Sandbox()
+        let cpus = try Sandbox.shell("SLURM_CONF='\(slurm["SLURM_CONF"] ?? "")' sinfo -h -o %c").trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertNotNil(Int(cpus), cpus)
+        for name in ["left", "right"] {
+            try sandbox.shBundle(name, outputs: "{out: Text}", extra: "resources: {cpus: \(cpus)}\n", script: #"""
+                sleep 1; echo ok > "$(out out)/ok.txt"; echo '{"status":"ok"}'
+                """#)
+        }
+        try sandbox.write("pipeline.yaml", "name: wide\nsteps:\n  left: {uses: ./bundles/left}\n  right: {uses: ./bundles/right}\n")
+        let result = try sandbox.run(["run", "pipeline.yaml", "--backend", "slurm"], environment: slurm)
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        var held = false
+        for step in ["left", "right"] {
+            let pending = lines.firstIndex { $0.contains("  \(step)  ") && $0.contains("  pending  (slurm job ") }
+            let running = lines.firstIndex { $0.contains("  \(step)  ") && $0.contains("  running  (slurm job ") && $0.contains(" on localhost)") }
+            XCTAssertNotNil(pending, "\(step) is shown pending with its job id: \(result.stderr)")
+            XCTAssertNotNil(running, "\(step) is shown running on its node: \(result.stderr)")
+            if let pending, let running {
+                XCTAssertLessThan(pending, running, result.stderr)
+                let job = lines[pending].components(separatedBy: "slurm job ").last?.prefix { $0.isNumber } ?? ""
+                XCTAssertTrue(lines[running].contains("slurm job \(job) on"), "the same job: \(result.stderr)")
+            }
+            held = held || lines.contains { $0.contains("  \(step)  ") && $0.contains("  pending  (slurm job ") && $0.contains(", reason ") }
+        }
+        XCTAssertTrue(held, "one job waited for the other's CPUs, with Slurm's reason: \(result.stderr)")
+        XCTAssertFalse(lines.contains { $0.contains("  running  (slurm job ") && !$0.contains(" on ") }, "no job is shown running before it runs: \(result.stderr)")
+
+        // A terminal too short for the steps' lines gets counts, where pending is its own state.
+        let terminal = try Sandbox.shell("""
+            cd '\(sandbox.root)' && SLURM_CONF='\(slurm["SLURM_CONF"] ?? "")' TERM=xterm script -qec \
+              "stty rows 3 cols 150; '\(Sandbox.binary)' run pipeline.yaml --backend slurm --no-cache" /dev/null 2>&1
+            """)
+        XCTAssertTrue(terminal.contains("complete: 2 ran"), terminal)
+        XCTAssertTrue(terminal.contains("2 steps: 1 running, 1 pending") || terminal.contains("2 steps: 2 pending"), terminal)
+    }
+
+    /// Steps with the same cache key (same bundle, config and inputs) in one run each have their
+    /// own job files: the first to finish and be recorded does not take away the result of
+    /// another still running, nor does one adopt or wait for another's job. (They finish a
+    /// second apart: with one shared folder, the second step found its result deleted.)
+    func testStepsWithTheSameCacheKeyRunAsTheirOwnJobs() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("same", outputs: "{out: Text}", script: #"""
+            echo x >> "$ZENML_BUNDLE_DIR/../../started"; sleep $(wc -l < "$ZENML_BUNDLE_DIR/../../started")
+            echo same > "$(out out)/a.txt"; echo '{"status":"ok"}'
+            """#)
+        try sandbox.write("pipeline.yaml", "name: twins\nsteps:\n  one: {uses: ./bundles/same}\n  two: {uses: ./bundles/same}\n  three: {uses: ./bundles/same}\n")
+        let before = try finishedJobs()
+        let (result, summary) = try sandbox.runPipeline("pipeline.yaml", ["--backend", "slurm", "--jobs", "3"], environment: slurm)
+        XCTAssertEqual(result.exitCode, 0, result.output)
+        XCTAssertEqual(Sandbox.states(summary), ["one": "done", "two": "done", "three": "done"], result.output)
+        XCTAssertEqual(try finishedJobs() - before, 3, "one job each")
+        let recorded = try executions(sandbox, run: summary["run_id"] as? String ?? "")
+        XCTAssertEqual(recorded.count, 3)
+        XCTAssertEqual(Set(recorded.compactMap { ($0["backend"] as? [String: Any])?["slurm_job_id"] as? String }).count, 3, "\(recorded)")
+        for execution in recorded {
+            XCTAssertNil((execution["backend"] as? [String: Any])?["adopted"], "no step adopts another's job of this run: \(execution)")
+        }
+        let jobs = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.root + "/.zenml/jobs")) ?? []
+        XCTAssertEqual(jobs, [], "recorded jobs leave nothing to adopt")
+    }
+
+    /// Two runs of the same step at once each submit their own job (a live host's job is not
+    /// taken over); a run started after its host was killed waits for the queued job instead.
+    func testAJobOfALiveHostIsLeftAloneAndOneOfADeadHostIsWaitedFor() throws {
+        let sandbox = try Sandbox()
+        try sandbox.shBundle("slow", outputs: "{out: Text}", config: "{properties: {n: {type: integer, default: 0}}}", script: #"""
+            echo x >> "$ZENML_BUNDLE_DIR/../../started"; sleep 3; echo "$(num n)" > "$(out out)/n.txt"; echo '{"status":"ok"}'
+            """#)
+        func started() -> Int { ((try? sandbox.read("started")) ?? "").split(separator: "\n").count }
+        func waitUntil(_ count: Int) {
+            let deadline = Date().addingTimeInterval(30)
+            while started() < count && Date() < deadline { usleep(50_000) }
+        }
+        func backend(_ result: Sandbox.Result) throws -> [String: Any] {
+            let summary = ((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any])?["run"] as? [String: Any] ?? [:]
+            return try executions(sandbox, run: summary["run_id"] as? String ?? "").first?["backend"] as? [String: Any] ?? [:]
+        }
+        try sandbox.write("pipeline.yaml", "name: slow\nsteps:\n  slow: {uses: ./bundles/slow, config: {n: 1}}\n")
+        let before = try finishedJobs()
+        let first = try sandbox.start(["run", "pipeline.yaml", "--backend", "slurm", "--json"], environment: slurm)
+        waitUntil(1)
+        let second = try sandbox.start(["run", "pipeline.yaml", "--backend", "slurm", "--json"], environment: slurm)
+        waitUntil(2)
+        XCTAssertEqual(started(), 2, "the second run submitted its own job while the first host waits for its one")
+        let (one, two) = (try first.wait(timeout: 60), try second.wait(timeout: 60))
+        XCTAssertEqual(one.exitCode, 0, one.output)
+        XCTAssertEqual(two.exitCode, 0, two.output)
+        XCTAssertEqual(try finishedJobs() - before, 2)
+        for result in [one, two] {
+            let details = try backend(result)
+            XCTAssertNil(details["reattached"], "\(details)")
+            XCTAssertNil(details["adopted"], "\(details)")
+        }
+
+        try sandbox.write("pipeline.yaml", "name: slow\nsteps:\n  slow: {uses: ./bundles/slow, config: {n: 2}}\n")
+        let killed = try sandbox.start(["run", "pipeline.yaml", "--backend", "slurm"], environment: slurm)
+        waitUntil(3)
+        kill(killed.process.processIdentifier, SIGKILL)
+        _ = try killed.wait(timeout: 10)
+        let rerun = try sandbox.run(["run", "pipeline.yaml", "--backend", "slurm", "--json"], environment: slurm)
+        XCTAssertEqual(rerun.exitCode, 0, rerun.output)
+        XCTAssertEqual(started(), 3, "no new job: the rerun waited for the dead host's")
+        XCTAssertEqual(try finishedJobs() - before, 3)
+        XCTAssertEqual(try backend(rerun)["reattached"] as? Bool, true)
+        let jobs = (try? FileManager.default.contentsOfDirectory(atPath: sandbox.root + "/.zenml/jobs")) ?? []
+        XCTAssertEqual(jobs, [], "recorded jobs leave nothing to adopt")
     }
 
     func testAFailingStepsDependentsAreNeverSubmittedAndCancellingEmptiesTheQueue() throws {
