@@ -95,6 +95,7 @@ public final class PipelineRunner: Sendable {
         // git runs two processes; let them overlap with hashing the spec.
         let gitTask = Task.detached { GitState.of(directory: graph.spec.directory) }
         let specDigest = graph.specDigest
+        let previousRun = PreviousRun(metadata: metadata, pipeline: graph.spec.name)
         let git = await gitTask.value
         try metadata.startRun(
             NewRun(
@@ -109,7 +110,7 @@ public final class PipelineRunner: Sendable {
         let recordings = RecordingQueue(metadata: metadata)
         let context = RunContext(
             runID: runID, graph: graph, specDigest: specDigest, options: options, logDirectory: logDirectory, observer: observer,
-            recordings: recordings, runtimes: RuntimeVersions(path: options.hostEnvironment["PATH"] ?? "/usr/bin:/bin"))
+            recordings: recordings, previousRun: previousRun, runtimes: RuntimeVersions(path: options.hostEnvironment["PATH"] ?? "/usr/bin:/bin"))
         var results: [String: StepResult] = [:]
         var remaining = Dictionary(uniqueKeysWithValues: steps.map { ($0.name, Set($0.dependencies).intersection(selected)) })
         let order = Dictionary(uniqueKeysWithValues: steps.enumerated().map { ($1.name, $0) })
@@ -177,7 +178,7 @@ public final class PipelineRunner: Sendable {
                     }
                     var missed: [PreparedStep] = []
                     do {
-                        let sources = try await cachedSources(for: prepared)
+                        let sources = try await cachedSources(for: prepared, previousRun: context.previousRun)
                         for step in prepared {
                             guard let source = sources[step.name] else {
                                 missed.append(step)
@@ -271,6 +272,26 @@ public final class PipelineRunner: Sendable {
         return summary
     }
 
+    /// The executions of a pipeline's latest run, looked up once when a run starts: a re-run
+    /// finds most cache hits, and the reasons the other steps run, among them, not with queries
+    /// per step (a chain of cached steps made one lookup per step, one after the other).
+    struct PreviousRun: Sendable {
+        /// The step's complete or cached execution in that run.
+        var executions: [String: ExecutionRecord] = [:]
+        /// Whether the pipeline has run in this store; when not, no step has run in it either.
+        var pipelineRan = false
+
+        init() {}
+
+        init(metadata: any MetadataStore, pipeline: String) {
+            guard let run = try? metadata.runs(pipeline: pipeline, limit: 1).first else { return }
+            pipelineRan = true
+            for execution in (try? metadata.executions(runID: run.id)) ?? [] where execution.state == .complete || execution.state == .cached {
+                executions[execution.step] = execution
+            }
+        }
+    }
+
     /// The most steps looked up in one query, and recorded as cached in one transaction.
     static let waveLimit = 100
 
@@ -299,6 +320,8 @@ public final class PipelineRunner: Sendable {
         var observer: @Sendable (RunEvent) -> Void
         /// Where executions are recorded, in the order steps end.
         var recordings: RecordingQueue
+        /// What the pipeline's latest run did before this one.
+        var previousRun = PreviousRun()
         /// The versions of the interpreters and compilers of the steps that run.
         var runtimes = RuntimeVersions(path: "")
     }
@@ -363,10 +386,19 @@ public final class PipelineRunner: Sendable {
 
     /// The executions whose outputs the steps of a wave can reuse, by step. Steps without one
     /// must run.
-    private func cachedSources(for wave: [PreparedStep]) async throws -> [String: ExecutionRecord] {
+    private func cachedSources(for wave: [PreparedStep], previousRun: PreviousRun) async throws -> [String: ExecutionRecord] {
         let candidates = wave.filter(\.usesCache)
         guard !candidates.isEmpty else { return [:] }
-        let newest = try metadata.newestExecutions(withCacheKeys: candidates.map(\.fingerprint.key))
+        var newest: [Digest: ExecutionRecord] = [:]
+        var unknown: [Digest] = []
+        for step in candidates {
+            let key = step.fingerprint.key
+            if let earlier = previousRun.executions[step.name], earlier.cacheKey == key { newest[key] = earlier } else { unknown.append(key) }
+        }
+        if !unknown.isEmpty {
+            newest.merge(try metadata.newestExecutions(withCacheKeys: unknown)) { known, _ in known }
+        }
+        let candidatesByKey = newest
         // Checking that outputs are still in the store is a walk of a folder, or a request to a
         // bucket: a few at a time.
         return try await withThrowingTaskGroup(of: (String, ExecutionRecord?).self) { group in
@@ -375,7 +407,7 @@ public final class PipelineRunner: Sendable {
                 if index >= 16, let (name, source) = try await group.next() { sources[name] = source }
                 group.addTask {
                     let key = step.fingerprint.key
-                    return (step.name, try await self.cachedExecution(for: key, newest: newest[key], outputs: Set(step.step.manifest.outputs.keys)))
+                    return (step.name, try await self.cachedExecution(for: key, newest: candidatesByKey[key], outputs: Set(step.step.manifest.outputs.keys)))
                 }
             }
             for try await (name, source) in group { sources[name] = source }
@@ -389,7 +421,8 @@ public final class PipelineRunner: Sendable {
         let step = prepared.step, inputs = prepared.inputs, fingerprint = prepared.fingerprint, key = fingerprint.key
         var newExecution = prepared.execution
         newExecution.startedAt = Date()
-        let reason = missReasons(step: step, spec: graph.spec, ingredients: fingerprint.ingredients, useCache: context.options.useCache)
+        let reason = missReasons(
+            step: step, spec: graph.spec, ingredients: fingerprint.ingredients, useCache: context.options.useCache, previousRun: context.previousRun)
             .joined(separator: "; ")
         if Task.isCancelled {
             context.observer(.stepChanged(step: step.name, state: .canceled))
@@ -648,12 +681,18 @@ public final class PipelineRunner: Sendable {
     /// Why a step runs (it has no cache hit), compared with its latest successful execution in
     /// this pipeline, or for a copy that never ran it, in the pipeline it copies. `run` shows
     /// these while the step runs; `status` lists them.
-    func missReasons(step: ResolvedStep, spec: PipelineSpec, ingredients: KeyIngredients, useCache: Bool) -> [String] {
+    func missReasons(step: ResolvedStep, spec: PipelineSpec, ingredients: KeyIngredients, useCache: Bool, previousRun: PreviousRun? = nil) -> [String] {
         if !useCache { return ["--no-cache"] }
         if !step.cache { return ["cache: false"] }
         let base = spec.document.root["base"]?.stringValue.flatMap { $0.split(separator: "@").first.map(String.init) }
         for pipeline in [spec.name] + [base].compactMap({ $0 }) {
-            guard let previous = try? metadata.latestExecution(pipeline: pipeline, step: step.name) else { continue }
+            let latest: ExecutionRecord?
+            if pipeline == spec.name, let previousRun, previousRun.executions[step.name] != nil || !previousRun.pipelineRan {
+                latest = previousRun.executions[step.name]
+            } else {
+                latest = try? metadata.latestExecution(pipeline: pipeline, step: step.name)
+            }
+            guard let previous = latest else { continue }
             let changes = ingredients.changes(since: previous.keyIngredients)
             guard !changes.isEmpty else { return ["outputs of the previous run are missing from the store"] }
             return pipeline == spec.name ? changes : ["vs pipeline \(pipeline): " + changes[0]] + changes.dropFirst()
