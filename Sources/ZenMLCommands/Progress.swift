@@ -10,7 +10,12 @@ import ZenMLEngine
 final class ProgressDisplay: @unchecked Sendable {
     private let live: Bool
     private let lock = NSLock()
-    private var order: [String] = []
+    private var order: [String] = [] {
+        // Every line pads step names to the longest; measured once, not per line (a 500-step
+        // run printed 1,000 lines, each measuring 500 names).
+        didSet { width = max(8, order.map(\.count).max() ?? 8) }
+    }
+    private var width = 8
     private var states: [String: StepState] = [:]
     private var drawnLines = 0
     private var changed = false
@@ -48,8 +53,6 @@ final class ProgressDisplay: @unchecked Sendable {
             }
         }
     }
-
-    private var width: Int { max(8, (order.map(\.count).max() ?? 8)) }
 
     private func line(_ step: String, _ state: StepState) -> String {
         let name = step.count >= width ? step : step + String(repeating: " ", count: width - step.count)

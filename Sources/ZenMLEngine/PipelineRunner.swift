@@ -89,13 +89,16 @@ public final class PipelineRunner: Sendable {
             throw FingerprintError(message: "--only \(name): the pipeline has no step '\(name)' (steps: \(graph.steps.map(\.name).joined(separator: ", ")))")
         }
         let steps = graph.steps.filter { selected.contains($0.name) }
+        // git runs two processes and the previous run is a read of hundreds of records: both
+        // overlap with snapshotting the sources and hashing the spec.
+        let gitTask = Task.detached { GitState.of(directory: graph.spec.directory) }
+        let metadata = self.metadata, pipeline = graph.spec.name
+        let previousRunTask = Task.detached { PreviousRun(metadata: metadata, pipeline: pipeline) }
         try await snapshotSources(
             of: steps, pipelineDirectory: graph.spec.directory, dataLimit: SourceSnapshots.dataLimit(options.hostEnvironment))
         closeAbandonedRuns()
-        // git runs two processes; let them overlap with hashing the spec.
-        let gitTask = Task.detached { GitState.of(directory: graph.spec.directory) }
         let specDigest = graph.specDigest
-        let previousRun = PreviousRun(metadata: metadata, pipeline: graph.spec.name)
+        let previousRun = await previousRunTask.value
         let git = await gitTask.value
         try metadata.startRun(
             NewRun(
