@@ -129,6 +129,10 @@ final class ExecutionRecorder: @unchecked Sendable {
     private var timer: Task<Void, Never>?
     /// The bundle build the step process ran, recorded with how it ended (set before ``finish(_:)``).
     var build: ArtifactRecord?
+    /// The backend's job directory (set before ``finish(_:)``): removed once the execution is
+    /// written, so no later run adopts a result already recorded; if it cannot be written, let go
+    /// and kept, so a later run can adopt the job's result.
+    var jobDirectory: HeldJobDirectory?
 
     init(recordings: RecordingQueue, execution: NewExecution) {
         self.recordings = recordings
@@ -154,7 +158,7 @@ final class ExecutionRecorder: @unchecked Sendable {
         var outcome = outcome
         if outcome.build == nil { outcome.build = build }
         outcome.outputs = recordings.provisional(outcome.outputs)
-        let provisional = outcome.outputs
+        let provisional = outcome.outputs, jobDirectory = jobDirectory
         recordings.enqueue(steps: [execution.step]) { [self, outcome] writer in
             switch state {
             case .started(let id):
@@ -167,6 +171,10 @@ final class ExecutionRecorder: @unchecked Sendable {
                 throw MetadataStoreError.database("the execution of step \(execution.step) was already recorded as finished")
             }
             state = .finished
+            // Written: a later run must not adopt this job's result. A directory whose record was
+            // not written (this job threw, or one before it did) is let go, not removed, when the
+            // last reference to it goes.
+            jobDirectory?.remove()
         }
         return provisional
     }

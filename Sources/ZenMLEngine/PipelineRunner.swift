@@ -452,9 +452,7 @@ public final class PipelineRunner: Sendable {
         while true {
             switch await launch(step, inputs: inputs, fingerprint: fingerprint, context: context, beforeStart: {
                 recorder.startTimer()
-                // A queued step is not running yet: the backend says when it starts.
-                let handed: StepState = context.options.backend.queuesSteps ? .pending(since: Date(), reason: reason) : .running(since: Date(), reason: reason)
-                context.observer(.stepChanged(step: step.name, state: handed))
+                context.observer(.stepChanged(step: step.name, state: .handed(to: context.options.backend, reason: reason)))
             }) {
             case .success(let value): launched = value
             case .failure(let report):
@@ -470,17 +468,13 @@ public final class PipelineRunner: Sendable {
             launched.jobDirectory?.remove()
             attempt += 1
             let again = "attempt \(attempt) of \(step.retries + 1) after: \(failure)"
-            let state: StepState = context.options.backend.queuesSteps ? .pending(since: Date(), reason: again) : .running(since: Date(), reason: again)
-            context.observer(.stepChanged(step: step.name, state: state))
+            context.observer(.stepChanged(step: step.name, state: .handed(to: context.options.backend, reason: again)))
         }
         if attempt > 1 { launched.details["attempts"] = .int(Int64(attempt)) }
         recorder.build = launched.build
-        let workDirectory = launched.workDirectory, logFile = launched.logFile, result = launched.result, jobDirectory = launched.jobDirectory
-        defer {
-            workDirectories.release(workDirectory)
-            // Recorded: a later run must not adopt this job's result.
-            jobDirectory?.remove()
-        }
+        recorder.jobDirectory = launched.jobDirectory
+        let workDirectory = launched.workDirectory, logFile = launched.logFile, result = launched.result
+        defer { workDirectories.release(workDirectory) }
         switch result.outcome {
         case .success(let success):
             do {
@@ -544,7 +538,8 @@ public final class PipelineRunner: Sendable {
         var details: [String: JSONValue]
         /// The outputs the backend's worker published (``StepBackend/stagesArtifactsOnNode``).
         var published: [String: StoredArtifact]? = nil
-        /// The job's directory (under one named by cache key), removed once the execution is recorded.
+        /// The job's directory (under one named by cache key), removed once the execution is
+        /// recorded (``ExecutionRecorder/jobDirectory``).
         var jobDirectory: HeldJobDirectory? = nil
         /// The recorded build the process ran, for a bundle with a `build:` command.
         var build: ArtifactRecord? = nil

@@ -27,6 +27,12 @@ public enum StepState: Sendable, Equatable {
         }
     }
 
+    /// A step just handed to `backend`: pending when the backend queues steps (it says when one
+    /// starts), else running.
+    static func handed(to backend: any StepBackend, reason: String?) -> StepState {
+        backend.queuesSteps ? .pending(since: Date(), reason: reason) : .running(since: Date(), reason: reason)
+    }
+
     public var isFinal: Bool {
         switch self {
         case .waiting, .pending, .running: return false
