@@ -280,7 +280,7 @@ public final class PipelineRunner: Sendable {
     /// per step (a chain of cached steps made one lookup per step, one after the other).
     struct PreviousRun: Sendable {
         /// The step's complete or cached execution in that run.
-        var executions: [String: ExecutionRecord] = [:]
+        var executions: [String: ReusableExecution] = [:]
         /// Whether the pipeline has run in this store; when not, no step has run in it either.
         var pipelineRan = false
 
@@ -289,7 +289,7 @@ public final class PipelineRunner: Sendable {
         init(metadata: any MetadataStore, pipeline: String) {
             guard let run = try? metadata.runs(pipeline: pipeline, limit: 1).first else { return }
             pipelineRan = true
-            for execution in (try? metadata.executions(runID: run.id)) ?? [] where execution.state == .complete || execution.state == .cached {
+            for execution in (try? metadata.reusableExecutions(runID: run.id)) ?? [] {
                 executions[execution.step] = execution
             }
         }
@@ -389,10 +389,10 @@ public final class PipelineRunner: Sendable {
 
     /// The executions whose outputs the steps of a wave can reuse, by step. Steps without one
     /// must run.
-    private func cachedSources(for wave: [PreparedStep], previousRun: PreviousRun) async throws -> [String: ExecutionRecord] {
+    private func cachedSources(for wave: [PreparedStep], previousRun: PreviousRun) async throws -> [String: ReusableExecution] {
         let candidates = wave.filter(\.usesCache)
         guard !candidates.isEmpty else { return [:] }
-        var newest: [Digest: ExecutionRecord] = [:]
+        var newest: [Digest: ReusableExecution] = [:]
         var unknown: [Digest] = []
         for step in candidates {
             let key = step.fingerprint.key
@@ -404,8 +404,8 @@ public final class PipelineRunner: Sendable {
         let candidatesByKey = newest
         // Checking that outputs are still in the store is a walk of a folder, or a request to a
         // bucket: a few at a time.
-        return try await withThrowingTaskGroup(of: (String, ExecutionRecord?).self) { group in
-            var sources: [String: ExecutionRecord] = [:]
+        return try await withThrowingTaskGroup(of: (String, ReusableExecution?).self) { group in
+            var sources: [String: ReusableExecution] = [:]
             for (index, step) in candidates.enumerated() {
                 if index >= 16, let (name, source) = try await group.next() { sources[name] = source }
                 group.addTask {
@@ -651,23 +651,23 @@ public final class PipelineRunner: Sendable {
     }
 
     /// A completed or cached execution with this key whose outputs are all still in the store.
-    func cachedExecution(for key: Digest, outputs: Set<String>) async throws -> ExecutionRecord? {
+    func cachedExecution(for key: Digest, outputs: Set<String>) async throws -> ReusableExecution? {
         try await cachedExecution(for: key, newest: metadata.newestExecutions(withCacheKeys: [key])[key], outputs: outputs)
     }
 
     /// As above, with the newest execution with the key already looked up (with its wave).
-    func cachedExecution(for key: Digest, newest: ExecutionRecord?, outputs: Set<String>) async throws -> ExecutionRecord? {
+    func cachedExecution(for key: Digest, newest: ReusableExecution?, outputs: Set<String>) async throws -> ReusableExecution? {
         // Every cached re-run adds an execution with the same key: the newest, looked up with its
         // wave, is nearly always intact; older ones are loaded only when it is not.
         guard let newest else { return nil }
         if try await isReusable(newest, outputs: outputs) { return newest }
-        for candidate in try metadata.executions(withCacheKey: key, limit: 5).dropFirst() {
+        for candidate in try metadata.executions(withCacheKey: key, limit: 5).dropFirst().compactMap(ReusableExecution.init) {
             if try await isReusable(candidate, outputs: outputs) { return candidate }
         }
         return nil
     }
 
-    private func isReusable(_ candidate: ExecutionRecord, outputs: Set<String>) async throws -> Bool {
+    private func isReusable(_ candidate: ReusableExecution, outputs: Set<String>) async throws -> Bool {
         guard Set(candidate.outputs.keys) == outputs else { return false }
         for artifact in candidate.outputs.values {
             let stored = StoredArtifact(digest: artifact.digest, uri: artifact.uri, size: artifact.size, fileCount: artifact.fileCount)
@@ -684,14 +684,14 @@ public final class PipelineRunner: Sendable {
         if !step.cache { return ["cache: false"] }
         let base = spec.document.root["base"]?.stringValue.flatMap { $0.split(separator: "@").first.map(String.init) }
         for pipeline in [spec.name] + [base].compactMap({ $0 }) {
-            let latest: ExecutionRecord?
+            let latest: JSONValue?
             if pipeline == spec.name, let previousRun, previousRun.executions[step.name] != nil || !previousRun.pipelineRan {
-                latest = previousRun.executions[step.name]
+                latest = try? previousRun.executions[step.name].map { try metadata.keyIngredients(executionID: $0.id) }
             } else {
-                latest = try? metadata.latestExecution(pipeline: pipeline, step: step.name)
+                latest = (try? metadata.latestExecution(pipeline: pipeline, step: step.name))?.keyIngredients
             }
             guard let previous = latest else { continue }
-            let changes = ingredients.changes(since: previous.keyIngredients)
+            let changes = ingredients.changes(since: previous)
             guard !changes.isEmpty else { return ["outputs of the previous run are missing from the store"] }
             return pipeline == spec.name ? changes : ["vs pipeline \(pipeline): " + changes[0]] + changes.dropFirst()
         }

@@ -180,10 +180,24 @@ final class MLMDTransaction {
 
     func properties(_ table: PropertyTable, ids: [Int64]) throws -> [Int64: Properties] {
         guard !ids.isEmpty else { return [:] }
+        return Self.properties(
+            byOwner: try db.query(
+                "SELECT `\(table.idColumn)` AS owner, name, is_custom_property, int_value, double_value, string_value, bool_value FROM `\(table.rawValue)` WHERE `\(table.idColumn)` IN (\(sqlPlaceholders(ids.count)))",
+                ids))
+    }
+
+    /// An artifact from its row's columns and its properties.
+    static func artifact(id: Int64, type: String?, uri: String?, created: Int64?, properties: Properties?) -> ArtifactRecord {
+        let values = properties ?? Properties()
+        return ArtifactRecord(
+            id: id, type: type ?? "", uri: uri ?? "", digest: values.string("digest").flatMap { Digest($0) } ?? Digest.of(""),
+            size: values.int("size") ?? 0, fileCount: values.int("file_count") ?? 0, properties: values.custom,
+            createdAt: date(milliseconds: created ?? 0))
+    }
+
+    /// Property rows (`owner`, `name`, `is_custom_property` and the value columns) by owner.
+    static func properties(byOwner rows: [SQLRow]) -> [Int64: Properties] {
         var result: [Int64: Properties] = [:]
-        let rows = try db.query(
-            "SELECT `\(table.idColumn)` AS owner, name, is_custom_property, int_value, double_value, string_value, bool_value FROM `\(table.rawValue)` WHERE `\(table.idColumn)` IN (\(sqlPlaceholders(ids.count)))",
-            ids)
         for row in rows {
             guard let owner = row.int64("owner"), let name = row.string("name"), let value = PropertyValueCodec.decode(row) else { continue }
             if row.bool("is_custom_property") == true {
@@ -468,12 +482,8 @@ final class MLMDTransaction {
         var result: [Int64: ArtifactRecord] = [:]
         for row in rows {
             guard let id = row.int64("id") else { continue }
-            let values = props[id] ?? Properties()
-            result[id] = ArtifactRecord(
-                id: id, type: row.string("type") ?? "", uri: row.string("uri") ?? "",
-                digest: values.string("digest").flatMap { Digest($0) } ?? Digest.of(""),
-                size: values.int("size") ?? 0, fileCount: values.int("file_count") ?? 0, properties: values.custom,
-                createdAt: Self.date(milliseconds: row.int64("create_time_since_epoch") ?? 0))
+            result[id] = Self.artifact(
+                id: id, type: row.string("type"), uri: row.string("uri"), created: row.int64("create_time_since_epoch"), properties: props[id])
         }
         return result
     }
@@ -547,12 +557,9 @@ final class MLMDTransaction {
         var builds: [Int64: ArtifactRecord] = [:]
         for event in eventRows {
             guard let executionID = event.int64("execution_id"), let artifactID = event.int64("artifact_id") else { continue }
-            let values = artifactProps[artifactID] ?? Properties()
-            let artifact = ArtifactRecord(
-                id: artifactID, type: event.string("artifact_type") ?? "", uri: event.string("uri") ?? "",
-                digest: values.string("digest").flatMap { Digest($0) } ?? Digest.of(""),
-                size: values.int("size") ?? 0, fileCount: values.int("file_count") ?? 0, properties: values.custom,
-                createdAt: Self.date(milliseconds: event.int64("artifact_created") ?? 0))
+            let artifact = Self.artifact(
+                id: artifactID, type: event.string("artifact_type"), uri: event.string("uri"), created: event.int64("artifact_created"),
+                properties: artifactProps[artifactID])
             let eventID = event.int64("event_id") ?? 0
             let key = stepKeys[eventID] ?? ""
             let type = event.int64("type")
@@ -597,8 +604,8 @@ final class MLMDTransaction {
         return try loadExecutions(ids: ids)
     }
 
-    func newestExecutions(withCacheKeys keys: [Digest]) throws -> [Digest: ExecutionRecord] {
-        var newest: [Digest: ExecutionRecord] = [:]
+    func newestExecutions(withCacheKeys keys: [Digest]) throws -> [Digest: ReusableExecution] {
+        var newest: [Digest: ReusableExecution] = [:]
         // Bounded lists keep each statement under the servers' limits on bound parameters.
         let distinct = Array(Set(keys.map(\.description))).sorted()
         for start in stride(from: 0, to: distinct.count, by: 500) {
@@ -610,9 +617,80 @@ final class MLMDTransaction {
                   AND e.last_known_state IN (3, 5)
                 GROUP BY p.string_value
                 """, chunk.map { $0 as any SQLValueConvertible })
-            for execution in try loadExecutions(ids: ids) { if let key = execution.cacheKey { newest[key] = execution } }
+            for execution in try loadReusable(ids: ids) { newest[execution.cacheKey] = execution }
         }
         return newest
+    }
+
+    /// The complete or cached executions of a run, as reusable sources, in the order they started.
+    func reusableExecutions(runID: String) throws -> [ReusableExecution] {
+        let ids = try db.int64s(
+            """
+            SELECT s.execution_id FROM `Association` s JOIN `Execution` e ON e.id = s.execution_id
+            WHERE s.context_id = ? AND e.last_known_state IN (3, 5) ORDER BY s.execution_id
+            """, [try runContextID(runID: runID)])
+        return try loadReusable(ids: ids)
+    }
+
+    /// What reusing these executions' outputs needs: their identity, metrics and outputs, read
+    /// with three narrow queries (a full load also reads and parses every input, config and set
+    /// of key ingredients, which for the previous run of a 500-step pipeline took most of the
+    /// time of a cached re-run).
+    private func loadReusable(ids: [Int64]) throws -> [ReusableExecution] {
+        guard !ids.isEmpty else { return [] }
+        let placeholders = sqlPlaceholders(ids.count)
+        let output = MLMDSchema.EventType.output.rawValue
+        let results = try db.queries([
+            (
+                """
+                SELECT execution_id AS owner, name, is_custom_property, int_value, double_value, string_value, bool_value
+                FROM `ExecutionProperty`
+                WHERE execution_id IN (\(placeholders)) AND (is_custom_property = 1 OR name IN ('run_id', 'step', 'cache_key'))
+                """, ids
+            ),
+            (
+                """
+                SELECT e.execution_id, e.artifact_id, p.step_key, a.uri, a.create_time_since_epoch AS created, t.name AS type
+                FROM `Event` e
+                JOIN `EventPath` p ON p.event_id = e.id AND p.is_index_step = 0
+                JOIN `Artifact` a ON a.id = e.artifact_id
+                JOIN `Type` t ON t.id = a.type_id
+                WHERE e.execution_id IN (\(placeholders)) AND e.type = \(output)
+                """, ids
+            ),
+            (
+                """
+                SELECT ap.artifact_id AS owner, ap.name, ap.is_custom_property, ap.int_value, ap.double_value, ap.string_value, ap.bool_value
+                FROM `Event` e JOIN `ArtifactProperty` ap ON ap.artifact_id = e.artifact_id
+                WHERE e.execution_id IN (\(placeholders)) AND e.type = \(output)
+                """, ids
+            ),
+        ])
+        let executionProps = Self.properties(byOwner: results[0])
+        let artifactProps = Self.properties(byOwner: results[2])
+        var outputs: [Int64: [String: ArtifactRecord]] = [:]
+        for row in results[1] {
+            guard let executionID = row.int64("execution_id"), let artifactID = row.int64("artifact_id"), let key = row.string("step_key") else { continue }
+            outputs[executionID, default: [:]][key] = Self.artifact(
+                id: artifactID, type: row.string("type"), uri: row.string("uri"), created: row.int64("created"), properties: artifactProps[artifactID])
+        }
+        return ids.compactMap { id in
+            guard let values = executionProps[id], let key = values.string("cache_key").flatMap({ Digest($0) }) else { return nil }
+            var metrics: [String: Double] = [:]
+            for (name, value) in values.custom { if let number = value.doubleValue { metrics[name] = number } }
+            return ReusableExecution(
+                id: id, runID: values.string("run_id") ?? "", step: values.string("step") ?? "", cacheKey: key, metrics: metrics,
+                outputs: outputs[id] ?? [:])
+        }
+    }
+
+    /// The ingredients of an execution's cache key, as recorded (to say why a step runs again).
+    func keyIngredients(executionID: Int64) throws -> JSONValue {
+        let rows = try db.query(
+            "SELECT string_value FROM `ExecutionProperty` WHERE execution_id = ? AND name = 'key_ingredients' AND is_custom_property = 0",
+            [executionID])
+        guard let text = rows.first?.string("string_value"), let value = try? JSONValue.parse(Data(text.utf8)) else { return .null }
+        return value
     }
 
     func latestExecution(pipeline: String, step: String) throws -> ExecutionRecord? {

@@ -91,6 +91,34 @@ public struct ExecutionRecord: Codable, Sendable, Hashable {
     public var duration: TimeInterval? { endedAt.map { $0.timeIntervalSince(startedAt) } }
 }
 
+/// An execution whose outputs a step can reuse: what a cache hit needs of it, without the
+/// inputs, config and key ingredients of an ``ExecutionRecord`` (a re-run of a wide pipeline
+/// looks up hundreds of these).
+public struct ReusableExecution: Sendable, Hashable {
+    public var id: Int64
+    public var runID: String
+    public var step: String
+    public var cacheKey: Digest
+    /// Copied to the cached execution that reuses the outputs.
+    public var metrics: [String: Double]
+    public var outputs: [String: ArtifactRecord]
+
+    public init(id: Int64, runID: String, step: String, cacheKey: Digest, metrics: [String: Double], outputs: [String: ArtifactRecord]) {
+        self.id = id
+        self.runID = runID
+        self.step = step
+        self.cacheKey = cacheKey
+        self.metrics = metrics
+        self.outputs = outputs
+    }
+
+    /// The reusable part of a complete or cached execution; nil for one without a cache key.
+    public init?(_ record: ExecutionRecord) {
+        guard let key = record.cacheKey else { return nil }
+        self.init(id: record.id, runID: record.runID, step: record.step, cacheKey: key, metrics: record.metrics, outputs: record.outputs)
+    }
+}
+
 /// A run of a pipeline.
 public struct RunRecord: Codable, Sendable, Hashable {
     public var id: String
@@ -172,9 +200,9 @@ extension MetadataStore {
 /// A step satisfied from the cache: its new execution and the execution whose outputs it reuses.
 public struct CacheReuse: Sendable {
     public var execution: NewExecution
-    public var source: ExecutionRecord
+    public var source: ReusableExecution
 
-    public init(_ execution: NewExecution, reusing source: ExecutionRecord) {
+    public init(_ execution: NewExecution, reusing source: ReusableExecution) {
         self.execution = execution
         self.source = source
     }
@@ -182,7 +210,7 @@ public struct CacheReuse: Sendable {
 
 extension MetadataStore {
     /// Records one step satisfied from the cache; see ``recordCachedExecutions(_:at:)``.
-    public func recordCachedExecution(_ execution: NewExecution, reusing source: ExecutionRecord, at date: Date) throws -> Int64 {
+    public func recordCachedExecution(_ execution: NewExecution, reusing source: ReusableExecution, at date: Date) throws -> Int64 {
         guard let id = try recordCachedExecutions([CacheReuse(execution, reusing: source)], at: date).first else {
             throw MetadataStoreError.database("recording a cached execution returned no id")
         }
@@ -330,7 +358,7 @@ public protocol MetadataStore: Sendable {
     func executions(withCacheKey key: Digest, limit: Int) throws -> [ExecutionRecord]
     /// The newest completed or cached execution of each of these cache keys that has one, in one
     /// query (a wave of ready steps is looked up together).
-    func newestExecutions(withCacheKeys keys: [Digest]) throws -> [Digest: ExecutionRecord]
+    func newestExecutions(withCacheKeys keys: [Digest]) throws -> [Digest: ReusableExecution]
     /// The newest execution of a pipeline's step that did not fail, if any.
     func latestExecution(pipeline: String, step: String) throws -> ExecutionRecord?
     /// Runs, newest first, optionally of one pipeline.
@@ -341,6 +369,10 @@ public protocol MetadataStore: Sendable {
     func runningRuns(host: String) throws -> [RunRecord]
     /// A run's executions in the order they started.
     func executions(runID: String) throws -> [ExecutionRecord]
+    /// A run's complete and cached executions in the order they started, as cache sources.
+    func reusableExecutions(runID: String) throws -> [ReusableExecution]
+    /// The recorded ingredients of an execution's cache key (`.null` if none were recorded).
+    func keyIngredients(executionID: Int64) throws -> JSONValue
     /// Every pipeline with its versions.
     func pipelines() throws -> [PipelineRecord]
     /// Artifacts by id, or by digest (a unique prefix of the hex is enough).

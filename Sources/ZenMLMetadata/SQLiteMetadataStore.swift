@@ -126,9 +126,17 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
         return try write { transaction in try transaction.recordCachedExecutions(reuses, at: date) }
     }
 
-    public func newestExecutions(withCacheKeys keys: [Digest]) throws -> [Digest: ExecutionRecord] {
+    public func newestExecutions(withCacheKeys keys: [Digest]) throws -> [Digest: ReusableExecution] {
         guard !keys.isEmpty else { return [:] }
         return try read { try $0.newestExecutions(withCacheKeys: keys) }
+    }
+
+    public func reusableExecutions(runID: String) throws -> [ReusableExecution] {
+        try read { try $0.reusableExecutions(runID: runID) }
+    }
+
+    public func keyIngredients(executionID: Int64) throws -> JSONValue {
+        try read { try $0.keyIngredients(executionID: executionID) }
     }
 
     public func executions(withCacheKey key: Digest, limit: Int) throws -> [ExecutionRecord] {

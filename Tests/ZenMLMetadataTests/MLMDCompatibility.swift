@@ -31,7 +31,7 @@ enum MLMDCompatibility {
                 "examples": Fixtures.artifact("examples-bytes", type: "Examples", properties: ["split": true]),
             ]))
         try store.finishRun(id: "run-1", state: .complete, endedAt: start.addingTimeInterval(3))
-        let source = try XCTUnwrap(store.executions(withCacheKey: Digest.of("train-key"), limit: 1).first)
+        let source = try XCTUnwrap(store.executions(withCacheKey: Digest.of("train-key"), limit: 1).first.flatMap(ReusableExecution.init))
         try store.startRun(Fixtures.newRun("run-2", pipeline: "compat", spec: "compat-spec", startedAt: start.addingTimeInterval(10)))
         let cached = try store.recordCachedExecution(
             Fixtures.newExecution("run-2", pipeline: "compat", step: "train", key: Digest.of("train-key"), startedAt: start.addingTimeInterval(10)),

@@ -251,7 +251,7 @@ final class MySQLMetadataStoreTests: XCTestCase {
         XCTAssertEqual(outputs["m"].map { String($0.id) }, try sql("SELECT id FROM Artifact"))
 
         proxy.armCommitCut()
-        let source = try XCTUnwrap(store.executions(withCacheKey: Digest.of("k"), limit: 1).first)
+        let source = try XCTUnwrap(store.executions(withCacheKey: Digest.of("k"), limit: 1).first.flatMap(ReusableExecution.init))
         try store.startRun(Fixtures.newRun("r2"))
         XCTAssertEqual(proxy.cutCount, 3, "startRun is idempotent: run again")
         proxy.armCommitCut()

@@ -94,7 +94,7 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         XCTAssertEqual(try sqlite("SELECT last_known_state FROM Execution WHERE id = \(id)"), "3", "COMPLETE is 3 in ML Metadata")
 
         try store.startRun(newRun("r2"))
-        let cachedID = try store.recordCachedExecution(newExecution("r2", step: "train", key: key), reusing: hit, at: Date())
+        let cachedID = try store.recordCachedExecution(newExecution("r2", step: "train", key: key), reusing: try XCTUnwrap(ReusableExecution(hit)), at: Date())
         XCTAssertEqual(try sqlite("SELECT last_known_state FROM Execution WHERE id = \(cachedID)"), "5", "CACHED is 5")
         let evaluation = try store.startExecution(newExecution("r2", step: "eval", key: Digest.of("k2"), inputs: ["model": [try XCTUnwrap(hit.outputs["model"])]]))
         try store.finishExecution(id: evaluation, outcome: ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: 1, message: "boom"))

@@ -39,7 +39,7 @@ struct StoreBehaviour {
         XCTAssertEqual(try sql("SELECT last_known_state FROM Execution WHERE id = \(id)"), "3", "COMPLETE is 3 in ML Metadata")
 
         try store.startRun(Fixtures.newRun("r2"))
-        let cachedID = try store.recordCachedExecution(Fixtures.newExecution("r2", step: "train", key: key), reusing: hit, at: Date())
+        let cachedID = try store.recordCachedExecution(Fixtures.newExecution("r2", step: "train", key: key), reusing: try XCTUnwrap(ReusableExecution(hit)), at: Date())
         XCTAssertEqual(try sql("SELECT last_known_state FROM Execution WHERE id = \(cachedID)"), "5", "CACHED is 5")
         let evaluation = try store.startExecution(Fixtures.newExecution("r2", step: "eval", key: Digest.of("k2"), inputs: ["model": [try XCTUnwrap(hit.outputs["model"])]]))
         try store.finishExecution(id: evaluation, outcome: ExecutionOutcome(state: .failed, endedAt: Date(), exitCode: 1, message: "boom"))
@@ -57,6 +57,18 @@ struct StoreBehaviour {
         XCTAssertEqual(try store.latestExecution(pipeline: "p", step: "train")?.id, cachedID)
         XCTAssertNil(try store.latestExecution(pipeline: "p", step: "eval"), "failed executions are not a baseline")
         XCTAssertNil(try store.latestExecution(pipeline: "other", step: "train"))
+        // The previous run's sources, as a re-run reads them: complete or cached only, with what
+        // reusing them needs.
+        let reusable = try store.reusableExecutions(runID: "r2")
+        XCTAssertEqual(reusable.map(\.id), [cachedID], "the failed eval is no source")
+        XCTAssertEqual(reusable.first?.step, "train")
+        XCTAssertEqual(reusable.first?.runID, "r2")
+        XCTAssertEqual(reusable.first?.cacheKey, key)
+        XCTAssertEqual(reusable.first?.metrics, ["accuracy": 0.75])
+        XCTAssertEqual(reusable.first?.outputs, hit.outputs, "the reused outputs with their ids, digests, sizes and properties")
+        XCTAssertEqual(try store.reusableExecutions(runID: "r1").map(\.id), [id])
+        XCTAssertEqual(try store.keyIngredients(executionID: cachedID), ["key": [:]])
+        XCTAssertEqual(try store.keyIngredients(executionID: 999_999), .null)
         XCTAssertEqual(try store.runs(pipeline: "p", limit: 10).map(\.id), ["r2", "r1"])
         XCTAssertEqual(try store.run(id: "r1")?.state, .complete)
         XCTAssertEqual(try store.run(id: "r2")?.state, .running)
@@ -78,7 +90,7 @@ struct StoreBehaviour {
         try store.startRun(Fixtures.newRun("run-a"))
         let first = try store.startExecution(Fixtures.newExecution("run-a", step: "s", key: key))
         let outputs = try store.finishExecution(id: first, outcome: ExecutionOutcome(state: .complete, endedAt: Date(), metrics: ["loss": 0.5], outputs: ["out": Fixtures.artifact("a")]))
-        let source = try XCTUnwrap(store.executions(withCacheKey: key, limit: 1).first)
+        let source = try XCTUnwrap(store.executions(withCacheKey: key, limit: 1).first.flatMap(ReusableExecution.init))
         var cached: [Int64] = []
         for index in 0..<3 {
             try store.startRun(Fixtures.newRun("run-c\(index)"))
@@ -110,6 +122,8 @@ struct StoreBehaviour {
         XCTAssertEqual(newest[key]?.id, cached.last, "the newest of the key's hits")
         XCTAssertEqual(newest[other]?.id, otherID)
         XCTAssertEqual(newest[other]?.outputs["out"]?.digest, Fixtures.artifact("b").digest)
+        XCTAssertEqual(newest[key]?.metrics, ["loss": 0.5])
+        XCTAssertEqual(newest[key]?.outputs["out"]?.id, outputs["out"]?.id)
         XCTAssertEqual(try store.newestExecutions(withCacheKeys: []).count, 0)
 
         // Several reuses in one call: one execution each, in order, all in the run, each with its
