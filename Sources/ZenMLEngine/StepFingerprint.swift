@@ -16,7 +16,8 @@ struct StepFingerprint: Sendable {
     var ingredients: KeyIngredients
     /// The config as the step receives it: `format: path` values made absolute.
     var requestConfig: [String: JSONValue]
-    var key: Digest { ingredients.action.key }
+    /// The cache key, hashed once: a wave looks it up, records it and reports it.
+    let key: Digest
 
     /// Computes what enters a step's cache key.
     static func compute(
@@ -55,6 +56,6 @@ struct StepFingerprint: Sendable {
             inputs: inputs.mapValues { $0.map(\.digest) }, environment: environment)
         return StepFingerprint(
             ingredients: KeyIngredients(action: action, bundleFiles: bundle.files, externalPaths: externalPaths, bundleSource: step.source),
-            requestConfig: requestConfig)
+            requestConfig: requestConfig, key: action.key)
     }
 }
