@@ -201,7 +201,7 @@ public final class PipelineRunner: Sendable {
                         }
                     }
                     waiting = Self.merged(waiting, missed) { (order[$0.name] ?? 0) < (order[$1.name] ?? 0) }
-                    if reuses.count >= Self.waveLimit { recordReuses() }
+                    if reuses.count >= Self.recordingBatch { recordReuses() }
                 }
                 recordReuses()
             }
@@ -295,8 +295,12 @@ public final class PipelineRunner: Sendable {
         }
     }
 
-    /// The most steps looked up in one query, and recorded as cached in one transaction.
+    /// The most steps looked up in one query.
     static let waveLimit = 100
+    /// How many cache hits wait to be recorded together: a chain finds one hit per wave, and
+    /// recording them a few dozen at a time overlaps the writes with the lookups that follow
+    /// (all at the end left them to be written after the last lookup).
+    static let recordingBatch = 25
 
     /// Two lists in order, merged in order: a step's completion releases a few steps into a
     /// ready list that, in a wide fan-out, holds hundreds (re-sorting it each time was quadratic).
