@@ -51,7 +51,9 @@ let package = Package(
         /** The metadata store on ML Metadata's schema (SQLite, MySQL/MariaDB). */
         .target(
             name: "ZenMLMetadata",
-            dependencies: ["ZenMLCore", "CMariaDB", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "ZenMLCore", "CMariaDB", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
         ),
         /** The MariaDB Connector/C client library (`<mysql.h>`), for the MySQL metadata store. */
         .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
