@@ -34,12 +34,16 @@ final class PipelineGraphTests: XCTestCase {
                 uses: ./bundles/merge
                 inputs: {parts: [zeta.out, alpha.out]}
               mid: {uses: ./bundles/source}
+              beta:
+                uses: ./bundles/merge
+                inputs: {parts: [alpha.out]}
             """)
-        XCTAssertEqual(graph.steps.map(\.name), ["alpha", "mid", "zeta", "join"])
+        XCTAssertEqual(graph.steps.map(\.name), ["alpha", "beta", "mid", "zeta", "join"], "a released step goes before later names that were ready")
         XCTAssertEqual(graph[step: "join"]?.dependencies, ["alpha", "zeta"])
         XCTAssertEqual(graph[step: "join"]?.inputs["parts"], [OutputReference(step: "zeta", output: "out"), OutputReference(step: "alpha", output: "out")], "wiring order is kept")
         XCTAssertEqual(graph.upstreamClosure(of: ["join"]), ["join", "alpha", "zeta"])
         XCTAssertEqual(graph.dependents(of: "zeta"), ["join"])
+        XCTAssertEqual(graph.dependents(of: "alpha"), ["beta", "join"])
     }
 
     func testAPipelinesResourcesReplaceTheBundlesKeyByKey() throws {
