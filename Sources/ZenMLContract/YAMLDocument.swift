@@ -112,6 +112,12 @@ public struct YAMLDocument: Sendable {
         }
         switch node {
         case .scalar(let scalar):
+            // Yams resolves an untagged plain scalar by trying regular expressions in turn; one
+            // whose first character starts no null, boolean or number is a string without them
+            // (they were a third of reading a 500-step pipeline).
+            if scalar.style == .plain, scalar.tag.rawValue.isEmpty, let first = scalar.string.utf8.first, !mayStartTypedScalar(first) {
+                return .string(scalar.string)
+            }
             switch node.tag.rawValue {
             case "tag:yaml.org,2002:null": return .null
             case "tag:yaml.org,2002:bool": return .bool(scalar.string.lowercased() == "true")
@@ -157,6 +163,18 @@ public struct YAMLDocument: Sendable {
                 file: file, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1,
                 message: "YAML aliases are not supported here; write the value out")
         }
+    }
+}
+
+/// Whether a plain scalar starting with this byte may resolve to a null (`~`, `null`), a boolean
+/// (`true`, `false`) or a number (digits, signs, `.5`, `.inf`, `.nan`).
+private func mayStartTypedScalar(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "~"),
+        UInt8(ascii: "n"), UInt8(ascii: "N"), UInt8(ascii: "t"), UInt8(ascii: "T"), UInt8(ascii: "f"), UInt8(ascii: "F"):
+        return true
+    default:
+        return false
     }
 }
 

@@ -95,7 +95,10 @@ public struct PipelineSpec: Sendable {
         }
         var steps: [StepSpec] = []
         if let rawSteps = root["steps"]?.objectValue {
-            let ordered = rawSteps.keys.sorted { document.keyLocation(["steps", $0]).line < document.keyLocation(["steps", $1]).line }
+            // In the order written (flow style puts several on a line); each key's place is looked
+            // up once, not twice per comparison.
+            let ordered = rawSteps.keys.map { (name: $0, at: document.keyLocation(["steps", $0])) }
+                .sorted { ($0.at.line, $0.at.column) < ($1.at.line, $1.at.column) }.map(\.name)
             for stepName in ordered {
                 // The key comes from the dictionary.
                 let raw = rawSteps[stepName] ?? .null

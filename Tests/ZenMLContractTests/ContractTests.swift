@@ -168,6 +168,20 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(document.root["hex"], 31)
         XCTAssertEqual(document.root["inf"]?.doubleValue, .infinity)
         XCTAssertEqual(document.root["path"], "./steps/x")
+        // Every first character that can start a typed scalar still resolves; others are strings.
+        let typed = try YAMLDocument(
+            text: "neg: -3\npos: +2\nhalf: .5\nnan: .NaN\nupper: NULL\nno: False\nword: model\nquoted: '12'\ntagged: !!str 12\ndash: -x\n",
+            file: "x.yaml")
+        XCTAssertEqual(typed.root["neg"], -3)
+        XCTAssertEqual(typed.root["pos"], 2)
+        XCTAssertEqual(typed.root["half"], 0.5)
+        XCTAssertEqual(typed.root["nan"]?.doubleValue?.isNaN, true)
+        XCTAssertEqual(typed.root["upper"], .null)
+        XCTAssertEqual(typed.root["no"], false)
+        XCTAssertEqual(typed.root["word"], "model")
+        XCTAssertEqual(typed.root["quoted"], "12")
+        XCTAssertEqual(typed.root["tagged"], "12", "an explicit tag wins")
+        XCTAssertEqual(typed.root["dash"], "-x")
     }
 
     func testDuplicateKeysAreRejected() {
