@@ -46,10 +46,12 @@ public struct YAMLDocument: Sendable {
     /// Parses YAML text. `file` is only used in locations and messages.
     public init(text: String, file: String) throws {
         self.file = file
-        let resolver = YAMLDocument.resolver
         let node: Node?
         do {
-            node = try Yams.compose(yaml: text, resolver)
+            // Composed without rules: Yams' check for duplicate keys hashes every key with its
+            // resolved tag, which tried the regular expressions on each of them. Values are
+            // resolved with `resolver` in `convert`.
+            node = try Yams.compose(yaml: text, .basic)
         } catch let error as YamlError {
             throw YAMLDocumentError(error, file: file)
         }
@@ -112,13 +114,17 @@ public struct YAMLDocument: Sendable {
         }
         switch node {
         case .scalar(let scalar):
-            // Yams resolves an untagged plain scalar by trying regular expressions in turn; one
-            // whose first character starts no null, boolean or number is a string without them
-            // (they were a third of reading a 500-step pipeline).
-            if scalar.style == .plain, scalar.tag.rawValue.isEmpty, let first = scalar.string.utf8.first, !mayStartTypedScalar(first) {
-                return .string(scalar.string)
+            let tag: String
+            if scalar.tag.rawValue.isEmpty {
+                // A plain scalar without a tag. The resolver tries regular expressions in turn;
+                // one whose first character starts no null, boolean or number is a string
+                // without them (they were a third of reading a 500-step pipeline).
+                guard scalar.string.utf8.first.map(mayStartTypedScalar) ?? true else { return .string(scalar.string) }
+                tag = resolver.resolveTag(of: node).rawValue
+            } else {
+                tag = node.tag.rawValue
             }
-            switch node.tag.rawValue {
+            switch tag {
             case "tag:yaml.org,2002:null": return .null
             case "tag:yaml.org,2002:bool": return .bool(scalar.string.lowercased() == "true")
             case "tag:yaml.org,2002:int":
