@@ -72,11 +72,18 @@ public final class PipelineRunner: Sendable {
 
     /// A new run id: UTC time and a random suffix, sortable and unique enough to type a prefix of.
     static func makeRunID(at date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyyMMdd-HHmmss"
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        return formatter.string(from: date) + "-" + String(format: "%06x", UInt32.random(in: 0...0xff_ffff))
+        // With the C library's calendar: a DateFormatter (ICU) took over a millisecond to set up.
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var utc = tm()
+        gmtime_r(&seconds, &utc)
+        func digits(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        let suffix = String(UInt32.random(in: 0...0xff_ffff), radix: 16)
+        return digits(utc.tm_year + 1900, 4) + digits(utc.tm_mon + 1, 2) + digits(utc.tm_mday, 2) + "-"
+            + digits(utc.tm_hour, 2) + digits(utc.tm_min, 2) + digits(utc.tm_sec, 2) + "-"
+            + String(repeating: "0", count: 6 - suffix.count) + suffix
     }
 
     /// Runs a validated pipeline. Cancelling the calling task stops running steps, publishes nothing
