@@ -54,8 +54,9 @@ let package = Package(
             name: "ZenMLMetadata",
             dependencies: ["ZenMLCore", "CMariaDB", .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        /** The MariaDB Connector/C client library (`<mysql.h>`), for the MySQL metadata store. */
-        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
+        /** The MariaDB Connector/C client library (`<mysql.h>`, libmariadb-dev), for the MySQL metadata store.
+            Opened with dlopen at first use, not linked: see Sources/CMariaDB/include/CMariaDB.h. */
+        .target(name: "CMariaDB", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         /** posix_spawn with a new process group, pidfd_open, pipe2, syncfs: what Foundation cannot do. */
         .target(name: "CZenMLSystem"),
         /** Runs one step process under the contract: clean environment, limits, process groups. */
