@@ -45,4 +45,32 @@ final class LazyLibraryTests: XCTestCase {
             XCTAssertTrue(lines.isEmpty, "a local run loaded \(library):\n\(lines.prefix(5).joined(separator: "\n"))")
         }
     }
+
+    /// With both libraries unloadable (each bind-mounted over with /dev/null, in a private mount
+    /// namespace of this command only), opening a bucket store or a MySQL store fails with the
+    /// typed error that says what to install. Needs root and unshare(1); skipped otherwise.
+    func testMissingLibrariesAreReportedWithWhatToInstall() throws {
+        guard getuid() == 0, (try? Sandbox.shell("command -v unshare"))?.isEmpty == false else {
+            throw XCTSkip("needs root and unshare(1) to hide the libraries in a private mount namespace")
+        }
+        let sandbox = try Sandbox()
+        let environment = "HOME='\(sandbox.root)' STORAGE_EMULATOR_HOST=http://127.0.0.1:9 ZENML_METADATA_PASSWORD=x"
+        let script = """
+            set -e
+            for name in libcurl.so.4 libmariadb.so.3; do
+                for path in $(ldconfig -p | sed -n "s/^[[:space:]]*$name .*=> //p"); do mount --bind /dev/null "$(readlink -f "$path")"; done
+            done
+            cd '\(sandbox.root)'
+            \(environment) '\(Sandbox.binary)' init >/dev/null
+            \(environment) '\(Sandbox.binary)' config artifacts set s3://zenml-bucket/a 2>&1 || echo "exit $?"
+            \(environment) '\(Sandbox.binary)' config metadata set mysql --host 127.0.0.1 --port 1 --username zenml --database zenml 2>&1 || echo "exit $?"
+            """
+        try sandbox.write("hide.sh", script)
+        let output = try Sandbox.shell("unshare --mount --propagation private sh '\(sandbox.root)/hide.sh' 2>&1")
+        XCTAssertTrue(output.contains("the gs:// and s3:// stores need libcurl, which could not be loaded (libcurl.so.4 could not be loaded: "), output)
+        XCTAssertTrue(output.contains("apt-get install libcurl4"), output)
+        XCTAssertTrue(output.contains("needs the MariaDB client library, which could not be loaded (libmariadb.so.3 could not be loaded: "), output)
+        XCTAssertTrue(output.contains("apt-get install libmariadb3"), output)
+        XCTAssertEqual(output.components(separatedBy: "exit 3").count - 1, 2, output)
+    }
 }
