@@ -44,8 +44,9 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
-        /** libcurl (`<curl/curl.h>`): TLS, HTTP/2, connection reuse; see HTTPClient for why. */
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        /** libcurl (`<curl/curl.h>`, libcurl4-openssl-dev): TLS, HTTP/2, connection reuse; see HTTPClient for why.
+            Opened with dlopen at first use, not linked: see Sources/CCurl/include/CCurl.h. */
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         /** zlib (`<zlib.h>`), for the CRC32 part checksums of S3 multipart uploads. */
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         /** The metadata store on ML Metadata's schema (SQLite, MySQL/MariaDB). */
@@ -55,8 +56,9 @@ let package = Package(
                 "ZenMLCore", "CMariaDB", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
-        /** The MariaDB Connector/C client library (`<mysql.h>`), for the MySQL metadata store. */
-        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
+        /** The MariaDB Connector/C client library (`<mysql.h>`, libmariadb-dev), for the MySQL metadata store.
+            Opened with dlopen at first use, not linked: see Sources/CMariaDB/include/CMariaDB.h. */
+        .target(name: "CMariaDB", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         /** posix_spawn with a new process group, pidfd_open, pipe2, syncfs: what Foundation cannot do. */
         .target(name: "CZenMLSystem"),
         /** Runs one step process under the contract: clean environment, limits, process groups. */

@@ -103,6 +103,8 @@ extension Workspace {
 
     /// A client for a bucket, outside any workspace (a worker on a cluster node opens the store this way).
     public static func objectStore(_ location: ObjectStoreLocation, endpoint: String?, region: String?, environment: [String: String]) throws -> any ObjectStore {
+        // libcurl is opened at first use: a machine without it learns so here, before a run starts.
+        try HTTPClient.loadLibcurl()
         let transfer = TransferSettings.fromEnvironment(environment)
         switch location.scheme {
         case .gs:

@@ -47,8 +47,26 @@ struct MariaDBConnectOptions {
     var readTimeout: TimeInterval
 }
 
-/// `mysql_library_init` must run once, before any thread uses the library.
-private let mariaDBLibraryInitialized: Bool = mysql_server_init(0, nil, nil) == 0
+/// The MariaDB client library, opened at first use rather than linked: resolving it and the
+/// libraries it needs cost every zenml-run process milliseconds at start, and most use SQLite.
+enum MariaDBLibrary {
+    /// Loads the library and runs `mysql_library_init`, once per process (later calls only check).
+    /// - Throws: ``MetadataStoreError/missingClientLibrary(path:reason:)`` when it cannot be loaded.
+    static func load(for location: String) throws {
+        if let reason = zm_load() { throw MetadataStoreError.missingClientLibrary(path: location, reason: String(cString: reason)) }
+    }
+
+    /// What ``load(for:)`` does, with other file names to try (tests use names that do not exist).
+    static func load(for location: String, candidates: [String]) throws {
+        var error = [CChar](repeating: 0, count: 1024)
+        let copies = candidates.map { strdup($0).map { UnsafePointer($0) } }
+        defer { copies.forEach { free(UnsafeMutablePointer(mutating: $0)) } }
+        let status = copies.withUnsafeBufferPointer { zm_load_from($0.baseAddress, candidates.count, &error, error.count) }
+        if status != 0 {
+            throw MetadataStoreError.missingClientLibrary(path: location, reason: String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+    }
+}
 
 /// One client connection to a MySQL or MariaDB server (Connector/C, text protocol), used by one
 /// thread at a time. Arguments are sent as escaped literals (`mysql_real_escape_string` in the
@@ -69,26 +87,25 @@ final class MariaDBConnection: SQLConnection {
     private var replyPending = false
 
     init(_ options: MariaDBConnectOptions) throws {
-        guard mariaDBLibraryInitialized else {
-            throw MariaDBError(code: 2000, sqlState: "HY000", message: "the MariaDB client library could not be initialised")
-        }
-        guard let handle = mysql_init(nil) else {
+        // MySQLMetadataStore loads the library first and reports a missing one; this is the backstop.
+        if let reason = zm_load() { throw MariaDBError(code: 2000, sqlState: "HY000", message: String(cString: reason)) }
+        guard let handle = zm_mysql_init(nil) else {
             throw MariaDBError(code: 2008, sqlState: "HY000", message: "out of memory while creating a MariaDB client handle")
         }
         var connectTimeout = UInt32(max(1, options.connectTimeout.rounded(.up)))
         var readTimeout = UInt32(max(1, options.readTimeout.rounded(.up)))
         var writeTimeout = readTimeout
-        mysql_options(handle, MYSQL_OPT_CONNECT_TIMEOUT, &connectTimeout)
-        mysql_options(handle, MYSQL_OPT_READ_TIMEOUT, &readTimeout)
-        mysql_options(handle, MYSQL_OPT_WRITE_TIMEOUT, &writeTimeout)
-        mysql_options(handle, MYSQL_SET_CHARSET_NAME, "utf8mb4")
+        zm_mysql_options(handle, MYSQL_OPT_CONNECT_TIMEOUT, &connectTimeout)
+        zm_mysql_options(handle, MYSQL_OPT_READ_TIMEOUT, &readTimeout)
+        zm_mysql_options(handle, MYSQL_OPT_WRITE_TIMEOUT, &writeTimeout)
+        zm_mysql_options(handle, MYSQL_SET_CHARSET_NAME, "utf8mb4")
         let multiStatements: UInt = 1 << 16  // CLIENT_MULTI_STATEMENTS, for sendWithNextStatement
-        let connected = mysql_real_connect(
+        let connected = zm_mysql_real_connect(
             handle, options.socket == nil ? options.host : nil, options.user, options.password, options.database,
             UInt32(options.port), options.socket, multiStatements)
         if connected == nil {
             let error = Self.error(of: handle)
-            mysql_close(handle)
+            zm_mysql_close(handle)
             throw error
         }
         self.handle = handle
@@ -98,7 +115,7 @@ final class MariaDBConnection: SQLConnection {
 
     /// Closes the connection (idempotent).
     func close() {
-        if let handle { mysql_close(handle) }
+        if let handle { zm_mysql_close(handle) }
         handle = nil
     }
 
@@ -111,7 +128,7 @@ final class MariaDBConnection: SQLConnection {
     }
 
     private static func error(of handle: UnsafeMutablePointer<MYSQL>) -> MariaDBError {
-        MariaDBError(code: mysql_errno(handle), sqlState: String(cString: mysql_sqlstate(handle)), message: String(cString: mysql_error(handle)))
+        MariaDBError(code: zm_mysql_errno(handle), sqlState: String(cString: zm_mysql_sqlstate(handle)), message: String(cString: zm_mysql_error(handle)))
     }
 
     private func liveHandle() throws -> UnsafeMutablePointer<MYSQL> {
@@ -176,7 +193,7 @@ final class MariaDBConnection: SQLConnection {
         let length = bytes.withUnsafeBufferPointer { source -> UInt in
             guard let base = source.baseAddress else { return 0 }
             return base.withMemoryRebound(to: CChar.self, capacity: bytes.count) { from in
-                mysql_real_escape_string(handle, &buffer, from, UInt(bytes.count))
+                zm_mysql_real_escape_string(handle, &buffer, from, UInt(bytes.count))
             }
         }
         return String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -196,7 +213,7 @@ final class MariaDBConnection: SQLConnection {
         let prefix = queuedPrefix
         queuedPrefix = nil
         let text = prefix.map { $0 + "; " + sql } ?? sql
-        let status = text.withCString { mysql_send_query(handle, $0, UInt(strlen($0))) }
+        let status = text.withCString { zm_mysql_send_query(handle, $0, UInt(strlen($0))) }
         if status != 0 { throw Self.error(of: handle) }
         replyPending = true
     }
@@ -204,18 +221,18 @@ final class MariaDBConnection: SQLConnection {
     private func readPendingReply() throws {
         guard replyPending, let handle else { return }
         replyPending = false
-        if mysql_read_query_result(handle) != 0 { throw Self.error(of: handle) }
+        if zm_mysql_read_query_result(handle) != 0 { throw Self.error(of: handle) }
         try discardResults(handle, includingCurrent: true)
     }
 
     /// Frees the current result (if asked) and any further results of a multi-statement packet.
     private func discardResults(_ handle: UnsafeMutablePointer<MYSQL>, includingCurrent: Bool) throws {
-        if includingCurrent, let result = mysql_store_result(handle) { mysql_free_result(result) }
-        while mysql_more_results(handle) != 0 {
-            let next = mysql_next_result(handle)
+        if includingCurrent, let result = zm_mysql_store_result(handle) { zm_mysql_free_result(result) }
+        while zm_mysql_more_results(handle) != 0 {
+            let next = zm_mysql_next_result(handle)
             if next > 0 { throw Self.error(of: handle) }
             if next < 0 { break }
-            if let result = mysql_store_result(handle) { mysql_free_result(result) }
+            if let result = zm_mysql_store_result(handle) { zm_mysql_free_result(result) }
         }
     }
 
@@ -226,19 +243,19 @@ final class MariaDBConnection: SQLConnection {
         let prefix = queuedPrefix
         queuedPrefix = nil
         let text = prefix.map { $0 + "; " + sql } ?? sql
-        let status = text.withCString { mysql_real_query(handle, $0, UInt(strlen($0))) }
+        let status = text.withCString { zm_mysql_real_query(handle, $0, UInt(strlen($0))) }
         if status != 0 { throw Self.error(of: handle) }
         if let prefix {
             // Skip the replies of the prefix's statements (they have no result sets).
             for _ in prefix.split(separator: ";") {
-                if let result = mysql_store_result(handle) { mysql_free_result(result) }
-                let next = mysql_next_result(handle)
+                if let result = zm_mysql_store_result(handle) { zm_mysql_free_result(result) }
+                let next = zm_mysql_next_result(handle)
                 if next > 0 { throw Self.error(of: handle) }
                 if next < 0 { throw MariaDBError(code: 2014, sqlState: "HY000", message: "the server sent fewer replies than statements") }
             }
         }
-        let result = mysql_store_result(handle)
-        if result == nil && mysql_field_count(handle) != 0 { throw Self.error(of: handle) }
+        let result = zm_mysql_store_result(handle)
+        if result == nil && zm_mysql_field_count(handle) != 0 { throw Self.error(of: handle) }
         return result
     }
 
@@ -246,9 +263,9 @@ final class MariaDBConnection: SQLConnection {
     func execute(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int {
         let handle = try liveHandle()
         let result = try run(try interpolate(sql, arguments))
-        if let result { mysql_free_result(result) }
-        lastInsertID = Int64(mysql_insert_id(handle))
-        let affected = mysql_affected_rows(handle)
+        if let result { zm_mysql_free_result(result) }
+        lastInsertID = Int64(zm_mysql_insert_id(handle))
+        let affected = zm_mysql_affected_rows(handle)
         try discardResults(handle, includingCurrent: false)
         return affected == UInt64.max ? 0 : Int(affected)
     }
@@ -257,7 +274,7 @@ final class MariaDBConnection: SQLConnection {
         let result = try run(try interpolate(sql, arguments))
         let rows = try Self.rows(of: result)
         let handle = try liveHandle()
-        if mysql_errno(handle) != 0 { throw Self.error(of: handle) }
+        if zm_mysql_errno(handle) != 0 { throw Self.error(of: handle) }
         try discardResults(handle, includingCurrent: false)
         return rows
     }
@@ -270,11 +287,11 @@ final class MariaDBConnection: SQLConnection {
         let handle = try liveHandle()
         var results: [[SQLRow]] = [try Self.rows(of: try run(text))]
         while results.count < statements.count {
-            let next = mysql_next_result(handle)
+            let next = zm_mysql_next_result(handle)
             if next > 0 { throw Self.error(of: handle) }
             if next < 0 { throw MariaDBError(code: 2014, sqlState: "HY000", message: "the server sent fewer results than queries") }
-            let result = mysql_store_result(handle)
-            if result == nil && mysql_field_count(handle) != 0 { throw Self.error(of: handle) }
+            let result = zm_mysql_store_result(handle)
+            if result == nil && zm_mysql_field_count(handle) != 0 { throw Self.error(of: handle) }
             results.append(try Self.rows(of: result))
         }
         try discardResults(handle, includingCurrent: false)
@@ -284,9 +301,9 @@ final class MariaDBConnection: SQLConnection {
     /// The rows of a result set (freed here).
     private static func rows(of result: UnsafeMutablePointer<MYSQL_RES>?) throws -> [SQLRow] {
         guard let result else { return [] }
-        defer { mysql_free_result(result) }
-        let fieldCount = Int(mysql_num_fields(result))
-        guard let fields = mysql_fetch_fields(result) else { return [] }
+        defer { zm_mysql_free_result(result) }
+        let fieldCount = Int(zm_mysql_num_fields(result))
+        guard let fields = zm_mysql_fetch_fields(result) else { return [] }
         var columns: [String: Int] = [:]
         var kinds: [ColumnKind] = []
         for index in 0..<fieldCount {
@@ -296,8 +313,8 @@ final class MariaDBConnection: SQLConnection {
             kinds.append(ColumnKind(field))
         }
         var rows: [SQLRow] = []
-        while let row = mysql_fetch_row(result) {
-            guard let lengths = mysql_fetch_lengths(result) else { break }
+        while let row = zm_mysql_fetch_row(result) {
+            guard let lengths = zm_mysql_fetch_lengths(result) else { break }
             var values: [SQLValue] = []
             values.reserveCapacity(fieldCount)
             for index in 0..<fieldCount {

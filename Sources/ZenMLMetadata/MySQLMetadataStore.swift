@@ -132,6 +132,7 @@ public final class MySQLMetadataStore: MetadataStore, @unchecked Sendable {
         guard !configuration.database.isEmpty, configuration.database.count <= 64, !configuration.database.contains("\u{0}") else {
             throw MetadataStoreError.cannotOpen(path: configuration.description, reason: "a database name has 1 to 64 characters")
         }
+        try MariaDBLibrary.load(for: configuration.description)
         pool = MariaDBConnectionPool(options: configuration.connectOptions, maxConnections: max(1, configuration.maxConnections))
         try prepareSchema()
     }

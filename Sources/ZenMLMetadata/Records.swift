@@ -310,6 +310,9 @@ public enum MetadataStoreError: Error, CustomStringConvertible, Sendable {
     case commitOutcomeUnknown(path: String, reason: String)
     /// Another process held the store's write lock for longer than the write would wait.
     case busy(path: String, seconds: Double)
+    /// The MariaDB client library, which the MySQL store talks to the server with, could not be
+    /// loaded (it is opened at first use).
+    case missingClientLibrary(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -329,6 +332,8 @@ public enum MetadataStoreError: Error, CustomStringConvertible, Sendable {
             return "another process kept the metadata store at \(path) locked for more than \(seconds.formatted()) s (database is locked), so nothing was recorded by this operation; once it is done, run the command again, or let writes wait longer with ZENML_SQLITE_BUSY_TIMEOUT=SECONDS"
         case .accessDenied(let path, let reason):
             return "the database server refused access to the metadata store at \(path): \(reason); check the user name and the password given for it"
+        case .missingClientLibrary(let path, let reason):
+            return "the metadata store at \(path) needs the MariaDB client library, which could not be loaded (\(reason)); install it (Debian/Ubuntu: apt-get install libmariadb3; Fedora/RHEL: dnf install mariadb-connector-c), then run again"
         }
     }
 }

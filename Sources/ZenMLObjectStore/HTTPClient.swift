@@ -65,6 +65,9 @@ public struct HTTPTransportError: Error, CustomStringConvertible, Sendable {
 /// (minutes of CI per build), and URLSession on Linux cannot stream an upload from a file range
 /// or reuse connections predictably.
 ///
+/// libcurl is not linked but opened at the first request (``loadLibcurl()``): resolving it and the
+/// ~30 libraries it needs cost every zenml-run process ~11 ms at start, and most runs use no bucket.
+///
 /// Transfers are blocking `curl_easy_perform` calls, so they run on this client's own threads,
 /// never on Swift's cooperative pool; each thread keeps one easy handle, whose connection cache
 /// keeps connections to the server open across requests. The number of threads bounds the
@@ -91,7 +94,6 @@ public final class HTTPClient: @unchecked Sendable {
 
     public init(concurrency: Int) {
         self.concurrency = concurrency
-        Self.initializeCurl
         for index in 0..<concurrency {
             let thread = Thread { [self] in self.work() }
             thread.name = "zenml-http-\(index)"
@@ -100,7 +102,18 @@ public final class HTTPClient: @unchecked Sendable {
         }
     }
 
-    private static let initializeCurl: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+    /// Loads libcurl (once per process; later calls only check) and initializes it.
+    /// - Throws: ``ObjectStoreError/missingLibcurl(reason:)`` when it cannot be loaded.
+    public static func loadLibcurl() throws {
+        if let reason = zc_load() { throw ObjectStoreError.missingLibcurl(reason: String(cString: reason)) }
+    }
+
+    /// What ``loadLibcurl()`` does, with other file names to try (tests use names that do not exist).
+    static func loadLibcurl(candidates: [String]) throws {
+        var error = [CChar](repeating: 0, count: 1024)
+        let status = withCStrings(candidates) { zc_load_from($0, candidates.count, &error, error.count) }
+        if status != 0 { throw ObjectStoreError.missingLibcurl(reason: String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
+    }
 
     /// Sends a request; retries dropped connections and 408/429/5xx answers with exponential
     /// backoff (4 retries, 0.25 s doubling, with jitter) and returns the last answer, whose
@@ -137,7 +150,8 @@ public final class HTTPClient: @unchecked Sendable {
 
     /// One attempt, no retries.
     public func sendOnce(_ request: HTTPRequest) async throws -> HTTPResponse {
-        try await withCheckedThrowingContinuation { continuation in
+        try Self.loadLibcurl()
+        return try await withCheckedThrowingContinuation { continuation in
             condition.lock()
             queue.append(Job(request: request, continuation: continuation))
             condition.signal()
@@ -146,7 +160,8 @@ public final class HTTPClient: @unchecked Sendable {
     }
 
     private func work() {
-        guard let handle = curl_easy_init() else { fatalError("curl_easy_init failed: out of memory") }
+        // Made at the first job: a job is queued only once libcurl is loaded.
+        var easyHandle: UnsafeMutableRawPointer?
         while true {
             condition.lock()
             while head == queue.count { condition.wait() }
@@ -157,7 +172,13 @@ public final class HTTPClient: @unchecked Sendable {
                 head = 0
             }
             condition.unlock()
-            job.continuation.resume(with: Result { try Self.perform(job.request, on: handle) })
+            job.continuation.resume(with: Result {
+                if easyHandle == nil { easyHandle = zc_curl_easy_init() }
+                guard let handle = easyHandle else {
+                    throw HTTPTransportError(url: String(job.request.url.prefix { $0 != "?" }), message: "libcurl could not make a handle (out of memory)", curlCode: Int32(CURLE_OUT_OF_MEMORY.rawValue))
+                }
+                return try Self.perform(job.request, on: handle)
+            })
         }
     }
 
@@ -165,9 +186,9 @@ public final class HTTPClient: @unchecked Sendable {
         var list: UnsafeMutablePointer<curl_slist>?
         // No `Expect: 100-continue` (a round trip per upload), and no default form content type.
         for line in request.headers.map({ "\($0.name): \($0.value)" }) + ["Expect:"] {
-            list = curl_slist_append(list, line)
+            list = zc_curl_slist_append(list, line)
         }
-        defer { curl_slist_free_all(list) }
+        defer { zc_curl_slist_free_all(list) }
         var transfer = zc_transfer()
         defer { zc_transfer_free(&transfer) }
         let code: Int32 = request.method.withCString { method in
@@ -195,7 +216,7 @@ public final class HTTPClient: @unchecked Sendable {
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
             throw HTTPTransportError(
-                url: shortURL, message: message.isEmpty ? String(cString: curl_easy_strerror(CURLcode(UInt32(code)))) : message, curlCode: code)
+                url: shortURL, message: message.isEmpty ? String(cString: zc_curl_easy_strerror(CURLcode(UInt32(code)))) : message, curlCode: code)
         }
         var headers: [String: String] = [:]
         if let text = transfer.header_text {
@@ -212,6 +233,13 @@ public final class HTTPClient: @unchecked Sendable {
 private func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
     guard let string else { return body(nil) }
     return string.withCString { body($0) }
+}
+
+/// `strings` as a C array of C strings, alive during `body`.
+private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+    let copies = strings.map { strdup($0).map { UnsafePointer($0) } }
+    defer { copies.forEach { free(UnsafeMutablePointer(mutating: $0)) } }
+    return copies.withUnsafeBufferPointer { body($0.baseAddress) }
 }
 
 private func withOptionalBytes<R>(_ data: Data?, _ body: (UnsafePointer<UInt8>?, Int) -> R) -> R {

@@ -127,6 +127,8 @@ public enum ObjectStoreError: Error, CustomStringConvertible, Sendable {
     case checksumMismatch(url: String, detail: String)
     case invalidLocation(String)
     case unreadableFile(path: String, reason: String)
+    /// libcurl, which the bucket stores talk HTTP with, could not be loaded (it is opened at first use).
+    case missingLibcurl(reason: String)
 
     public var description: String {
         switch self {
@@ -142,6 +144,8 @@ public enum ObjectStoreError: Error, CustomStringConvertible, Sendable {
             return "'\(text)' is not an object store location: use gs://BUCKET/PREFIX or s3://BUCKET/PREFIX"
         case .unreadableFile(let path, let reason):
             return "cannot read \(path): \(reason)"
+        case .missingLibcurl(let reason):
+            return "the gs:// and s3:// stores need libcurl, which could not be loaded (\(reason)); install it (Debian/Ubuntu: apt-get install libcurl4; Fedora/RHEL: dnf install libcurl), then run again"
         }
     }
 }
