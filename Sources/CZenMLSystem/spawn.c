@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -55,4 +56,29 @@ int czenml_pipe(int fds[2], int flags) {
 
 int czenml_syncfs(int fd) {
     return syncfs(fd);
+}
+
+int czenml_memory_file(const char *name, const void *data, size_t length) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0) return -1;
+    const char *bytes = (const char *)data;
+    size_t written = 0;
+    while (written < length) {
+        ssize_t n = write(fd, bytes + written, length - written);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int saved = errno;
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+        written += (size_t)n;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
 }

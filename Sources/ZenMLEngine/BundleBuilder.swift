@@ -88,7 +88,6 @@ actor BundleBuilder {
         let scratch = work + "/scratch"
         try FileTree.makeDirectory(output)
         try FileTree.makeDirectory(scratch + "/tmp")
-        try FileTree.writeAtomically(Data(), to: work + "/stdin")
         let logFile = logDirectory + "/build-\(manifest.name).log"
         let stepName = "build:\(manifest.name)"
         let execution = NewExecution(
@@ -101,7 +100,7 @@ actor BundleBuilder {
             executable: "/bin/sh", arguments: ["-c", command],
             environment: StepLaunch.cleanEnvironment(bundlePath: bundlePath, manifest: manifest, scratch: scratch, hostEnvironment: hostEnvironment, buildPath: output),
             workingDirectory: scratch,
-            standardInputFile: work + "/stdin", logFile: logFile, timeout: 3600)
+            standardInput: .bytes(Data()), logFile: logFile, timeout: 3600)
         let result = try await backend.runBuild(configuration, in: work, resources: resources, label: stepName)
         func failed(_ message: String) throws -> Never {
             _ = try? metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: result.canceled ? .canceled : .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: message))

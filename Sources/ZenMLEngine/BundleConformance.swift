@@ -207,7 +207,6 @@ public struct BundleConformance: Sendable {
                 step: .init(name: manifest.name, bundle: manifest.name, bundleVersion: manifest.version, bundleDigest: digest.description, cacheKey: digest.description),
                 config: config, inputs: inputs, outputs: directories, scratch: scratch, seed: seed)
             request.contract = contract
-            try StepLaunch.writeRequest(request, in: work)
             let launch = StepLaunch(
                 bundlePath: bundlePath, manifest: manifest, request: request, workDirectory: work, logFile: work + ".log",
                 timeout: manifest.timeout ?? 600, hostEnvironment: host, buildPath: buildPath)
@@ -224,8 +223,8 @@ public struct BundleConformance: Sendable {
             case .failure(let failure):
                 return .failure(failure.description + tail)
             case .success:
-                // Only request.json, outputs/ and scratch/ may be in the work folder afterwards.
-                let extra = try FileTree.childNames(of: work).filter { !["request.json", "outputs", "scratch"].contains($0) }
+                // Only outputs/ and scratch/ may be in the work folder afterwards.
+                let extra = try FileTree.childNames(of: work).filter { !["outputs", "scratch"].contains($0) }
                 if !extra.isEmpty { return .failure("the step wrote \(extra.sorted().joined(separator: ", ")) beside its outputs") }
                 var digests: [String: String] = [:]
                 for name in manifest.outputs.keys { digests[name] = try TreeDigest.compute(root: outputs + "/" + name).digest.description }
@@ -241,11 +240,10 @@ public struct BundleConformance: Sendable {
             let scratch = work + "/build-scratch"
             try FileTree.makeDirectory(output)
             try FileTree.makeDirectory(scratch + "/tmp")
-            try FileTree.writeAtomically(Data(), to: work + "/build-stdin")
             let configuration = ProcessConfiguration(
                 executable: "/bin/sh", arguments: ["-c", command],
                 environment: StepLaunch.cleanEnvironment(bundlePath: bundlePath, manifest: manifest, scratch: scratch, hostEnvironment: hostEnvironment, buildPath: output),
-                workingDirectory: scratch, standardInputFile: work + "/build-stdin", logFile: work + "/build.log", timeout: 3600)
+                workingDirectory: scratch, standardInput: .bytes(Data()), logFile: work + "/build.log", timeout: 3600)
             let result = try await ProcessLauncher.run(configuration)
             guard result.exitCode == 0 else {
                 return .failure("the build command failed (\(result.exitCode.map { "exit code \($0)" } ?? "killed")): \(command)\n" + result.errorTail)

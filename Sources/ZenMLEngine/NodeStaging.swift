@@ -85,11 +85,6 @@ public enum NodeWorker {
         }
         for name in request.outputs.keys { request.outputs[name]?.path = StepLaunch.outputsDirectory(in: work) + "/" + name }
         request.scratch = StepLaunch.scratchDirectory(in: work)
-        do {
-            try StepLaunch.writeRequest(request, in: work)
-        } catch {
-            return lost("the worker on \(node) cannot write the request: \(error)")
-        }
         launch.request = request
         launch.workDirectory = work
         let ran = await StepRunner.run(launch)

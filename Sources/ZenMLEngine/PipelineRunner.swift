@@ -633,7 +633,6 @@ public final class PipelineRunner: Sendable {
                 step: .init(name: step.name, bundle: step.manifest.name, bundleVersion: step.manifest.version, bundleDigest: bundleDigest.description, cacheKey: key.description),
                 config: fingerprint.requestConfig, inputs: requestInputs, outputs: outputDirectories, scratch: scratch,
                 seed: StepAction.seed(for: key))
-            try StepLaunch.writeRequest(request, in: workDirectory)
         } catch {
             workDirectories.release(workDirectory)
             return failure("cannot prepare the step: \(error)")

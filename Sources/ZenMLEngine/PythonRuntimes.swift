@@ -130,14 +130,11 @@ public actor PythonRuntimes {
 
     /// Runs a command to completion; its stdout, or a failure with the stderr tail.
     private static func run(_ executable: String, _ arguments: [String], environment: [String: String], scratch: String, logFile: String?) async throws -> String {
-        let stdin = scratch + "/stdin-\(UInt32.random(in: 0...UInt32.max))"
-        try FileTree.writeAtomically(Data(), to: stdin)
-        defer { unlink(stdin) }
         let log = logFile ?? scratch + "/log-\(UInt32.random(in: 0...UInt32.max))"
         defer { if logFile == nil { unlink(log) } }
         var configuration = ProcessConfiguration(
             executable: executable, arguments: arguments, environment: environment, workingDirectory: scratch,
-            standardInputFile: stdin, logFile: log, timeout: 3600)
+            standardInput: .bytes(Data()), logFile: log, timeout: 3600)
         configuration.outputLimit = 16 << 20
         let result = try await ProcessLauncher.run(configuration)
         guard result.exitCode == 0 else {

@@ -11,6 +11,9 @@ public struct WorkerJob: Codable, Sendable {
     public var timeout: Double?
     public var buildPath: String?
     public var hostEnvironment: [String: String]
+    /// The request the step reads on stdin (with node staging, its input paths are store URIs the
+    /// worker replaces).
+    public var request: StepRequest
     /// Where the worker writes its ``WorkerResult``.
     public var resultFile: String
     /// The store the worker stages inputs from and publishes outputs to; `nil`: the host does both.
@@ -24,13 +27,13 @@ public struct WorkerJob: Codable, Sendable {
         timeout = launch.timeout
         buildPath = launch.buildPath
         hostEnvironment = launch.hostEnvironment
+        request = launch.request
         self.resultFile = resultFile
     }
 
-    /// Rebuilds the launch from the shared files: the manifest from the bundle, the request from the work directory.
+    /// Rebuilds the launch: the manifest from the bundle, the request from the job.
     public func launch() throws -> StepLaunch {
         let manifest = try BundleManifest.load(bundle: bundlePath)
-        let request = try JSONDecoder().decode(StepRequest.self, from: FileTree.read(StepLaunch.requestFile(in: workDirectory)))
         var launch = StepLaunch(
             bundlePath: bundlePath, manifest: manifest, request: request, workDirectory: workDirectory, logFile: logFile,
             timeout: timeout, hostEnvironment: hostEnvironment, buildPath: buildPath)

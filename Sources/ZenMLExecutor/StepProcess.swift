@@ -7,7 +7,7 @@ public struct StepLaunch: Sendable {
     public var bundlePath: String
     public var manifest: BundleManifest
     public var request: StepRequest
-    /// The directory that holds `request.json`, `outputs/` (one empty folder per declared output)
+    /// The directory that holds `outputs/` (one empty folder per declared output)
     /// and `scratch/`; only `outputs/` survives a successful run, as artifacts.
     public var workDirectory: String
     public var logFile: String
@@ -38,14 +38,14 @@ public struct StepLaunch: Sendable {
     /// The work directory layout, shared by the engine and the executor.
     public static func outputsDirectory(in workDirectory: String) -> String { workDirectory + "/outputs" }
     public static func scratchDirectory(in workDirectory: String) -> String { workDirectory + "/scratch" }
-    public static func requestFile(in workDirectory: String) -> String { workDirectory + "/request.json" }
 
     /// Writes the request a step reads from stdin into its work directory (keys sorted, so the
     /// same request is the same bytes wherever it is prepared: host, node or `bundle test`).
-    public static func writeRequest(_ request: StepRequest, in workDirectory: String) throws {
+    /// The request as the step reads it on stdin.
+    public static func encoded(_ request: StepRequest) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        try FileTree.writeAtomically(try encoder.encode(request), to: requestFile(in: workDirectory))
+        return try encoder.encode(request)
     }
 
     /// The fixed `SOURCE_DATE_EPOCH` steps receive: 1980-01-01T00:00:00Z, the earliest date ZIP can store.
@@ -198,9 +198,15 @@ public enum StepRunner {
             return StepRunResult(outcome: .failure(error), exitCode: nil, errorTail: "", duration: 0)
         }
         let scratch = StepLaunch.scratchDirectory(in: launch.workDirectory)
+        let request: Data
+        do {
+            request = try StepLaunch.encoded(launch.request)
+        } catch {
+            return StepRunResult(outcome: .failure(.cannotStart("cannot encode the request: \(error)")), exitCode: nil, errorTail: "", duration: 0)
+        }
         var configuration = ProcessConfiguration(
             executable: executable, arguments: launch.arguments, environment: launch.environment, workingDirectory: scratch,
-            standardInputFile: StepLaunch.requestFile(in: launch.workDirectory), logFile: launch.logFile, timeout: launch.timeout)
+            standardInput: .bytes(request), logFile: launch.logFile, timeout: launch.timeout)
         configuration.gracePeriod = 2
         // Permissions keep ordinary users out of their inputs, but not root (or a chmod): compare
         // the inputs' file metadata before and after, so a step that wrote into one is caught.

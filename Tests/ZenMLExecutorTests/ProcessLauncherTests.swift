@@ -28,6 +28,30 @@ final class ProcessLauncherTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: directory + "/log", encoding: .utf8), "oops\n")
     }
 
+    /// Bytes given as the standard input reach the process whole, however large (a pipe holds
+    /// 64 KiB), also when it never reads them; nothing is left on disk.
+    func testStandardInputFromMemory() async throws {
+        var large = configuration("wc -c; echo; head -c 5; ls -A")
+        let bytes = Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 % 251 + 1) })
+        large.standardInput = .bytes(bytes)
+        try FileTree.remove(directory + "/stdin")
+        let result = try await ProcessLauncher.run(large)
+        XCTAssertEqual(result.exitCode, 0, result.errorTail)
+        let lines = String(decoding: result.standardOutput, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        XCTAssertEqual(lines.first.map { $0.trimmingCharacters(in: .whitespaces) }, "300000")
+        XCTAssertEqual(try FileTree.childNames(of: directory), ["log"], "no file holds the standard input")
+
+        var ignored = configuration("exit 0")
+        ignored.standardInput = .bytes(bytes)
+        let unread = try await ProcessLauncher.run(ignored)
+        XCTAssertEqual(unread.exitCode, 0, "a process that never reads its input ends normally")
+
+        var empty = configuration("wc -c")
+        empty.standardInput = .bytes(Data())
+        let none = try await ProcessLauncher.run(empty)
+        XCTAssertEqual(String(decoding: none.standardOutput, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), "0")
+    }
+
     func testTimeoutStopsTheWholeProcessGroup() async throws {
         let started = Date()
         let result = try await ProcessLauncher.run(configuration("sleep 100 & echo $! > child; trap '' TERM; sleep 100", timeout: 0.3))

@@ -1,6 +1,7 @@
 #ifndef CZENMLSYSTEM_H
 #define CZENMLSYSTEM_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /// Starts `path` in a new process group (its id is the child's pid), with `stdin_fd`, `stdout_fd`
@@ -16,6 +17,10 @@ int czenml_pidfd_open(pid_t pid);
 
 /// pipe2(2): a pipe whose ends get `flags` (O_CLOEXEC, O_NONBLOCK) atomically. Returns 0 or -1 with errno.
 int czenml_pipe(int fds[2], int flags);
+
+/// An anonymous in-memory file (memfd_create(2), close-on-exec) holding `length` bytes of `data`,
+/// positioned at its start. Returns the descriptor, or -1 with errno.
+int czenml_memory_file(const char *name, const void *data, size_t length);
 
 /// syncfs(2): flushes the file system that holds `fd`. Returns 0 or -1 with errno.
 int czenml_syncfs(int fd);
