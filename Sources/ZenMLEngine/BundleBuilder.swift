@@ -102,9 +102,10 @@ actor BundleBuilder {
             workingDirectory: scratch,
             standardInput: .bytes(Data()), logFile: logFile, timeout: 3600)
         let result = try await backend.runBuild(configuration, in: work, resources: resources, label: stepName)
+        let log = result.wroteLog ? logFile : nil
         func failed(_ message: String) throws -> Never {
-            _ = try? metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: result.canceled ? .canceled : .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: logFile, message: message))
-            throw Failure(message: message, errorTail: result.errorTail, logFile: logFile)
+            _ = try? metadata.finishExecution(id: executionID, outcome: ExecutionOutcome(state: result.canceled ? .canceled : .failed, endedAt: Date(), exitCode: result.exitCode.map(Int.init), logURI: log, message: message))
+            throw Failure(message: message, errorTail: result.errorTail, logFile: log)
         }
         if result.canceled { try failed("the run was interrupted during the build") }
         guard result.exitCode == 0 else {
@@ -116,7 +117,7 @@ actor BundleBuilder {
         let stored = try await store.publish(stagedDirectory: output)
         let artifact = ArtifactRecord(type: "BundleBuild", uri: stored.uri, digest: stored.digest, size: stored.size, fileCount: stored.fileCount, properties: [:], createdAt: Date())
         let recorded = try metadata.finishExecution(
-            id: executionID, outcome: ExecutionOutcome(state: .complete, endedAt: Date(), exitCode: 0, logURI: logFile, outputs: ["build": artifact]))
+            id: executionID, outcome: ExecutionOutcome(state: .complete, endedAt: Date(), exitCode: 0, logURI: log, outputs: ["build": artifact]))
         // A remote store's URI is not a path: the build is run from the local copy.
         return Output(path: try await store.localPath(of: stored.digest) ?? stored.uri, artifact: recorded["build"] ?? artifact)
     }

@@ -484,7 +484,9 @@ public final class PipelineRunner: Sendable {
         if attempt > 1 { launched.details["attempts"] = .int(Int64(attempt)) }
         recorder.build = launched.build
         recorder.jobDirectory = launched.jobDirectory
-        let workDirectory = launched.workDirectory, logFile = launched.logFile, result = launched.result
+        let workDirectory = launched.workDirectory, result = launched.result
+        // A step that wrote nothing to stderr has no log.
+        let logFile = result.wroteLog ? launched.logFile : nil
         defer { workDirectories.release(workDirectory) }
         switch result.outcome {
         case .success(let success):

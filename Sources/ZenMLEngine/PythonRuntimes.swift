@@ -139,7 +139,7 @@ public actor PythonRuntimes {
         let result = try await ProcessLauncher.run(configuration)
         guard result.exitCode == 0 else {
             let command = ([executable] + arguments).joined(separator: " ")
-            throw Failure(message: "making the bundle's Python environment failed (\(command)): \(result.errorTail.split(separator: "\n").suffix(6).joined(separator: " | "))\(logFile.map { "; full log: \($0)" } ?? "")")
+            throw Failure(message: "making the bundle's Python environment failed (\(command)): \(result.errorTail.split(separator: "\n").suffix(6).joined(separator: " | "))\(logFile.flatMap { result.wroteLog ? "; full log: \($0)" : nil } ?? "")")
         }
         return String(decoding: result.standardOutput, as: UTF8.self)
     }

@@ -13,7 +13,8 @@ public struct ProcessConfiguration: Sendable, Codable {
     public var workingDirectory: String
     /// What the process reads on its standard input.
     public var standardInput: StandardInput
-    /// Where standard error is written (bounded by `logLimit`).
+    /// Where standard error is written (bounded by `logLimit`). The file is made when the first
+    /// byte arrives: a process that writes nothing to standard error leaves none.
     public var logFile: String
     /// Bytes of standard output kept; a step that prints more fails.
     public var outputLimit: Int = 1 << 20
@@ -70,6 +71,8 @@ public struct ProcessResult: Sendable {
     public var duration: TimeInterval
     /// What the process and the children it waited for used, from `wait4`; `nil` if it was not reaped normally.
     public var usage: ResourceUsage?
+    /// Whether the process wrote to standard error, and so the log file exists.
+    public var wroteLog = true
 
     public var exitCode: Int32? {
         if case .exited(let code) = termination { return code }
@@ -207,12 +210,18 @@ final class ProcessWatcher: @unchecked Sendable {
             close(outPipe[0]); close(outPipe[1])
             throw LaunchError.io("cannot create a pipe")
         }
-        let log = open(configuration.logFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard log >= 0 else {
-            [outPipe[0], outPipe[1], errPipe[0], errPipe[1]].forEach { close($0) }
-            throw LaunchError.io("cannot create the log file \(configuration.logFile): \(String(cString: strerror(errno)))")
+        // The log file is made at the first byte of standard error: a quiet step costs no file
+        // (creating one took half a millisecond on ext4 without a journal, after many deletions).
+        var log: Int32 = -1
+        var logError: String?
+        defer { if log >= 0 { close(log) } }
+        func openLog() -> Bool {
+            if log >= 0 { return true }
+            guard logError == nil else { return false }
+            log = open(configuration.logFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            if log < 0 { logError = String(cString: strerror(errno)) }
+            return log >= 0
         }
-        defer { close(log) }
 
         let argv = [configuration.executable] + configuration.arguments
         let envp = configuration.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
@@ -264,7 +273,7 @@ final class ProcessWatcher: @unchecked Sendable {
                     if isOutput {
                         if output.count + count <= configuration.outputLimit { output.append(contentsOf: chunk) } else { outputExceeded = true }
                     } else {
-                        if logWritten < configuration.logLimit {
+                        if logWritten < configuration.logLimit, openLog() {
                             let allowed = min(count, configuration.logLimit - logWritten)
                             _ = Glibc.write(log, chunk.baseAddress, allowed)
                             logWritten += allowed
@@ -347,19 +356,26 @@ final class ProcessWatcher: @unchecked Sendable {
         } else {
             stop(SIGKILL)
         }
-        if logDropped > 0 {
+        if logDropped > 0, openLog() {
             let note = "\n[zenml-run: \(logDropped) bytes of stderr over the \(configuration.logLimit)-byte log limit were dropped; the last lines follow]\n"
             _ = note.withCString { Glibc.write(log, $0, strlen($0)) }
             tail.suffix(tailLimit).withUnsafeBytes { _ = Glibc.write(log, $0.baseAddress, $0.count) }
         }
+        if let logError {
+            throw LaunchError.io("cannot create the log file \(configuration.logFile): \(logError)")
+        }
+        // A log left by an earlier attempt must not pass for this one's.
+        if log < 0 { unlink(configuration.logFile) }
         let termination: ProcessResult.Termination =
             (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
         let tailText = String(decoding: tail.suffix(tailLimit), as: UTF8.self)
         let lines = tailText.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
-        return ProcessResult(
+        var result = ProcessResult(
             termination: termination, standardOutput: output, outputLimitExceeded: outputExceeded, errorTail: lines,
             timedOut: timedOut, canceled: isCanceled, duration: Date().timeIntervalSince(started),
             usage: ResourceUsage(usage, sampledPeakMemory: sampledPeakMemory))
+        result.wroteLog = log >= 0
+        return result
     }
 
 }

@@ -89,6 +89,8 @@ public struct WorkerResult: Codable, Sendable {
     public var errorTail: String
     public var duration: TimeInterval
     public var usage: ResourceUsage?
+    /// Whether the step wrote to stderr (its log file, on shared storage, exists).
+    public var wroteLog: Bool
     /// The outputs the worker published, by name (only with ``NodeStaging``, only on success).
     public var published: [String: StoredArtifact]?
     /// The node the worker ran on.
@@ -103,6 +105,7 @@ public struct WorkerResult: Codable, Sendable {
         errorTail = result.errorTail
         duration = result.duration
         usage = result.usage
+        wroteLog = result.wroteLog
     }
 
     /// The result as if the step had run here.
@@ -116,7 +119,9 @@ public struct WorkerResult: Codable, Sendable {
         } else {
             outcome = .failure(failure ?? .lost("the worker reported neither a response nor a failure"))
         }
-        return StepRunResult(outcome: outcome, exitCode: exitCode, errorTail: errorTail, duration: duration, usage: usage)
+        var result = StepRunResult(outcome: outcome, exitCode: exitCode, errorTail: errorTail, duration: duration, usage: usage)
+        result.wroteLog = wroteLog
+        return result
     }
 }
 
@@ -141,12 +146,15 @@ public struct WorkerBuildResult: Codable, Sendable {
     public var timedOut: Bool
     /// The run was interrupted and the job cancelled.
     public var canceled = false
+    /// Whether the build wrote to stderr (its log file, on shared storage, exists).
+    public var wroteLog = false
 
     public init(_ result: ProcessResult) {
         exitCode = result.exitCode
         errorTail = result.errorTail
         duration = result.duration
         timedOut = result.timedOut
+        wroteLog = result.wroteLog
     }
 
     /// A build whose job ended without the worker reporting (or was cancelled): `message` says how.
@@ -160,8 +168,10 @@ public struct WorkerBuildResult: Codable, Sendable {
 
     /// The result as if the build had run here.
     public var processResult: ProcessResult {
-        ProcessResult(
+        var result = ProcessResult(
             termination: exitCode.map { .exited($0) } ?? .signaled(SIGKILL), standardOutput: Data(), outputLimitExceeded: false,
             errorTail: errorTail, timedOut: timedOut, canceled: canceled, duration: duration, usage: nil)
+        result.wroteLog = wroteLog
+        return result
     }
 }

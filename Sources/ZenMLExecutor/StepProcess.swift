@@ -177,6 +177,8 @@ public struct StepRunResult: Sendable {
     public var errorTail: String
     public var duration: TimeInterval
     public var usage: ResourceUsage? = nil
+    /// Whether the step wrote to stderr, and so its log file exists.
+    public var wroteLog = false
 
     public init(outcome: Result<StepSuccess, StepFailure>, exitCode: Int32?, errorTail: String, duration: TimeInterval, usage: ResourceUsage? = nil) {
         self.outcome = outcome
@@ -219,8 +221,10 @@ public enum StepRunner {
             return StepRunResult(outcome: .failure(.cannotStart("\(error)")), exitCode: nil, errorTail: "", duration: 0)
         }
         func finish(_ outcome: Result<StepSuccess, StepFailure>) -> StepRunResult {
-            StepRunResult(
+            var result = StepRunResult(
                 outcome: outcome, exitCode: process.exitCode, errorTail: process.errorTail, duration: process.duration, usage: process.usage)
+            result.wroteLog = process.wroteLog
+            return result
         }
         for (path, signature) in zip(inputPaths, before) where InputGuard.signature(of: path) != signature {
             return finish(.failure(.modifiedInput(path: path)))

@@ -26,6 +26,7 @@ final class ProcessLauncherTests: XCTestCase {
         XCTAssertFalse(stdout.contains("HOME="), "nothing is inherited")
         XCTAssertEqual(result.errorTail, "oops\n")
         XCTAssertEqual(try String(contentsOfFile: directory + "/log", encoding: .utf8), "oops\n")
+        XCTAssertTrue(result.wroteLog)
     }
 
     /// Bytes given as the standard input reach the process whole, however large (a pipe holds
@@ -39,12 +40,15 @@ final class ProcessLauncherTests: XCTestCase {
         XCTAssertEqual(result.exitCode, 0, result.errorTail)
         let lines = String(decoding: result.standardOutput, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         XCTAssertEqual(lines.first.map { $0.trimmingCharacters(in: .whitespaces) }, "300000")
-        XCTAssertEqual(try FileTree.childNames(of: directory), ["log"], "no file holds the standard input")
+        XCTAssertEqual(try FileTree.childNames(of: directory), [], "no file holds the standard input (and nothing went to stderr)")
 
+        try Data("an earlier attempt's log".utf8).write(to: URL(fileURLWithPath: directory + "/log"))
         var ignored = configuration("exit 0")
         ignored.standardInput = .bytes(bytes)
         let unread = try await ProcessLauncher.run(ignored)
         XCTAssertEqual(unread.exitCode, 0, "a process that never reads its input ends normally")
+        XCTAssertFalse(unread.wroteLog)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/log"), "a quiet process leaves no log, not even an earlier one")
 
         var empty = configuration("wc -c")
         empty.standardInput = .bytes(Data())
