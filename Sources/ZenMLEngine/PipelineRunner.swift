@@ -44,6 +44,7 @@ public final class PipelineRunner: Sendable {
     let builder: BundleBuilder
     let workDirectories: WorkDirectoryPool
     let pythonRuntimes: PythonRuntimes
+    let gitStates = GitStates()
 
     /// Opens the workspace's stores (creating them if needed).
     public init(workspace: Workspace) throws {
@@ -96,9 +97,8 @@ public final class PipelineRunner: Sendable {
             throw FingerprintError(message: "--only \(name): the pipeline has no step '\(name)' (steps: \(graph.steps.map(\.name).joined(separator: ", ")))")
         }
         let steps = graph.steps.filter { selected.contains($0.name) }
-        // git runs two processes and the previous run is a read of hundreds of records: both
-        // overlap with snapshotting the sources and hashing the spec.
-        let gitTask = Task.detached { GitState.of(directory: graph.spec.directory) }
+        // The previous run is a read of hundreds of records: it overlaps with snapshotting the
+        // sources and hashing the spec (git, started when the file was read, too).
         let metadata = self.metadata, pipeline = graph.spec.name
         let previousRunTask = Task.detached { PreviousRun(metadata: metadata, pipeline: pipeline) }
         try await snapshotSources(
@@ -106,7 +106,7 @@ public final class PipelineRunner: Sendable {
         closeAbandonedRuns()
         let specDigest = graph.specDigest
         let previousRun = await previousRunTask.value
-        let git = await gitTask.value
+        let git = await gitStates.take(directory: graph.spec.directory)
         try metadata.startRun(
             NewRun(
                 id: runID, pipeline: graph.spec.name, specDigest: specDigest, spec: graph.spec.document.root,
