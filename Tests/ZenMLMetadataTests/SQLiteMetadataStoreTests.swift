@@ -53,6 +53,21 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         }
     }
 
+    /// Closing the store checkpoints its WAL into the database and keeps the (emptied) WAL file
+    /// for the next command, instead of deleting it and making it again.
+    func testClosingKeepsTheCheckpointedWALFile() throws {
+        do {
+            let store = try SQLiteMetadataStore(path: directory + "/m.db")
+            try store.startRun(newRun("r1"))
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/m.db-wal"))
+        XCTAssertEqual(try sqlite("SELECT count(*) FROM Context WHERE name = 'r1'"), "1")
+        // Checkpointed: the database file alone holds the run.
+        try FileManager.default.copyItem(atPath: directory + "/m.db", toPath: directory + "/copy.db")
+        let copy = try SQLiteMetadataStore(path: directory + "/copy.db")
+        XCTAssertEqual(try copy.run(id: "r1")?.id, "r1")
+    }
+
     var behaviour: StoreBehaviour {
         let path = directory + "/m.db"
         return StoreBehaviour(makeStore: { try SQLiteMetadataStore(path: path) }, sql: { try self.sqlite($0) })
