@@ -184,11 +184,28 @@ final class ProcessWatcher: @unchecked Sendable {
 
     /// `VmHWM` of a live process, in bytes.
     static func residentHighWaterMark(of pid: pid_t) -> Int64? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int64($0) })
-        else { return nil }
-        return kilobytes * 1024
+        // Read and scanned in place: through String and split, this took 4% of a run of short
+        // steps (each is sampled once as it starts).
+        let descriptor = open("/proc/\(pid)/status", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let text = buffer[0..<count]
+        let label = Array("\nVmHWM:".utf8)
+        guard let start = text.indices.first(where: { text[$0...].starts(with: label) }) else { return nil }
+        var kilobytes: Int64 = 0
+        var sawDigit = false
+        for byte in text[(start + label.count)...] {
+            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") {
+                if sawDigit { break } else { continue }
+            }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { break }
+            kilobytes = kilobytes * 10 + Int64(byte - UInt8(ascii: "0"))
+            sawDigit = true
+        }
+        return sawDigit ? kilobytes * 1024 : nil
     }
 
     func watch() throws -> ProcessResult {

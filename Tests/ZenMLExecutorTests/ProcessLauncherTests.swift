@@ -56,6 +56,18 @@ final class ProcessLauncherTests: XCTestCase {
         XCTAssertEqual(String(decoding: none.standardOutput, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), "0")
     }
 
+    /// The sampled peak memory of a live process is its `VmHWM`, as /proc/PID/status shows it.
+    func testHighWaterMarkOfALiveProcess() throws {
+        let sampled = try XCTUnwrap(ProcessWatcher.residentHighWaterMark(of: getpid()))
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") })
+        let kilobytes = try XCTUnwrap(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { Int64($0) })
+        XCTAssertGreaterThan(sampled, 1 << 20)
+        XCTAssertLessThanOrEqual(sampled, kilobytes * 1024, "a high-water mark only grows")
+        XCTAssertGreaterThan(sampled, kilobytes * 1024 - (16 << 20), "sampled \(sampled), /proc \(kilobytes) kB")
+        XCTAssertNil(ProcessWatcher.residentHighWaterMark(of: 0x3fff_fff0), "no such process")
+    }
+
     func testTimeoutStopsTheWholeProcessGroup() async throws {
         let started = Date()
         let result = try await ProcessLauncher.run(configuration("sleep 100 & echo $! > child; trap '' TERM; sleep 100", timeout: 0.3))
