@@ -46,7 +46,7 @@ let package = Package(
         ),
         /** libcurl (`<curl/curl.h>`, libcurl4-openssl-dev): TLS, HTTP/2, connection reuse; see HTTPClient for why.
             Opened with dlopen at first use, not linked: see Sources/CCurl/include/CCurl.h. */
-        .target(name: "CCurl", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
+        .target(name: "CCurl", dependencies: ["CZenMLSystem"]),
         /** zlib (`<zlib.h>`), for the CRC32 part checksums of S3 multipart uploads. */
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         /** The metadata store on ML Metadata's schema (SQLite, MySQL/MariaDB). */
@@ -58,9 +58,9 @@ let package = Package(
         ),
         /** The MariaDB Connector/C client library (`<mysql.h>`, libmariadb-dev), for the MySQL metadata store.
             Opened with dlopen at first use, not linked: see Sources/CMariaDB/include/CMariaDB.h. */
-        .target(name: "CMariaDB", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
-        /** posix_spawn with a new process group, pidfd_open, pipe2, syncfs: what Foundation cannot do. */
-        .target(name: "CZenMLSystem"),
+        .target(name: "CMariaDB", dependencies: ["CZenMLSystem"]),
+        /** posix_spawn with a new process group, pidfd_open, pipe2, memfd, syncfs, dlopen: what Foundation cannot do. */
+        .target(name: "CZenMLSystem", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         /** Runs one step process under the contract: clean environment, limits, process groups. */
         .target(name: "ZenMLExecutor", dependencies: ["ZenMLCore", "ZenMLContract", "CZenMLSystem"]),
         /** The engine: schedules the DAG, consults the cache, runs steps and records everything. */

@@ -1,5 +1,6 @@
 #define CURL_DISABLE_TYPECHECK 1
 #include "CCurl.h"
+#include "CZenMLSystem.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -9,59 +10,35 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The libcurl functions zenml-run calls, typed as <curl/curl.h> declares them (variadic ones
-   included: a variadic pointer is called exactly like the function). */
+/* The libcurl functions zenml-run calls, each typed as <curl/curl.h> declares it (a variadic
+   pointer is called exactly like the variadic function). */
+#define ZC_FUNCTIONS(X)                                                                            \
+    X(curl_global_init) X(curl_easy_init) X(curl_easy_reset) X(curl_easy_setopt)                  \
+    X(curl_easy_perform) X(curl_easy_getinfo) X(curl_easy_strerror) X(curl_slist_append)          \
+    X(curl_slist_free_all)
+
 typedef struct {
-    __typeof__(&curl_global_init) global_init;
-    __typeof__(&curl_easy_init) easy_init;
-    __typeof__(&curl_easy_reset) easy_reset;
-    __typeof__(&curl_easy_setopt) easy_setopt;
-    __typeof__(&curl_easy_perform) easy_perform;
-    __typeof__(&curl_easy_getinfo) easy_getinfo;
-    __typeof__(&curl_easy_strerror) easy_strerror;
-    __typeof__(&curl_slist_append) slist_append;
-    __typeof__(&curl_slist_free_all) slist_free_all;
+#define ZC_FIELD(name) __typeof__(&name) name;
+    ZC_FUNCTIONS(ZC_FIELD)
+#undef ZC_FIELD
 } zc_api;
+
+static const char *const zc_names[] = {
+#define ZC_NAME(name) #name,
+    ZC_FUNCTIONS(ZC_NAME)
+#undef ZC_NAME
+};
 
 /* libcurl.so.4 is the ABI the headers describe (soname 4 since 2006); the unversioned name is a
    fallback for systems that only ship the development link. */
 static const char *const zc_default_candidates[] = {"libcurl.so.4", "libcurl.so"};
 
 static int zc_open(const char *const *candidates, size_t count, zc_api *api, void **library_out, char *error, size_t error_size) {
-    void *library = NULL;
-    char first_error[512] = "";
-    for (size_t i = 0; i < count && !library; i++) {
-        library = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
-        /* The first candidate's reason is the telling one ("cannot open shared object file"). */
-        if (!library && i == 0) {
-            const char *reason = dlerror();
-            snprintf(first_error, sizeof first_error, "%s", reason ? reason : "unknown error");
-        }
-    }
-    if (!library) {
-        snprintf(error, error_size, "%s could not be loaded: %s", count ? candidates[0] : "libcurl", first_error);
-        return -1;
-    }
-#define ZC_RESOLVE(field, symbol)                                                                  \
-    do {                                                                                           \
-        void *address = dlsym(library, symbol);                                                    \
-        if (!address) {                                                                            \
-            snprintf(error, error_size, "%s has no function %s (too old a libcurl?)", candidates[0], symbol); \
-            dlclose(library);                                                                      \
-            return -1;                                                                             \
-        }                                                                                          \
-        memcpy(&api->field, &address, sizeof address);                                             \
-    } while (0)
-    ZC_RESOLVE(global_init, "curl_global_init");
-    ZC_RESOLVE(easy_init, "curl_easy_init");
-    ZC_RESOLVE(easy_reset, "curl_easy_reset");
-    ZC_RESOLVE(easy_setopt, "curl_easy_setopt");
-    ZC_RESOLVE(easy_perform, "curl_easy_perform");
-    ZC_RESOLVE(easy_getinfo, "curl_easy_getinfo");
-    ZC_RESOLVE(easy_strerror, "curl_easy_strerror");
-    ZC_RESOLVE(slist_append, "curl_slist_append");
-    ZC_RESOLVE(slist_free_all, "curl_slist_free_all");
-#undef ZC_RESOLVE
+    void *addresses[sizeof zc_names / sizeof *zc_names];
+    _Static_assert(sizeof(zc_api) == sizeof addresses, "one pointer per function");
+    void *library = czenml_open_library(candidates, count, zc_names, addresses, sizeof zc_names / sizeof *zc_names, "libcurl", error, error_size);
+    if (!library) return -1;
+    memcpy(api, addresses, sizeof addresses);
     *library_out = library;
     return 0;
 }
@@ -78,9 +55,9 @@ static void zc_load_once(void) {
         return;
     }
     /* curl_global_init is not thread-safe in older libcurl: here it runs once, before any transfer. */
-    CURLcode code = zc.global_init(CURL_GLOBAL_DEFAULT);
+    CURLcode code = zc.curl_global_init(CURL_GLOBAL_DEFAULT);
     if (code != CURLE_OK) {
-        snprintf(zc_error, sizeof zc_error, "curl_global_init failed: %s", zc.easy_strerror(code));
+        snprintf(zc_error, sizeof zc_error, "curl_global_init failed: %s", zc.curl_easy_strerror(code));
         zc_failed = 1;
     }
     /* The library stays loaded for the life of the process (handles live on the client's threads). */
@@ -99,10 +76,10 @@ int zc_load_from(const char *const *candidates, size_t count, char *error, size_
     return 0;
 }
 
-CURL *zc_curl_easy_init(void) { return zc.easy_init(); }
-struct curl_slist *zc_curl_slist_append(struct curl_slist *list, const char *line) { return zc.slist_append(list, line); }
-void zc_curl_slist_free_all(struct curl_slist *list) { zc.slist_free_all(list); }
-const char *zc_curl_easy_strerror(CURLcode code) { return zc.easy_strerror(code); }
+CURL *zc_curl_easy_init(void) { return zc.curl_easy_init(); }
+struct curl_slist *zc_curl_slist_append(struct curl_slist *list, const char *line) { return zc.curl_slist_append(list, line); }
+void zc_curl_slist_free_all(struct curl_slist *list) { zc.curl_slist_free_all(list); }
+const char *zc_curl_easy_strerror(CURLcode code) { return zc.curl_easy_strerror(code); }
 
 static int zc_append(unsigned char **buffer, size_t *length, size_t *capacity, const void *data, size_t size) {
     if (*length + size + 1 > *capacity) {
@@ -177,56 +154,56 @@ static int zc_seek_callback(void *context, curl_off_t offset, int origin) {
 
 /// Runs one transfer on `handle` (reset first, so its connection cache is kept). Returns the curl code.
 int zc_perform(CURL *handle, zc_transfer *t) {
-    zc.easy_reset(handle);
+    zc.curl_easy_reset(handle);
     t->status = 0;
     t->download_fd = -1;
     t->download_written = 0;
     t->body_offset = 0;
     t->error[0] = 0;
-    zc.easy_setopt(handle, CURLOPT_URL, t->url);
-    zc.easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
-    zc.easy_setopt(handle, CURLOPT_ERRORBUFFER, t->error);
-    zc.easy_setopt(handle, CURLOPT_HTTPHEADER, t->headers);
-    zc.easy_setopt(handle, CURLOPT_WRITEFUNCTION, zc_write_callback);
-    zc.easy_setopt(handle, CURLOPT_WRITEDATA, t);
-    zc.easy_setopt(handle, CURLOPT_HEADERFUNCTION, zc_header_callback);
-    zc.easy_setopt(handle, CURLOPT_HEADERDATA, t);
-    zc.easy_setopt(handle, CURLOPT_CONNECTTIMEOUT, 30L);
+    zc.curl_easy_setopt(handle, CURLOPT_URL, t->url);
+    zc.curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
+    zc.curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, t->error);
+    zc.curl_easy_setopt(handle, CURLOPT_HTTPHEADER, t->headers);
+    zc.curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, zc_write_callback);
+    zc.curl_easy_setopt(handle, CURLOPT_WRITEDATA, t);
+    zc.curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, zc_header_callback);
+    zc.curl_easy_setopt(handle, CURLOPT_HEADERDATA, t);
+    zc.curl_easy_setopt(handle, CURLOPT_CONNECTTIMEOUT, 30L);
     /* A transfer slower than 1 byte/s for this long is a dropped connection: give up and retry. */
-    zc.easy_setopt(handle, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    zc.easy_setopt(handle, CURLOPT_LOW_SPEED_TIME, t->timeout_seconds > 0 ? t->timeout_seconds : 60L);
+    zc.curl_easy_setopt(handle, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    zc.curl_easy_setopt(handle, CURLOPT_LOW_SPEED_TIME, t->timeout_seconds > 0 ? t->timeout_seconds : 60L);
     /* A hard cap per request as well: a server that accepts a connection and then answers a few
        bytes at a time never trips the low-speed limit. Requests carry at most one part or one
        file under the multipart threshold, so 15 minutes is generous; a retry follows. */
-    zc.easy_setopt(handle, CURLOPT_TIMEOUT, 900L);
-    zc.easy_setopt(handle, CURLOPT_TCP_KEEPALIVE, 1L);
-    zc.easy_setopt(handle, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    zc.easy_setopt(handle, CURLOPT_BUFFERSIZE, 512L * 1024L);
-    zc.easy_setopt(handle, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024L);
+    zc.curl_easy_setopt(handle, CURLOPT_TIMEOUT, 900L);
+    zc.curl_easy_setopt(handle, CURLOPT_TCP_KEEPALIVE, 1L);
+    zc.curl_easy_setopt(handle, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    zc.curl_easy_setopt(handle, CURLOPT_BUFFERSIZE, 512L * 1024L);
+    zc.curl_easy_setopt(handle, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024L);
     if (strcmp(t->method, "HEAD") == 0) {
-        zc.easy_setopt(handle, CURLOPT_NOBODY, 1L);
+        zc.curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
     } else if (strcmp(t->method, "GET") == 0) {
-        zc.easy_setopt(handle, CURLOPT_HTTPGET, 1L);
+        zc.curl_easy_setopt(handle, CURLOPT_HTTPGET, 1L);
     } else if (strcmp(t->method, "PUT") == 0) {
-        zc.easy_setopt(handle, CURLOPT_UPLOAD, 1L);
-        zc.easy_setopt(handle, CURLOPT_INFILESIZE_LARGE, (curl_off_t)(t->body ? t->body_length : 0));
+        zc.curl_easy_setopt(handle, CURLOPT_UPLOAD, 1L);
+        zc.curl_easy_setopt(handle, CURLOPT_INFILESIZE_LARGE, (curl_off_t)(t->body ? t->body_length : 0));
     } else if (strcmp(t->method, "POST") == 0) {
-        zc.easy_setopt(handle, CURLOPT_POST, 1L);
-        zc.easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(t->body ? t->body_length : 0));
+        zc.curl_easy_setopt(handle, CURLOPT_POST, 1L);
+        zc.curl_easy_setopt(handle, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(t->body ? t->body_length : 0));
     } else {
-        zc.easy_setopt(handle, CURLOPT_CUSTOMREQUEST, t->method);
+        zc.curl_easy_setopt(handle, CURLOPT_CUSTOMREQUEST, t->method);
     }
     if (strcmp(t->method, "PUT") == 0 || strcmp(t->method, "POST") == 0) {
         static const unsigned char empty = 0;
         if (!t->body) { t->body = &empty; t->body_length = 0; }
-        zc.easy_setopt(handle, CURLOPT_READFUNCTION, zc_read_callback);
-        zc.easy_setopt(handle, CURLOPT_READDATA, t);
-        zc.easy_setopt(handle, CURLOPT_SEEKFUNCTION, zc_seek_callback);
-        zc.easy_setopt(handle, CURLOPT_SEEKDATA, t);
+        zc.curl_easy_setopt(handle, CURLOPT_READFUNCTION, zc_read_callback);
+        zc.curl_easy_setopt(handle, CURLOPT_READDATA, t);
+        zc.curl_easy_setopt(handle, CURLOPT_SEEKFUNCTION, zc_seek_callback);
+        zc.curl_easy_setopt(handle, CURLOPT_SEEKDATA, t);
     }
-    int code = (int)zc.easy_perform(handle);
+    int code = (int)zc.curl_easy_perform(handle);
     long status = 0;
-    if (zc.easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status) t->status = status;
+    if (zc.curl_easy_getinfo(handle, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status) t->status = status;
     if (t->download_fd >= 0) {
         if (close(t->download_fd) != 0) t->write_failed = 1;
         t->download_fd = -1;

@@ -1,4 +1,5 @@
 #include "CMariaDB.h"
+#include "CZenMLSystem.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -24,33 +25,19 @@ typedef struct {
    is a fallback for systems that only ship the development link. */
 static const char *const zm_default_candidates[] = {"libmariadb.so.3", "libmariadb.so"};
 
+static const char *const zm_names[] = {
+#define ZM_NAME(name) #name,
+    ZM_FUNCTIONS(ZM_NAME)
+#undef ZM_NAME
+};
+
 static int zm_open(const char *const *candidates, size_t count, zm_api *api, void **library_out, char *error, size_t error_size) {
-    void *library = NULL;
-    char first_error[512] = "";
-    for (size_t i = 0; i < count && !library; i++) {
-        library = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
-        /* The first candidate's reason is the telling one ("cannot open shared object file"). */
-        if (!library && i == 0) {
-            const char *reason = dlerror();
-            snprintf(first_error, sizeof first_error, "%s", reason ? reason : "unknown error");
-        }
-    }
-    if (!library) {
-        snprintf(error, error_size, "%s could not be loaded: %s", count ? candidates[0] : "libmariadb", first_error);
-        return -1;
-    }
-#define ZM_RESOLVE(name)                                                                           \
-    {                                                                                              \
-        void *address = dlsym(library, #name);                                                     \
-        if (!address) {                                                                            \
-            snprintf(error, error_size, "%s has no function %s (too old a client library?)", candidates[0], #name); \
-            dlclose(library);                                                                      \
-            return -1;                                                                             \
-        }                                                                                          \
-        memcpy(&api->name, &address, sizeof address);                                              \
-    }
-    ZM_FUNCTIONS(ZM_RESOLVE)
-#undef ZM_RESOLVE
+    void *addresses[sizeof zm_names / sizeof *zm_names];
+    _Static_assert(sizeof(zm_api) == sizeof addresses, "one pointer per function");
+    void *library = czenml_open_library(
+        candidates, count, zm_names, addresses, sizeof zm_names / sizeof *zm_names, "client library", error, error_size);
+    if (!library) return -1;
+    memcpy(api, addresses, sizeof addresses);
     *library_out = library;
     return 0;
 }

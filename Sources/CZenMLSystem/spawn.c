@@ -1,10 +1,12 @@
 #define _GNU_SOURCE
 #include "CZenMLSystem.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -81,4 +83,31 @@ int czenml_memory_file(const char *name, const void *data, size_t length) {
         return -1;
     }
     return fd;
+}
+
+void *czenml_open_library(const char *const *candidates, size_t count, const char *const *names, void **addresses,
+                          size_t name_count, const char *label, char *error, size_t error_size) {
+    void *library = NULL;
+    char first_error[512] = "";
+    for (size_t i = 0; i < count && !library; i++) {
+        library = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
+        if (!library && i == 0) {
+            const char *reason = dlerror();
+            snprintf(first_error, sizeof first_error, "%s", reason ? reason : "unknown error");
+        }
+    }
+    const char *first = count ? candidates[0] : label;
+    if (!library) {
+        snprintf(error, error_size, "%s could not be loaded: %s", first, first_error);
+        return NULL;
+    }
+    for (size_t i = 0; i < name_count; i++) {
+        addresses[i] = dlsym(library, names[i]);
+        if (!addresses[i]) {
+            snprintf(error, error_size, "%s has no function %s (too old a %s?)", first, names[i], label);
+            dlclose(library);
+            return NULL;
+        }
+    }
+    return library;
 }

@@ -22,6 +22,13 @@ int czenml_pipe(int fds[2], int flags);
 /// positioned at its start. Returns the descriptor, or -1 with errno.
 int czenml_memory_file(const char *name, const void *data, size_t length);
 
+/// Opens the first of `candidates` (shared library file names) that loads, with dlopen
+/// (RTLD_NOW | RTLD_LOCAL), and resolves `names` into `addresses`, in order. Returns the handle;
+/// or NULL, with `error` saying why: "FIRST could not be loaded: REASON" (the first candidate's
+/// reason is the telling one), or "FIRST has no function NAME (too old a LABEL?)".
+void *czenml_open_library(const char *const *candidates, size_t count, const char *const *names, void **addresses,
+                          size_t name_count, const char *label, char *error, size_t error_size);
+
 /// syncfs(2): flushes the file system that holds `fd`. Returns 0 or -1 with errno.
 int czenml_syncfs(int fd);
 
