@@ -10,6 +10,10 @@ import ZenMLMetadata
 /// step learns their real ids. A step that consumes them is prepared after its producer's job was
 /// queued, so when its own job runs the real ids are known. After the first job that fails, no
 /// later job writes anything: the steps it names fail, and so does everything after them.
+///
+/// Jobs queued within ``groupWindow`` of each other are committed together (the store's
+/// ``MetadataStore/batched(_:)``), each still atomic: a commit rewrote the index pages every
+/// step touches, and a chain of short steps committed every few milliseconds.
 final class RecordingQueue: @unchecked Sendable {
     /// What the queue did, once it has drained.
     struct Report {
@@ -50,7 +54,21 @@ final class RecordingQueue: @unchecked Sendable {
                 if let id = outputs[name]?.id { queue.recordedIDs[artifact.id] = id }
             }
         }
+
+        /// Runs `action` once what this job wrote is committed (never, if the commit fails).
+        func afterCommit(_ action: @escaping () -> Void) {
+            queue.committed.append(action)
+        }
     }
+
+    private struct Job {
+        var steps: [String]
+        var optional: Bool
+        var work: @Sendable (Writer) throws -> Void
+    }
+
+    /// How long a job waits for others to be committed with it.
+    static let groupWindow: DispatchTimeInterval = .milliseconds(10)
 
     private let metadata: any MetadataStore
     private let queue = DispatchQueue(label: "zenml-run.recording")
@@ -61,6 +79,10 @@ final class RecordingQueue: @unchecked Sendable {
     private var recordedIDs: [Int64: Int64] = [:]
     private var report = Report()
     private var firstFailure: String?
+    private var committed: [() -> Void] = []
+    // Under `lock`.
+    private var pending: [Job] = []
+    private var scheduled = false
 
     init(metadata: any MetadataStore) {
         self.metadata = metadata
@@ -84,27 +106,64 @@ final class RecordingQueue: @unchecked Sendable {
     /// Runs `job` after every job queued before it. If it throws, `steps` fail with its error.
     /// `optional` jobs (a RUNNING record that a later job completes anyway) fail nothing.
     func enqueue(steps: [String], optional: Bool = false, _ job: @escaping @Sendable (Writer) throws -> Void) {
-        queue.async { [self] in
-            if let firstFailure {
-                if !optional { for step in steps { report.failures[step] = "not recorded after an earlier failure: \(firstFailure)" } }
-                return
-            }
-            do {
-                try job(Writer(metadata: metadata, queue: self))
-            } catch {
-                guard !optional else { return }
-                firstFailure = "\(error)"
-                for step in steps { report.failures[step] = "\(error)" }
-                lock.withLock { failed = true }
-            }
+        let schedule: Bool = lock.withLock {
+            pending.append(Job(steps: steps, optional: optional, work: job))
+            defer { scheduled = true }
+            return !scheduled
         }
+        if schedule { queue.asyncAfter(deadline: .now() + Self.groupWindow) { [self] in commitPending() } }
     }
 
     /// Waits for every queued job and says what they did.
     func drain() async -> Report {
         await withCheckedContinuation { continuation in
-            queue.async { [self] in continuation.resume(returning: report) }
+            queue.async { [self] in
+                commitPending()
+                continuation.resume(returning: report)
+            }
         }
+    }
+
+    /// Runs the queued jobs in one batch. On `queue`.
+    private func commitPending() {
+        let jobs: [Job] = lock.withLock {
+            defer { pending = []; scheduled = false }
+            return pending
+        }
+        guard !jobs.isEmpty else { return }
+        let writer = Writer(metadata: metadata, queue: self)
+        do {
+            try metadata.batched {
+                for job in jobs {
+                    if let firstFailure {
+                        if !job.optional { for step in job.steps { report.failures[step] = "not recorded after an earlier failure: \(firstFailure)" } }
+                        continue
+                    }
+                    do {
+                        try job.work(writer)
+                    } catch {
+                        guard !job.optional else { continue }
+                        fail(job.steps, "\(error)")
+                    }
+                }
+            }
+        } catch {
+            // The batch could not begin or commit: none of its jobs was recorded, even those that ran.
+            committed = []
+            let steps = jobs.filter { !$0.optional }.flatMap(\.steps)
+            for step in steps { report.executionIDs[step] = nil }
+            fail(steps.filter { report.failures[$0] == nil }, "\(error)")
+            return
+        }
+        let actions = committed
+        committed = []
+        for action in actions { action() }
+    }
+
+    private func fail(_ steps: [String], _ message: String) {
+        if firstFailure == nil { firstFailure = message }
+        for step in steps { report.failures[step] = message }
+        lock.withLock { failed = true }
     }
 }
 
@@ -172,9 +231,9 @@ final class ExecutionRecorder: @unchecked Sendable {
             }
             state = .finished
             // Written: a later run must not adopt this job's result. A directory whose record was
-            // not written (this job threw, or one before it did) is let go, not removed, when the
-            // last reference to it goes.
-            jobDirectory?.remove()
+            // not written (this job threw, one before it did, or the commit failed) is let go, not
+            // removed, when the last reference to it goes.
+            if let jobDirectory { writer.afterCommit { jobDirectory.remove() } }
         }
         return provisional
     }

@@ -395,6 +395,11 @@ public protocol MetadataStore: Sendable {
     func snapshot(type: String, key: Digest) throws -> ArtifactRecord?
     /// What the store holds, in counts.
     func info() throws -> MetadataInfo
+    /// Runs `body` so that the calls it makes on this store, from this thread, are committed
+    /// together when it returns: each call stays atomic (it is undone alone if it throws), and
+    /// none is visible to others or durable before the batch commits. If the commit fails, this
+    /// throws and nothing in the batch was recorded. A store may commit each call on its own.
+    func batched<T>(_ body: () throws -> T) throws -> T
     /// Referential problems (records pointing at missing ones, executions left RUNNING).
     func check() throws -> [String]
     /// Every row, for backup or moving between backends (`metadata export`), in one read transaction.

@@ -68,6 +68,31 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         XCTAssertEqual(try copy.run(id: "r1")?.id, "r1")
     }
 
+    /// Calls in a batch commit together: invisible to others until the batch ends, visible to
+    /// the batch's own reads, and a call that throws is undone alone.
+    func testABatchCommitsItsCallsTogetherAndUndoesAFailedOneAlone() throws {
+        let store = try SQLiteMetadataStore(path: directory + "/m.db")
+        try store.startRun(newRun("r1"))
+        let key = Digest.of("k")
+        let id = try store.batched { () throws -> Int64 in
+            let id = try store.startExecution(newExecution("r1", step: "a", key: key))
+            XCTAssertEqual(try store.executions(runID: "r1").map(\.step), ["a"], "the batch reads its own writes")
+            XCTAssertEqual(try sqlite("SELECT count(*) FROM Execution"), "0", "nothing is visible before the batch commits")
+            XCTAssertThrowsError(try store.finishExecution(id: 999_999, outcome: ExecutionOutcome(state: .complete, endedAt: Date())))
+            try store.finishExecution(id: id, outcome: ExecutionOutcome(state: .complete, endedAt: Date(), outputs: ["m": ArtifactRecord(type: "Model", uri: "/s/m", digest: Digest.of("m"), size: 1, fileCount: 1, properties: [:], createdAt: Date())]))
+            return id
+        }
+        XCTAssertEqual(try sqlite("SELECT last_known_state FROM Execution WHERE id = \(id)"), "3")
+        XCTAssertEqual(try store.reusableExecutions(runID: "r1").map(\.id), [id])
+
+        struct Abandoned: Error {}
+        XCTAssertThrowsError(try store.batched {
+            _ = try store.startExecution(newExecution("r1", step: "b", key: key))
+            throw Abandoned()
+        })
+        XCTAssertEqual(try store.executions(runID: "r1").map(\.step), ["a"], "a batch that throws records nothing")
+    }
+
     var behaviour: StoreBehaviour {
         let path = directory + "/m.db"
         return StoreBehaviour(makeStore: { try SQLiteMetadataStore(path: path) }, sql: { try self.sqlite($0) })
