@@ -79,6 +79,7 @@ final class RecordingQueue: @unchecked Sendable {
     private var recordedIDs: [Int64: Int64] = [:]
     private var report = Report()
     private var firstFailure: String?
+    /// Actions for when the batch being written commits; only touched on `queue`.
     private var committed: [() -> Void] = []
     // Under `lock`.
     private var pending: [Job] = []
@@ -139,9 +140,12 @@ final class RecordingQueue: @unchecked Sendable {
                         if !job.optional { for step in job.steps { report.failures[step] = "not recorded after an earlier failure: \(firstFailure)" } }
                         continue
                     }
+                    let actions = committed.count
                     do {
                         try job.work(writer)
                     } catch {
+                        // What the job wrote was undone: so are the actions it left for the commit.
+                        committed.removeSubrange(actions...)
                         guard !job.optional else { continue }
                         fail(job.steps, "\(error)")
                     }
