@@ -84,23 +84,31 @@ public struct GitState: Sendable, Codable {
     }
 }
 
-/// Git states asked for ahead of need: a run's is started while its pipeline file is read, not
-/// after (two git processes, 5 to 10 ms, were on the path of every run). Each is taken once, so a
-/// later run of the same directory asks git again.
-final class GitStates: @unchecked Sendable {
+/// Answers asked for ahead of need, each taken once: a run's git state and its pipeline's
+/// previous run are started while the pipeline file is read, not after (git's two processes
+/// and the read of hundreds of records were on the path of every run). Taken once, so a later
+/// run asks again.
+final class Prefetches<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
-    private var started: [String: Task<GitState?, Never>] = [:]
+    private var started: [Key: Task<Value, Never>] = [:]
+    private let compute: @Sendable (Key) -> Value
 
-    /// Starts asking git about `directory` in the background.
-    func prefetch(directory: String) {
+    init(_ compute: @escaping @Sendable (Key) -> Value) {
+        self.compute = compute
+    }
+
+    /// Starts computing the value of `key` in the background.
+    func prefetch(_ key: Key) {
+        let compute = self.compute
         lock.withLock {
-            if started[directory] == nil { started[directory] = Task.detached { GitState.of(directory: directory) } }
+            if started[key] == nil { started[key] = Task.detached { compute(key) } }
         }
     }
 
-    /// The state of `directory`: the prefetched one, or asked now.
-    func take(directory: String) async -> GitState? {
-        let task = lock.withLock { started.removeValue(forKey: directory) } ?? Task.detached { GitState.of(directory: directory) }
+    /// The value of `key`: the prefetched one, or computed now.
+    func take(_ key: Key) async -> Value {
+        let compute = self.compute
+        let task = lock.withLock { started.removeValue(forKey: key) } ?? Task.detached { compute(key) }
         return await task.value
     }
 }

@@ -44,14 +44,19 @@ public final class PipelineRunner: Sendable {
     let builder: BundleBuilder
     let workDirectories: WorkDirectoryPool
     let pythonRuntimes: PythonRuntimes
-    let gitStates = GitStates()
+    /// By the pipeline file's folder.
+    let gitStates = Prefetches<String, GitState?> { GitState.of(directory: $0) }
+    /// By pipeline name.
+    let previousRuns: Prefetches<String, PreviousRun>
 
     /// Opens the workspace's stores (creating them if needed).
     public init(workspace: Workspace) throws {
         // The store is opened once, below; opening it here too ran its schema check twice per run.
         try workspace.createDirectories()
         self.workspace = workspace
-        self.metadata = try workspace.openMetadataStore()
+        let metadata = try workspace.openMetadataStore()
+        self.metadata = metadata
+        self.previousRuns = Prefetches { PreviousRun(metadata: metadata, pipeline: $0) }
         self.store = try workspace.openArtifactStore()
         (store as? LocalArtifactStore)?.removeAbandonedStaging()
         (store as? RemoteArtifactStore)?.cache.removeAbandonedStaging()
@@ -97,16 +102,14 @@ public final class PipelineRunner: Sendable {
             throw FingerprintError(message: "--only \(name): the pipeline has no step '\(name)' (steps: \(graph.steps.map(\.name).joined(separator: ", ")))")
         }
         let steps = graph.steps.filter { selected.contains($0.name) }
-        // The previous run is a read of hundreds of records: it overlaps with snapshotting the
-        // sources and hashing the spec (git, started when the file was read, too).
-        let metadata = self.metadata, pipeline = graph.spec.name
-        let previousRunTask = Task.detached { PreviousRun(metadata: metadata, pipeline: pipeline) }
+        // The previous run and git, started when the file was read, overlap with snapshotting
+        // the sources and hashing the spec.
         try await snapshotSources(
             of: steps, pipelineDirectory: graph.spec.directory, dataLimit: SourceSnapshots.dataLimit(options.hostEnvironment))
         closeAbandonedRuns()
         let specDigest = graph.specDigest
-        let previousRun = await previousRunTask.value
-        let git = await gitStates.take(directory: graph.spec.directory)
+        let previousRun = await previousRuns.take(graph.spec.name)
+        let git = await gitStates.take(graph.spec.directory)
         try metadata.startRun(
             NewRun(
                 id: runID, pipeline: graph.spec.name, specDigest: specDigest, spec: graph.spec.document.root,

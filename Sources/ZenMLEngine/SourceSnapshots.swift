@@ -112,8 +112,9 @@ extension PipelineRunner {
     /// `update` moves its pins, `locked` refuses any change to the lock file); `note` hears of local
     /// bundles re-pinned in it.
     public func load(_ path: String, update: Bool = false, locked: Bool = false, note: (String) -> Void = { _ in }) async throws -> PipelineGraph {
-        gitStates.prefetch(directory: (FileTree.absolute(path, relativeTo: FileTree.currentDirectory) as NSString).deletingLastPathComponent)
+        gitStates.prefetch((FileTree.absolute(path, relativeTo: FileTree.currentDirectory) as NSString).deletingLastPathComponent)
         var spec = try PipelineSpec.load(path, resolveBase: registered.resolver)
+        previousRuns.prefetch(spec.name)
         let resolution = try await BundleSources(workspace: workspace).resolve(spec, update: update, locked: locked)
         resolution.notes.forEach(note)
         let locations = resolution.locations
