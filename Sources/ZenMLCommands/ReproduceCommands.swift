@@ -83,7 +83,7 @@ extension ZenMLRun.Runs {
                 let file = directory + "/pipeline.yaml"
                 try FileTree.writeAtomically(Data(try pinnedPipelineText(original, spec).utf8), to: file)
                 if !output.json { printError("reproducing run \(original.id) from \(file)") }
-                let graph = try await runner.load(file)
+                let graph = try await runner.load(file, forRun: true)
                 let summary = try await runShowingProgress(runner, graph, RunOptions(jobs: max(1, jobs), useCache: !noCache), json: output.json)
                 guard summary.state == .complete else { throw CommandFailure(code: summary.state == .canceled ? 130 : 1) }
                 let recorded = try Inspector(workspace: workspace).metadata.executions(runID: original.id)

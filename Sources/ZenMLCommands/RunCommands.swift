@@ -90,7 +90,7 @@ extension ZenMLRun {
         func run() async throws {
             try await reportingErrors {
                 let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
-                let graph = try await runner.load(pipeline, update: update, locked: locked) { printError("warning: " + $0) }
+                let graph = try await runner.load(pipeline, update: update, locked: locked, forRun: true) { printError("warning: " + $0) }
                 var options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
                 let configured = try runner.workspace.configuration().backend
                 if (backend ?? (configured?.kind == "slurm" ? .slurm : .local)) == .slurm {

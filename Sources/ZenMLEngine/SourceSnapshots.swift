@@ -110,11 +110,14 @@ extension PipelineRunner {
     /// `format: path` config values may pin stored bundles and data files by digest (`sha256:…`).
     /// `uses: NAME@VERSION` names a registry bundle, resolved through `zenml.lock` (``BundleSources``;
     /// `update` moves its pins, `locked` refuses any change to the lock file); `note` hears of local
-    /// bundles re-pinned in it.
-    public func load(_ path: String, update: Bool = false, locked: Bool = false, note: (String) -> Void = { _ in }) async throws -> PipelineGraph {
-        gitStates.prefetch((FileTree.absolute(path, relativeTo: FileTree.currentDirectory) as NSString).deletingLastPathComponent)
+    /// bundles re-pinned in it. `forRun`: a run of it follows, so what starting it asks (git, the
+    /// previous run) is asked now, in the background.
+    public func load(
+        _ path: String, update: Bool = false, locked: Bool = false, forRun: Bool = false, note: (String) -> Void = { _ in }
+    ) async throws -> PipelineGraph {
+        if forRun { gitStates.prefetch((FileTree.absolute(path, relativeTo: FileTree.currentDirectory) as NSString).deletingLastPathComponent) }
         var spec = try PipelineSpec.load(path, resolveBase: registered.resolver)
-        previousRuns.prefetch(spec.name)
+        if forRun { previousRuns.prefetch(spec.name) }
         let resolution = try await BundleSources(workspace: workspace).resolve(spec, update: update, locked: locked)
         resolution.notes.forEach(note)
         let locations = resolution.locations

@@ -176,6 +176,8 @@ final class MLMDTransaction {
             return value
         }
         func date(_ name: String) -> Date? { int(name).map { Date(timeIntervalSince1970: Double($0) / 1000) } }
+        /// The numeric custom properties: an execution's metrics.
+        var metrics: [String: Double] { custom.compactMapValues(\.doubleValue) }
     }
 
     func properties(_ table: PropertyTable, ids: [Int64]) throws -> [Int64: Properties] {
@@ -541,17 +543,8 @@ final class MLMDTransaction {
                 if stepKeys[eventID] == nil, let key = row.string("step_key") { stepKeys[eventID] = key }
             }
         }
-        var executionProps: [Int64: Properties] = [:]
-        var artifactProps: [Int64: Properties] = [:]
-        for row in results[1] {
-            guard let owner = row.int64("owner"), let name = row.string("name"), let value = PropertyValueCodec.decode(row) else { continue }
-            let custom = row.bool("is_custom_property") == true
-            if row.int64("kind") == 0 {
-                if custom { executionProps[owner, default: Properties()].custom[name] = value } else { executionProps[owner, default: Properties()].typed[name] = value }
-            } else {
-                if custom { artifactProps[owner, default: Properties()].custom[name] = value } else { artifactProps[owner, default: Properties()].typed[name] = value }
-            }
-        }
+        let executionProps = Self.properties(byOwner: results[1].filter { $0.int64("kind") == 0 })
+        let artifactProps = Self.properties(byOwner: results[1].filter { $0.int64("kind") != 0 })
         var inputs: [Int64: [String: [(Int64, ArtifactRecord)]]] = [:]
         var outputs: [Int64: [String: ArtifactRecord]] = [:]
         var builds: [Int64: ArtifactRecord] = [:]
@@ -575,8 +568,6 @@ final class MLMDTransaction {
         for row in rows {
             guard let id = row.int64("id") else { continue }
             let values = executionProps[id] ?? Properties()
-            var metrics: [String: Double] = [:]
-            for (name, value) in values.custom { if let number = value.doubleValue { metrics[name] = number } }
             records[id] = ExecutionRecord(
                 id: id, runID: values.string("run_id") ?? "", pipeline: values.string("pipeline") ?? "",
                 step: values.string("step") ?? "", state: ExecutionState(rawValue: Int(row.int64("last_known_state") ?? 0)) ?? .new,
@@ -585,7 +576,7 @@ final class MLMDTransaction {
                 config: values.json("config"), keyIngredients: values.json("key_ingredients"),
                 exitCode: values.int("exit_code").map { Int($0) }, logURI: values.string("log_uri"), message: values.string("message"),
                 startedAt: values.date("started_at") ?? Self.date(milliseconds: row.int64("create_time_since_epoch") ?? 0), endedAt: values.date("ended_at"),
-                metrics: metrics, reusedExecutionID: values.int("reused_execution_id"),
+                metrics: values.metrics, reusedExecutionID: values.int("reused_execution_id"),
                 inputs: (inputs[id] ?? [:]).mapValues { $0.sorted { $0.0 < $1.0 }.map(\.1) }, outputs: outputs[id] ?? [:],
                 peakMemoryBytes: values.int("peak_memory_bytes"), cpuSeconds: values.double("cpu_seconds"), backend: values.json("backend"),
                 build: builds[id])
@@ -676,10 +667,8 @@ final class MLMDTransaction {
         }
         return ids.compactMap { id in
             guard let values = executionProps[id], let key = values.string("cache_key").flatMap({ Digest($0) }) else { return nil }
-            var metrics: [String: Double] = [:]
-            for (name, value) in values.custom { if let number = value.doubleValue { metrics[name] = number } }
             return ReusableExecution(
-                id: id, runID: values.string("run_id") ?? "", step: values.string("step") ?? "", cacheKey: key, metrics: metrics,
+                id: id, runID: values.string("run_id") ?? "", step: values.string("step") ?? "", cacheKey: key, metrics: values.metrics,
                 outputs: outputs[id] ?? [:])
         }
     }
