@@ -82,14 +82,10 @@ public final class PipelineRunner: Sendable {
         var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
         var utc = tm()
         gmtime_r(&seconds, &utc)
-        func digits(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
+        var stamp = [CChar](repeating: 0, count: 16)
+        strftime(&stamp, stamp.count, "%Y%m%d-%H%M%S", &utc)
         let suffix = String(UInt32.random(in: 0...0xff_ffff), radix: 16)
-        return digits(utc.tm_year + 1900, 4) + digits(utc.tm_mon + 1, 2) + digits(utc.tm_mday, 2) + "-"
-            + digits(utc.tm_hour, 2) + digits(utc.tm_min, 2) + digits(utc.tm_sec, 2) + "-"
-            + String(repeating: "0", count: 6 - suffix.count) + suffix
+        return String(cString: stamp) + "-" + String(repeating: "0", count: 6 - suffix.count) + suffix
     }
 
     /// Runs a validated pipeline. Cancelling the calling task stops running steps, publishes nothing

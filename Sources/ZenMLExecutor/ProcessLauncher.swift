@@ -72,7 +72,7 @@ public struct ProcessResult: Sendable {
     /// What the process and the children it waited for used, from `wait4`; `nil` if it was not reaped normally.
     public var usage: ResourceUsage?
     /// Whether the process wrote to standard error, and so the log file exists.
-    public var wroteLog = true
+    public var wroteLog = false
 
     public var exitCode: Int32? {
         if case .exited(let code) = termination { return code }
