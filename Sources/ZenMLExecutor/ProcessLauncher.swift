@@ -243,8 +243,8 @@ final class ProcessWatcher: @unchecked Sendable {
         let argv = [configuration.executable] + configuration.arguments
         let envp = configuration.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
-        let spawnResult = withCStrings(argv) { argvPointer in
-            withCStrings(envp) { envPointer in
+        let spawnResult = CStrings.withArray(argv) { argvPointer in
+            CStrings.withArray(envp) { envPointer in
                 czenml_spawn(configuration.executable, argvPointer, envPointer, configuration.workingDirectory, input, outPipe[1], errPipe[1], &pid)
             }
         }
@@ -395,11 +395,4 @@ final class ProcessWatcher: @unchecked Sendable {
         return result
     }
 
-}
-
-private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> R) -> R {
-    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-    pointers.append(nil)
-    defer { pointers.forEach { free($0) } }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
 }

@@ -1,5 +1,6 @@
 import CMariaDB
 import Foundation
+import ZenMLCore
 
 /// An error reported by the MariaDB client library or the server: its error number, SQLSTATE and
 /// message. Messages come from the server or the client library and never contain the password.
@@ -59,12 +60,8 @@ enum MariaDBLibrary {
     /// What ``load(for:)`` does, with other file names to try (tests use names that do not exist).
     static func load(for location: String, candidates: [String]) throws {
         var error = [CChar](repeating: 0, count: 1024)
-        let copies = candidates.map { strdup($0).map { UnsafePointer($0) } }
-        defer { copies.forEach { free(UnsafeMutablePointer(mutating: $0)) } }
-        let status = copies.withUnsafeBufferPointer { zm_load_from($0.baseAddress, candidates.count, &error, error.count) }
-        if status != 0 {
-            throw MetadataStoreError.missingClientLibrary(path: location, reason: String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
+        let status = CStrings.withConstArray(candidates) { zm_load_from($0, candidates.count, &error, error.count) }
+        if status != 0 { throw MetadataStoreError.missingClientLibrary(path: location, reason: CStrings.string(from: error)) }
     }
 }
 

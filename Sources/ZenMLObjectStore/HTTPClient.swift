@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import ZenMLCore
 
 /// One HTTP request. A body is sent from memory; a response body goes to memory or, with
 /// `downloadPath`, straight into that file (only for a 2xx answer; error bodies stay in memory).
@@ -111,8 +112,8 @@ public final class HTTPClient: @unchecked Sendable {
     /// What ``loadLibcurl()`` does, with other file names to try (tests use names that do not exist).
     static func loadLibcurl(candidates: [String]) throws {
         var error = [CChar](repeating: 0, count: 1024)
-        let status = withCStrings(candidates) { zc_load_from($0, candidates.count, &error, error.count) }
-        if status != 0 { throw ObjectStoreError.missingLibcurl(reason: String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) }
+        let status = CStrings.withConstArray(candidates) { zc_load_from($0, candidates.count, &error, error.count) }
+        if status != 0 { throw ObjectStoreError.missingLibcurl(reason: CStrings.string(from: error)) }
     }
 
     /// Sends a request; retries dropped connections and 408/429/5xx answers with exponential
@@ -233,13 +234,6 @@ public final class HTTPClient: @unchecked Sendable {
 private func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
     guard let string else { return body(nil) }
     return string.withCString { body($0) }
-}
-
-/// `strings` as a C array of C strings, alive during `body`.
-private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
-    let copies = strings.map { strdup($0).map { UnsafePointer($0) } }
-    defer { copies.forEach { free(UnsafeMutablePointer(mutating: $0)) } }
-    return copies.withUnsafeBufferPointer { body($0.baseAddress) }
 }
 
 private func withOptionalBytes<R>(_ data: Data?, _ body: (UnsafePointer<UInt8>?, Int) -> R) -> R {
