@@ -53,9 +53,12 @@ let package = Package(
         .target(
             name: "ZenMLMetadata",
             dependencies: [
-                "ZenMLCore", "CMariaDB", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                "ZenMLCore", "CMariaDB", "CZenMLSQLite", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
+        /** The one SQLite call Swift cannot make (`sqlite3_db_config` is variadic), on the libsqlite3 GRDB links. */
+        .target(name: "CZenMLSQLite", dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]),
         /** The MariaDB Connector/C client library (`<mysql.h>`, libmariadb-dev), for the MySQL metadata store.
             Opened with dlopen at first use, not linked: see Sources/CMariaDB/include/CMariaDB.h. */
         .target(name: "CMariaDB", dependencies: ["CZenMLSystem"]),

@@ -13,6 +13,7 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
     public let path: String
     private let busyTimeout: TimeInterval
     private let pool: DatabasePool
+    private let checkpointer: WALCheckpointer
     private let typeIDs = TypeIDCache()
     /// The transaction a thread opened with ``batched(_:)``, which its calls join.
     private var batch: Batch?
@@ -33,16 +34,14 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
     public init(path: String, busyTimeout: TimeInterval = defaultBusyTimeout) throws {
         self.path = path
         self.busyTimeout = busyTimeout
+        let checkpointer = WALCheckpointer(path: path)
+        self.checkpointer = checkpointer
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            // A checkpoint copies the WAL into the database and syncs twice. A run writes its
-            // records on a queue of its own, so a checkpoint no longer holds up a step, and a WAL
-            // kept small (SQLite's default, 1,000 pages) leaves little to write back, checkpoint
-            // and unlink when a command ends: a cold 100-step chain ended with a 32 MB WAL at
-            // 8,000 pages, and took 12% longer.
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 1000")
+            // Checkpoints run on a thread of their own, never in a commit or a close.
+            checkpointer.manage(db.sqliteConnection)
             // Statement journals (kept for multi-row INSERT OR IGNORE/REPLACE inside a transaction)
             // spill to files in /var/tmp past 64 KiB: a cached 100-step run wrote 4,900 pages
             // there, two thirds of its writes. In memory they cost no system call.
@@ -65,6 +64,19 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
             throw MetadataStoreError.cannotOpen(path: path, reason: "\(error)")
         }
         try prepareSchema()
+        checkpointer.checkpointIfLong()
+    }
+
+    deinit {
+        // Closing checkpoints nothing (see WALCheckpointer), so the WAL is synced here: what this
+        // command committed is on disk when it ends, as a checkpoint on close would have left it.
+        try? pool.close()
+        checkpointer.stop()
+        let wal = open(path + "-wal", O_RDONLY | O_CLOEXEC)
+        if wal >= 0 {
+            fsync(wal)
+            close(wal)
+        }
     }
 
     private func prepareSchema() throws {

@@ -53,19 +53,85 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         }
     }
 
-    /// Closing the store checkpoints its WAL into the database and keeps the (emptied) WAL file
-    /// for the next command, instead of deleting it and making it again.
-    func testClosingKeepsTheCheckpointedWALFile() throws {
+    /// Closing the store leaves its WAL for the next command (checkpointing is a background
+    /// thread's work, not the end of every command's): the file is kept, and what was committed
+    /// is read from it by the next connection, ours or SQLite's own.
+    func testClosingLeavesTheWALToTheNextCommand() throws {
         do {
             let store = try SQLiteMetadataStore(path: directory + "/m.db")
             try store.startRun(newRun("r1"))
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/m.db-wal"))
+        XCTAssertGreaterThan(try FileManager.default.attributesOfItem(atPath: directory + "/m.db-wal")[.size] as? Int ?? 0, 0)
         XCTAssertEqual(try sqlite("SELECT count(*) FROM Context WHERE name = 'r1'"), "1")
-        // Checkpointed: the database file alone holds the run.
-        try FileManager.default.copyItem(atPath: directory + "/m.db", toPath: directory + "/copy.db")
-        let copy = try SQLiteMetadataStore(path: directory + "/copy.db")
-        XCTAssertEqual(try copy.run(id: "r1")?.id, "r1")
+        XCTAssertEqual(try SQLiteMetadataStore(path: directory + "/m.db").run(id: "r1")?.id, "r1")
+    }
+
+    /// Copies of the database file alone (without its WAL): what a checkpoint has written to it.
+    func runsInDatabaseFileAlone() throws -> Int {
+        let copy = directory + "/copy-\(UUID().uuidString).db"
+        try FileManager.default.copyItem(atPath: directory + "/m.db", toPath: copy)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["sqlite3", copy, "SELECT count(*) FROM Context WHERE name LIKE 'r%'"]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Int(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    /// Waits up to 20 s for `condition`.
+    func eventually(_ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if try condition() { return true }
+            usleep(50_000)
+        }
+        return try condition()
+    }
+
+    /// A store whose commits take the WAL past 1,000 pages has it copied into the database file
+    /// while it stays open, by its own thread (no commit waits for it).
+    func testALongWALIsCheckpointedInTheBackground() throws {
+        let store = try SQLiteMetadataStore(path: directory + "/m.db")
+        var run = newRun("r0")
+        run.spec = ["name": "p", "padding": .string(String(repeating: "x", count: 48_000))]
+        for index in 0..<100 {
+            run.id = "r\(index)"
+            try store.startRun(run)
+        }
+        XCTAssertTrue(try eventually { try runsInDatabaseFileAlone() > 0 }, "nothing was checkpointed into the database file")
+        XCTAssertEqual(try store.runs(pipeline: "p", limit: 1000).count, 100)
+    }
+
+    /// A command that finds a long WAL (left by commands that ended before it was copied) has it
+    /// copied in the background as soon as it opens the store.
+    func testOpeningAStoreWithALongWALCheckpointsIt() throws {
+        _ = try SQLiteMetadataStore(path: directory + "/m.db")
+        _ = try sqlite("PRAGMA wal_checkpoint(TRUNCATE)")
+        // SQLite's shell, told neither to checkpoint as it writes nor when it closes.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "sqlite3", "-cmd", ".dbconfig no_ckpt_on_close on", directory + "/m.db",
+            """
+            PRAGMA wal_autocheckpoint = 0;
+            CREATE TEMP VIEW numbers AS WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < 1200) SELECT value FROM n;
+            INSERT INTO Context (type_id, name) SELECT (SELECT id FROM Type WHERE name = 'zenml.PipelineRun'), 'r' || value
+              FROM numbers WHERE value <= 20;
+            CREATE TABLE padding (x BLOB);
+            INSERT INTO padding SELECT randomblob(4000) FROM numbers;
+            """,
+        ]
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        XCTAssertEqual(try runsInDatabaseFileAlone(), 0, "the shell checkpointed")
+        let store = try SQLiteMetadataStore(path: directory + "/m.db")
+        XCTAssertTrue(try eventually { try runsInDatabaseFileAlone() == 20 }, "the long WAL was not checkpointed")
+        _ = store
     }
 
     /// Calls in a batch commit together: invisible to others until the batch ends, visible to

@@ -1,0 +1,116 @@
+import CZenMLSQLite
+import Foundation
+import GRDBSQLite
+
+/// Copies an SQLite store's write-ahead log into the database file on a thread of its own.
+///
+/// SQLite checkpoints inside the commit that takes the WAL past 1,000 pages, and again when the
+/// last connection closes; a command waits for both copies and their `fsync`s (20 ms of a cached
+/// 500-step run's 140, in the commit of its last records). Here a commit only asks (a WAL hook),
+/// and this thread copies with a connection of its own in PASSIVE mode, which blocks no reader
+/// and no writer. Connections close without checkpointing; the store syncs the WAL instead, so
+/// what was committed is on disk when a command ends.
+///
+/// The next command's first connection reads the whole WAL (about 0.5 ms per MB), so it is kept
+/// short: once a checkpoint has copied all of it, the next commit starts it over, and a command
+/// that finds a long one (its predecessor ended during the copy) has it copied at once, while it
+/// reads its pipeline. A store that never closed its WAL (SQLite checkpointing at close) left
+/// it for this command; leaving up to 32 MB cost more than the checkpoint saved.
+final class WALCheckpointer: @unchecked Sendable {
+    /// WAL pages after which a checkpoint is asked for: SQLite's own default.
+    static let pages: CInt = 1000
+
+    private let path: String
+    private let condition = NSCondition()
+    private var requested = false
+    private var stopping = false
+    private var threadStarted = false
+    private var threadEnded = false
+    /// The thread's connection, while it checkpoints (to interrupt it).
+    private var busyConnection: OpaquePointer?
+
+    init(path: String) {
+        self.path = path
+    }
+
+    /// Asks for a checkpoint if the WAL file left by earlier commands holds ``pages`` or more (of
+    /// ML Metadata's 4 KiB).
+    func checkpointIfLong() {
+        var status = stat()
+        guard stat(path + "-wal", &status) == 0, status.st_size >= Int(Self.pages) * 4096 else { return }
+        request()
+    }
+
+    /// Has a checkpoint run soon; cheap enough for a commit to call.
+    func request() {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !stopping else { return }
+        requested = true
+        if !threadStarted {
+            threadStarted = true
+            let thread = Thread { [self] in work() }
+            thread.name = "zenml-run WAL checkpoint"
+            thread.start()
+        } else {
+            condition.signal()
+        }
+    }
+
+    /// Ends the thread: a checkpoint under way is interrupted (what it copied is copied again
+    /// later; the WAL stays the record of it until a checkpoint completes).
+    func stop() {
+        condition.lock()
+        defer { condition.unlock() }
+        stopping = true
+        if let busyConnection { sqlite3_interrupt(busyConnection) }
+        condition.broadcast()
+        while threadStarted && !threadEnded { condition.wait() }
+    }
+
+    /// Makes `connection` leave checkpoints to this thread: a commit that leaves the WAL at
+    /// ``pages`` or more asks for one (in place of SQLite's automatic checkpoint), and closing
+    /// checkpoints nothing.
+    func manage(_ connection: OpaquePointer?) {
+        guard let connection else { return }
+        _ = czenml_sqlite_skip_checkpoint_on_close(UnsafeMutableRawPointer(connection))
+        sqlite3_wal_hook(
+            connection,
+            { context, _, _, pages in
+                if pages >= WALCheckpointer.pages, let context {
+                    Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().request()
+                }
+                return SQLITE_OK
+            },
+            Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    private func work() {
+        var connection: OpaquePointer?
+        if sqlite3_open_v2(path, &connection, SQLITE_OPEN_READWRITE, nil) == SQLITE_OK, let connection {
+            _ = czenml_sqlite_skip_checkpoint_on_close(UnsafeMutableRawPointer(connection))
+            // A connection finds the WAL at its first read; until then it has none to checkpoint.
+            _ = sqlite3_exec(connection, "SELECT count(*) FROM sqlite_master", nil, nil, nil)
+            condition.lock()
+            while !stopping {
+                if requested {
+                    requested = false
+                    busyConnection = connection
+                    condition.unlock()
+                    // A failure (busy, interrupted) leaves the WAL as it was; the next request retries.
+                    _ = sqlite3_wal_checkpoint_v2(connection, "main", SQLITE_CHECKPOINT_PASSIVE, nil, nil)
+                    condition.lock()
+                    busyConnection = nil
+                } else {
+                    condition.wait()
+                }
+            }
+            condition.unlock()
+        }
+        sqlite3_close_v2(connection)
+        condition.lock()
+        threadEnded = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}
