@@ -14,8 +14,8 @@ import GRDBSQLite
 /// The next command's first connection reads the whole WAL (about 0.5 ms per MB), so it is kept
 /// short: once a checkpoint has copied all of it, the next commit starts it over, and a command
 /// that finds a long one (its predecessor ended during the copy) has it copied at once, while it
-/// reads its pipeline. A store that never closed its WAL (SQLite checkpointing at close) left
-/// it for this command; leaving up to 32 MB cost more than the checkpoint saved.
+/// reads its pipeline. (Leaving the WAL at close without this bound had the next command read up
+/// to 32 MB, which cost more than the checkpoint saved.)
 final class WALCheckpointer: @unchecked Sendable {
     /// WAL pages after which a checkpoint is asked for: SQLite's own default.
     static let pages: CInt = 1000
