@@ -27,8 +27,12 @@ public struct YAMLDocument: Sendable {
     public let file: String
     /// The document as JSON.
     public let root: JSONValue
-    /// Keyed by ``locationKey(_:)`` of the key path: one string hashes faster than an array of them.
-    private let locations: [String: SourceLocation]
+    /// The parsed nodes, where locations are looked up when asked for: only messages need them,
+    /// and a map of every key path built while reading took a quarter of reading a 500-step
+    /// pipeline.
+    private let nodes: ParsedNodes?
+    /// For an assembled document, the documents whose locations it shows, in order.
+    private let layers: [YAMLDocument]
 
     // The pattern is a constant that compiles; a failure here is a programming error caught by every test.
     // Yams tries each rule's regular expression on every plain scalar. Merge keys (`<<`),
@@ -55,14 +59,14 @@ public struct YAMLDocument: Sendable {
         } catch let error as YamlError {
             throw YAMLDocumentError(error, file: file)
         }
-        var locations: [String: SourceLocation] = [:]
+        self.layers = []
         guard let node else {
             self.root = .null
-            self.locations = [:]
+            self.nodes = nil
             return
         }
-        self.root = try YAMLDocument.convert(node, path: "", file: file, locations: &locations)
-        self.locations = locations
+        self.root = try YAMLDocument.convert(node, file: file)
+        self.nodes = ParsedNodes(root: node)
     }
 
     /// A document assembled from others, such as a pipeline over its base: `root` is the merged
@@ -71,9 +75,8 @@ public struct YAMLDocument: Sendable {
     public init(merged root: JSONValue, file: String, layers: [YAMLDocument]) {
         self.file = file
         self.root = root
-        var locations: [String: SourceLocation] = [:]
-        for layer in layers.reversed() { locations.merge(layer.locations) { _, upper in upper } }
-        self.locations = locations
+        self.nodes = nil
+        self.layers = layers
     }
 
     /// Reads and parses a YAML file.
@@ -88,9 +91,9 @@ public struct YAMLDocument: Sendable {
     /// Where the value at a key path was written; for a path that is not in the file, the nearest
     /// enclosing value's place.
     public func location(_ path: [String]) -> SourceLocation {
-        var path = path
+        var path = path[...]
         while true {
-            if let location = locations[Self.locationKey(path)] { return location }
+            if let location = exactLocation(path, ofKey: false) { return location }
             if path.isEmpty { return SourceLocation(file: file, line: 1, column: 1) }
             path.removeLast()
         }
@@ -98,28 +101,69 @@ public struct YAMLDocument: Sendable {
 
     /// Where the key (not the value) of a mapping entry was written.
     public func keyLocation(_ path: [String]) -> SourceLocation {
-        locations[Self.locationKey(path + ["<key>"])] ?? location(path)
+        exactLocation(path[...], ofKey: true) ?? location(path)
     }
 
-    /// A key path as one string: each component after a NUL, which no YAML key holds in practice.
-    private static func locationKey(_ path: [String]) -> String {
-        path.reduce(into: "") { $0 += "\u{0}" + $1 }
-    }
-
-    private static func convert(
-        _ node: Node, path: String, file: String, locations: inout [String: SourceLocation]
-    ) throws -> JSONValue {
-        if let mark = node.mark {
-            locations[path] = SourceLocation(file: file, line: mark.line, column: mark.column)
+    /// Where each key of the mapping at `path` was written (for an assembled document, in the first
+    /// layer that has it): one lookup for all of them.
+    public func keyLocations(in path: [String]) -> [String: SourceLocation] {
+        guard let root = nodes?.root else {
+            var places: [String: SourceLocation] = [:]
+            for layer in layers { places.merge(layer.keyLocations(in: path)) { first, _ in first } }
+            return places
         }
+        guard case .mapping(let mapping)? = locate(path[...], from: root)?.node else { return [:] }
+        var places: [String: SourceLocation] = [:]
+        places.reserveCapacity(mapping.count)
+        for (key, _) in mapping {
+            guard let name = key.scalar?.string, let mark = key.mark, places[name] == nil else { continue }
+            places[name] = SourceLocation(file: file, line: mark.line, column: mark.column)
+        }
+        return places
+    }
+
+    /// The node at `path` below `root`, and the node of its key if it is a mapping entry.
+    private func locate(_ path: ArraySlice<String>, from root: Node) -> (node: Node, key: Node?)? {
+        var node = root
+        var key: Node?
+        for component in path {
+            switch node {
+            case .mapping(let mapping):
+                guard let entry = mapping.first(where: { $0.key.scalar?.string == component }) else { return nil }
+                key = entry.key
+                node = entry.value
+            case .sequence(let sequence):
+                guard let index = Int(component), sequence.indices.contains(index) else { return nil }
+                key = nil
+                node = sequence[index]
+            default:
+                return nil
+            }
+        }
+        return (node, key)
+    }
+
+    /// The place of the value at `path` (or of its key), if the file has it.
+    private func exactLocation(_ path: ArraySlice<String>, ofKey: Bool) -> SourceLocation? {
+        guard let root = nodes?.root else {
+            for layer in layers {
+                if let location = layer.exactLocation(path, ofKey: ofKey) { return location }
+            }
+            return nil
+        }
+        guard let found = locate(path, from: root), let mark = ofKey ? found.key?.mark : found.node.mark else { return nil }
+        return SourceLocation(file: file, line: mark.line, column: mark.column)
+    }
+
+    private static func convert(_ node: Node, file: String) throws -> JSONValue {
         switch node {
         case .scalar(let scalar):
             let tag: String
             if scalar.tag.rawValue.isEmpty {
-                // A plain scalar without a tag. The resolver tries regular expressions in turn;
-                // one whose first character starts no null, boolean or number is a string
-                // without them (they were a third of reading a 500-step pipeline).
-                guard scalar.string.utf8.first.map(mayStartTypedScalar) ?? true else { return .string(scalar.string) }
+                // A plain scalar without a tag. The resolver tries regular expressions in turn
+                // (they were a third of reading a 500-step pipeline): only numbers other than
+                // plain decimal integers are left to it.
+                if let value = plainScalar(scalar.string) { return value }
                 tag = resolver.resolveTag(of: node).rawValue
             } else {
                 tag = node.tag.rawValue
@@ -138,12 +182,12 @@ public struct YAMLDocument: Sendable {
             }
         case .sequence(let sequence):
             var values: [JSONValue] = []
-            for (index, element) in sequence.enumerated() {
-                values.append(try convert(element, path: path + "\u{0}" + String(index), file: file, locations: &locations))
-            }
+            values.reserveCapacity(sequence.count)
+            for element in sequence { values.append(try convert(element, file: file)) }
             return .array(values)
         case .mapping(let mapping):
             var object: [String: JSONValue] = [:]
+            object.reserveCapacity(mapping.count)
             for (keyNode, valueNode) in mapping {
                 guard case .scalar(let keyScalar) = keyNode else {
                     let mark = keyNode.mark
@@ -158,10 +202,7 @@ public struct YAMLDocument: Sendable {
                         file: file, line: mark?.line ?? 1, column: mark?.column ?? 1,
                         message: "the key '\(key)' appears twice in the same mapping; keep one")
                 }
-                if let mark = keyNode.mark {
-                    locations[path + "\u{0}" + key + "\u{0}<key>"] = SourceLocation(file: file, line: mark.line, column: mark.column)
-                }
-                object[key] = try convert(valueNode, path: path + "\u{0}" + key, file: file, locations: &locations)
+                object[key] = try convert(valueNode, file: file)
             }
             return .object(object)
         case .alias:
@@ -172,16 +213,47 @@ public struct YAMLDocument: Sendable {
     }
 }
 
-/// Whether a plain scalar starting with this byte may resolve to a null (`~`, `null`), a boolean
-/// (`true`, `false`) or a number (digits, signs, `.5`, `.inf`, `.nan`).
-private func mayStartTypedScalar(_ byte: UInt8) -> Bool {
-    switch byte {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "~"),
-        UInt8(ascii: "n"), UInt8(ascii: "N"), UInt8(ascii: "t"), UInt8(ascii: "T"), UInt8(ascii: "f"), UInt8(ascii: "F"):
-        return true
-    default:
-        return false
+/// The value of a plain scalar without a tag, where it is known without the resolver: nulls and
+/// booleans (YAML 1.2's forms), plain decimal integers, and text that starts no number. `nil`: a
+/// number form for the resolver (floats, `.inf`, octal, hex, `1_000`, signs before anything else).
+private func plainScalar(_ text: String) -> JSONValue? {
+    switch text {
+    case "", "~", "null", "Null", "NULL": return .null
+    case "true", "True", "TRUE": return .bool(true)
+    case "false", "False", "FALSE": return .bool(false)
+    default: break
     }
+    let bytes = text.utf8
+    guard let first = bytes.first else { return .null }
+    switch first {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "-"):
+        return decimalInteger(text).map { .int($0) }
+    case UInt8(ascii: "."):
+        // `.5`, `._5`, `.inf`, `.nan`; anything else, such as `./steps/x`, is text.
+        let second = bytes.dropFirst().first
+        let number = second.map { ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "_") } ?? false
+        return number || [".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN"].contains(text) ? nil : .string(text)
+    default:
+        return .string(text)
+    }
+}
+
+/// The value of `text` if it is a decimal integer that the resolver reads as one: `0`, or digits
+/// not starting with `0` after an optional sign. The rest go to the resolver: YAML 1.1 reads `017`
+/// as octal and `1_000` with its underscore, and Yams leaves `-0` a string.
+private func decimalInteger(_ text: String) -> Int64? {
+    var digits = text.utf8[...]
+    if let sign = digits.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") { digits = digits.dropFirst() }
+    guard let first = digits.first, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+          first != UInt8(ascii: "0") || text == "0"
+    else { return nil }
+    return Int64(text)
+}
+
+/// A parsed node tree, read only after parsing (Yams' nodes are not marked `Sendable`: their tags
+/// are classes, which nothing here changes).
+private struct ParsedNodes: @unchecked Sendable {
+    let root: Node
 }
 
 /// A YAML file that could not be parsed.

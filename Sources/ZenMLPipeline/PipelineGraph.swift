@@ -117,7 +117,10 @@ public struct PipelineGraph: Sendable {
                     issue(path, "input '\(inputName)' of bundle '\(manifest.name)' takes one artifact; wire a single 'step.output' (or declare it 'multiple: true')")
                 }
                 for (index, reference) in references.enumerated() {
-                    let referencePath = references.count > 1 || document.location(path + ["0"]) != document.location(path) ? path + [String(index)] : path
+                    // Only a message needs it (a lookup in the file per input was quadratic).
+                    var referencePath: [String] {
+                        references.count > 1 || document.location(path + ["0"]) != document.location(path) ? path + [String(index)] : path
+                    }
                     guard stepNames.contains(reference.step) else {
                         let hint = closestName(reference.step, in: stepNames).map { "; did you mean '\($0)'?" } ?? ""
                         issue(referencePath, "input '\(inputName)' reads from '\(reference)', but there is no step '\(reference.step)'\(hint)")

@@ -95,9 +95,11 @@ public struct PipelineSpec: Sendable {
         }
         var steps: [StepSpec] = []
         if let rawSteps = root["steps"]?.objectValue {
-            // In the order written (flow style puts several on a line); each key's place is looked
-            // up once, not twice per comparison.
-            let ordered = rawSteps.keys.map { (name: $0, at: document.keyLocation(["steps", $0])) }
+            // In the order written (flow style puts several on a line); the places of all keys are
+            // looked up at once, not each on its own.
+            let places = document.keyLocations(in: ["steps"])
+            let origin = SourceLocation(file: document.file, line: 1, column: 1)
+            let ordered = rawSteps.keys.map { (name: $0, at: places[$0] ?? origin) }
                 .sorted { ($0.at.line, $0.at.column) < ($1.at.line, $1.at.column) }.map(\.name)
             for stepName in ordered {
                 // The key comes from the dictionary.

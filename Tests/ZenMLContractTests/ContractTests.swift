@@ -184,6 +184,50 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(typed.root["dash"], "-x")
     }
 
+    /// Plain decimal integers are read without the resolver; the forms YAML 1.1 reads its own
+    /// way still go through it.
+    func testIntegersReadAsTheResolverReadsThem() throws {
+        let document = try YAMLDocument(
+            text: "zero: 0\nsigned: -0\nplain: 120\noctal: 017\nunderscored: 1_000\nhuge: 99999999999999999999\nversion: 1.2.0\n",
+            file: "x.yaml")
+        XCTAssertEqual(document.root["zero"], 0)
+        XCTAssertEqual(document.root["signed"], "-0", "as Yams reads it")
+        XCTAssertEqual(document.root["plain"], 120)
+        XCTAssertEqual(document.root["octal"], 15)
+        XCTAssertEqual(document.root["underscored"], 1000)
+        XCTAssertEqual(document.root["huge"], "99999999999999999999")
+        XCTAssertEqual(document.root["version"], "1.2.0")
+        let others = try YAMLDocument(
+            text: "empty:\nyes: yes\nloud: TRUE\nname: Null\nn: n\nneginf: -.inf\nexp: 1e3\ndotted: .hidden\n", file: "x.yaml")
+        XCTAssertEqual(others.root["empty"], .null)
+        XCTAssertEqual(others.root["yes"], "yes")
+        XCTAssertEqual(others.root["loud"], true)
+        XCTAssertEqual(others.root["name"], .null)
+        XCTAssertEqual(others.root["n"], "n")
+        XCTAssertEqual(others.root["neginf"]?.doubleValue, -.infinity)
+        XCTAssertEqual(others.root["exp"], 1000.0)
+        XCTAssertEqual(others.root["dotted"], ".hidden")
+    }
+
+    /// Locations are looked up in the parsed file when asked for: values and keys, in mappings and
+    /// sequences, and the nearest enclosing value for a path the file does not have.
+    func testLocationsOfValuesAndKeys() throws {
+        let document = try YAMLDocument(text: "name: p\nsteps:\n  a:\n    uses: ./x\n    args:\n      - one\n      - two\n", file: "p.yaml")
+        XCTAssertEqual(document.location(["name"]).description, "p.yaml:1:7")
+        XCTAssertEqual(document.location(["steps", "a", "uses"]).description, "p.yaml:4:11")
+        XCTAssertEqual(document.keyLocation(["steps", "a", "uses"]).description, "p.yaml:4:5")
+        XCTAssertEqual(document.location(["steps", "a", "args", "1"]).description, "p.yaml:7:9")
+        XCTAssertEqual(document.location(["steps", "a", "config", "k"]).description, "p.yaml:4:5", "the nearest enclosing value")
+        XCTAssertEqual(document.location(["steps", "a", "args", "9"]).description, "p.yaml:6:7")
+        XCTAssertEqual(document.location([]).description, "p.yaml:1:1")
+        // An assembled document shows each value where the first layer that has it wrote it.
+        let base = try YAMLDocument(text: "steps:\n  a:\n    uses: ./base\n    config: {k: 1}\n", file: "base.yaml")
+        let merged = YAMLDocument(merged: document.root, file: "p.yaml", layers: [document, base])
+        XCTAssertEqual(merged.location(["steps", "a", "uses"]).description, "p.yaml:4:11")
+        XCTAssertEqual(merged.location(["steps", "a", "config", "k"]).description, "base.yaml:4:17")
+        XCTAssertEqual(merged.keyLocation(["steps", "a", "config"]).description, "base.yaml:4:5")
+    }
+
     func testDuplicateKeysAreRejected() {
         XCTAssertThrowsError(try YAMLDocument(text: "a: 1\na: 2\n", file: "x.yaml")) { error in
             XCTAssertTrue("\(error)".contains("x.yaml:") && "\(error)".contains("duplicated key(s): 'a'"), "\(error)")
