@@ -105,14 +105,21 @@ final class RecordingQueue: @unchecked Sendable {
     }
 
     /// Runs `job` after every job queued before it. If it throws, `steps` fail with its error.
-    /// `optional` jobs (a RUNNING record that a later job completes anyway) fail nothing.
-    func enqueue(steps: [String], optional: Bool = false, _ job: @escaping @Sendable (Writer) throws -> Void) {
+    /// `optional` jobs (a RUNNING record that a later job completes anyway) fail nothing. A job
+    /// that is a batch already (`waits: false`, such as dozens of cache hits) is not held back
+    /// for others: in a cached run the queue is the slowest part, and it sat idle for the window.
+    func enqueue(steps: [String], optional: Bool = false, waits: Bool = true, _ job: @escaping @Sendable (Writer) throws -> Void) {
         let schedule: Bool = lock.withLock {
             pending.append(Job(steps: steps, optional: optional, work: job))
             defer { scheduled = true }
             return !scheduled
         }
-        if schedule { queue.asyncAfter(deadline: .now() + Self.groupWindow) { [self] in commitPending() } }
+        guard schedule else { return }
+        if waits {
+            queue.asyncAfter(deadline: .now() + Self.groupWindow) { [self] in commitPending() }
+        } else {
+            queue.async { [self] in commitPending() }
+        }
     }
 
     /// Waits for every queued job and says what they did.

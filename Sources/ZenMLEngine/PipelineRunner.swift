@@ -163,7 +163,7 @@ public final class PipelineRunner: Sendable {
                 guard !reuses.isEmpty else { return }
                 let batch = reuses, recordedAt = Date()
                 reuses = []
-                recordings.enqueue(steps: batch.map(\.execution.step)) { writer in
+                recordings.enqueue(steps: batch.map(\.execution.step), waits: false) { writer in
                     let resolved = try batch.map { CacheReuse(try writer.resolved($0.execution), reusing: $0.source) }
                     let ids = try writer.metadata.recordCachedExecutions(resolved, at: recordedAt)
                     for (reuse, id) in zip(batch, ids) { writer.recorded(step: reuse.execution.step, executionID: id) }
