@@ -161,7 +161,7 @@ final class MLMDTransaction {
     static func appendProperties(id: Int64, _ values: [(name: String, value: JSONValue?)], custom: Bool, to rows: inout RowBatch) {
         for (name, value) in values {
             guard let value, let columns = PropertyValueCodec.encode(value) else { continue }
-            rows.append([id, name, custom, columns.int, columns.double, columns.string, columns.bool])
+            rows.append(.integer(id), .text(name), custom.sqlValue, columns.int.sqlValue, columns.double.sqlValue, columns.string.sqlValue, columns.bool.sqlValue)
         }
     }
 
@@ -319,7 +319,7 @@ final class MLMDTransaction {
             [try stepTypeID(), state.rawValue, Self.executionName(runID: execution.runID, step: execution.step), now, now])
         let id = db.lastInsertID
         Self.appendProperties(id: id, Self.typedProperties(of: execution), custom: false, to: &pending.executionProperties)
-        for contextID in contexts { pending.associations.append([contextID, id]) }
+        for contextID in contexts { pending.associations.append(.integer(contextID), .integer(id)) }
         for (name, artifacts) in execution.inputs.sorted(by: { $0.key < $1.key }) {
             for (index, artifact) in artifacts.enumerated() {
                 try insertEvent(artifactID: artifact.id, executionID: id, type: .input, key: name, index: index, at: now, paths: &pending.eventPaths)
@@ -349,8 +349,8 @@ final class MLMDTransaction {
         // A second wiring of the same artifact into the same execution is one MLMD event.
         guard inserted > 0 else { return }
         let eventID = db.lastInsertID
-        paths.append([eventID, false, SQLValue.null, key])
-        if let index { paths.append([eventID, true, index, SQLValue.null]) }
+        paths.append(.integer(eventID), false.sqlValue, .null, .text(key))
+        if let index { paths.append(.integer(eventID), true.sqlValue, index.sqlValue, .null) }
     }
 
     func startExecution(_ execution: NewExecution) throws -> Int64 {
@@ -421,7 +421,7 @@ final class MLMDTransaction {
             Self.appendProperties(
                 id: artifactID, artifact.properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, custom: true, to: &pending.artifactProperties)
             try insertEvent(artifactID: artifactID, executionID: id, type: .output, key: outputName, index: nil, at: now, paths: &pending.eventPaths)
-            for contextID in contexts { pending.attributions.append([contextID, artifactID]) }
+            for contextID in contexts { pending.attributions.append(.integer(contextID), .integer(artifactID)) }
         }
         if let build = outcome.build {
             try insertEvent(artifactID: build.id, executionID: id, type: .internalInput, key: "build", index: nil, at: now, paths: &pending.eventPaths)
@@ -452,7 +452,7 @@ final class MLMDTransaction {
                 id: id, source.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true, to: &pending.executionProperties)
             for (outputName, artifact) in source.outputs.sorted(by: { $0.key < $1.key }) {
                 try insertEvent(artifactID: artifact.id, executionID: id, type: .output, key: outputName, index: nil, at: now, paths: &pending.eventPaths)
-                for contextID in contexts { pending.attributions.append([contextID, artifact.id]) }
+                for contextID in contexts { pending.attributions.append(.integer(contextID), .integer(artifact.id)) }
             }
         }
         try pending.flush(db)
@@ -882,29 +882,29 @@ struct RowBatch {
     /// `INSERT ... INTO `Table` (`column`, ...)`, without `VALUES`.
     let insert: String
     let width: Int
-    private var arguments: [any SQLValueConvertible] = []
+    private var values: [SQLValue] = []
 
     init(_ insert: String, width: Int) {
         self.insert = insert
         self.width = width
     }
 
-    mutating func append(_ row: [any SQLValueConvertible]) {
+    mutating func append(_ row: SQLValue...) {
         precondition(row.count == width, "a row of \(row.count) values for \(width) columns")
-        arguments += row
+        values += row
     }
 
     func flush(_ db: any SQLConnection) throws {
         // Far below SQLite's default limit of 32,766 bound values and MySQL's packet size.
         let rowsPerStatement = max(1, 4_000 / width)
-        let rowCount = arguments.count / width
-        let tuple = "(" + Array(repeating: "?", count: width).joined(separator: ", ") + ")"
+        let rowCount = values.count / width
+        let tuple = "(" + sqlPlaceholders(width) + ")"
         var start = 0
         while start < rowCount {
             let count = min(rowsPerStatement, rowCount - start)
             try db.execute(
                 insert + " VALUES " + Array(repeating: tuple, count: count).joined(separator: ", "),
-                Array(arguments[(start * width)..<((start + count) * width)]))
+                values: Array(values[(start * width)..<((start + count) * width)]))
             start += count
         }
     }

@@ -111,6 +111,10 @@ protocol SQLConnection: AnyObject {
     @discardableResult
     func execute(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int
 
+    /// ``execute(_:_:)`` with values already converted (the rows of a ``RowBatch``).
+    @discardableResult
+    func execute(_ sql: String, values: [SQLValue]) throws -> Int
+
     /// Runs a query and returns all its rows.
     func query(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> [SQLRow]
 
@@ -125,6 +129,11 @@ protocol SQLConnection: AnyObject {
 extension SQLConnection {
     func queries(_ statements: [(sql: String, arguments: [any SQLValueConvertible])]) throws -> [[SQLRow]] {
         try statements.map { try query($0.sql, $0.arguments) }
+    }
+
+    @discardableResult
+    func execute(_ sql: String, values: [SQLValue]) throws -> Int {
+        try execute(sql, values as [any SQLValueConvertible])
     }
 
     @discardableResult

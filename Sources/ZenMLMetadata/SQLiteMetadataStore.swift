@@ -299,7 +299,7 @@ final class GRDBConnection: SQLConnection {
     /// (about a microsecond per bound value, and several per statement) were a third of
     /// recording a wave of cache hits. GRDB still prepares and caches the statements, and owns
     /// the connection and its transactions.
-    private func run(_ sql: String, _ arguments: [any SQLValueConvertible], row: ((OpaquePointer) -> Void)? = nil) throws {
+    private func run(_ sql: String, _ arguments: [SQLValue], row: ((OpaquePointer) -> Void)? = nil) throws {
         let handle = try db.cachedStatement(sql: sql).sqliteStatement
         // Done or failed, the statement is reset: it holds no lock or snapshot once it returns.
         defer {
@@ -309,7 +309,7 @@ final class GRDBConnection: SQLConnection {
         for (offset, argument) in arguments.enumerated() {
             let index = CInt(offset + 1)
             let code: CInt
-            switch argument.sqlValue {
+            switch argument {
             case .null: code = sqlite3_bind_null(handle, index)
             case .integer(let number): code = sqlite3_bind_int64(handle, index, number)
             case .double(let number): code = sqlite3_bind_double(handle, index, number)
@@ -337,14 +337,19 @@ final class GRDBConnection: SQLConnection {
 
     @discardableResult
     func execute(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int {
-        try run(sql, arguments)
+        try execute(sql, values: arguments.map(\.sqlValue))
+    }
+
+    @discardableResult
+    func execute(_ sql: String, values: [SQLValue]) throws -> Int {
+        try run(sql, values)
         return Int(sqlite3_changes(db.sqliteConnection))
     }
 
     func query(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> [SQLRow] {
         var columns: [String: Int]?
         var rows: [SQLRow] = []
-        try run(sql, arguments) { handle in
+        try run(sql, arguments.map(\.sqlValue)) { handle in
             let count = sqlite3_column_count(handle)
             let names: [String: Int]
             if let columns {

@@ -23,6 +23,7 @@ final class CanonicalJSONTests: XCTestCase {
 
     func testStringEscapes() {
         XCTAssertEqual(CanonicalJSON.encode(.string("a\"b\\c\n\t\u{01}/é")), #""a\"b\\c\n\t\u0001/é""#)
+        XCTAssertEqual(CanonicalJSON.encode(.string("\r\u{08}\u{0C}\u{1F}\u{7F}😀")), #""\r\b\f\u001f\#u{7F}😀""#)
     }
 
     func testParsingKeepsIntegersAndDoublesApart() throws {
