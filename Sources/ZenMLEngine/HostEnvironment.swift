@@ -40,7 +40,7 @@ public struct HostEnvironment: Sendable, Codable {
     public static let hostName: String = {
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count - 1)
-        return String(cString: buffer)
+        return CStrings.string(from: buffer)
     }()
 }
 

@@ -85,7 +85,7 @@ public final class PipelineRunner: Sendable {
         var stamp = [CChar](repeating: 0, count: 16)
         strftime(&stamp, stamp.count, "%Y%m%d-%H%M%S", &utc)
         let suffix = String(UInt32.random(in: 0...0xff_ffff), radix: 16)
-        return String(cString: stamp) + "-" + String(repeating: "0", count: 6 - suffix.count) + suffix
+        return CStrings.string(from: stamp) + "-" + String(repeating: "0", count: 6 - suffix.count) + suffix
     }
 
     /// Runs a validated pipeline. Cancelling the calling task stops running steps, publishes nothing

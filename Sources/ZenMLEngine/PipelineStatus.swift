@@ -21,6 +21,9 @@ public struct StepStatusReport: Sendable, Codable {
 extension PipelineRunner {
     /// Says, without running anything, which steps the next run would reuse and why the others would run.
     public func status(_ graph: PipelineGraph, options: RunOptions) async -> [StepStatusReport] {
+        // As a run does: a step whose key is its previous execution's is looked up without a
+        // query, and why a step would run is told against that execution.
+        let previousRun = PreviousRun(metadata: metadata, pipeline: graph.spec.name)
         var outputs: [String: [String: ArtifactRecord]] = [:]
         var willRun: Set<String> = []
         var reports: [StepStatusReport] = []
@@ -45,14 +48,23 @@ extension PipelineRunner {
                 reports.append(StepStatusReport(step: step.name, decision: "run", reasons: ["cannot compute its cache key: \(error)"], cacheKey: nil, cachedFromRun: nil))
                 continue
             }
-            let hit = options.useCache && step.cache ? (try? await cachedExecution(for: fingerprint.key, outputs: Set(step.manifest.outputs.keys))) ?? nil : nil
+            var hit: ReusableExecution?
+            if options.useCache && step.cache {
+                let outputNames = Set(step.manifest.outputs.keys)
+                if let earlier = previousRun.executions[step.name], earlier.cacheKey == fingerprint.key {
+                    hit = (try? await cachedExecution(for: fingerprint.key, newest: earlier, outputs: outputNames)) ?? nil
+                } else {
+                    hit = (try? await cachedExecution(for: fingerprint.key, outputs: outputNames)) ?? nil
+                }
+            }
             if let hit {
                 outputs[step.name] = hit.outputs
                 reports.append(StepStatusReport(step: step.name, decision: "cached", reasons: [], cacheKey: fingerprint.key.description, cachedFromRun: hit.runID))
                 continue
             }
             willRun.insert(step.name)
-            let reasons = missReasons(step: step, spec: graph.spec, ingredients: fingerprint.ingredients, useCache: options.useCache)
+            let reasons = missReasons(
+                step: step, spec: graph.spec, ingredients: fingerprint.ingredients, useCache: options.useCache, previousRun: previousRun)
             reports.append(StepStatusReport(step: step.name, decision: "run", reasons: reasons, cacheKey: fingerprint.key.description, cachedFromRun: nil))
         }
         try? fingerprinter.save()
