@@ -227,7 +227,10 @@ private func plainScalar(_ text: String) -> JSONValue? {
     guard let first = bytes.first else { return .null }
     switch first {
     case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "-"):
-        return decimalInteger(text).map { .int($0) }
+        if let value = decimalInteger(text) { return .int(value) }
+        // No number form has two dots, or a byte outside these (`0.1.0`, `10MB`, `-x`): text.
+        let dots = bytes.lazy.filter { $0 == UInt8(ascii: ".") }.count
+        return dots < 2 && bytes.allSatisfy(numberBytes.contains) ? nil : .string(text)
     case UInt8(ascii: "."):
         // `.5`, `._5`, `.inf`, `.nan`; anything else, such as `./steps/x`, is text.
         let second = bytes.dropFirst().first
@@ -237,6 +240,10 @@ private func plainScalar(_ text: String) -> JSONValue? {
         return .string(text)
     }
 }
+
+/// The bytes of YAML 1.1's number forms: digits, signs, `_`, `.`, `:` (sexagesimal), exponents,
+/// hex digits and the `0x`, `0o`, `0b` prefixes, and the letters of `.inf`.
+private let numberBytes = Set("0123456789+-_.:eEabcdefABCDEFxoiInN".utf8)
 
 /// The value of `text` if it is a decimal integer that the resolver reads as one: `0`, or digits
 /// not starting with `0` after an optional sign. The rest go to the resolver: YAML 1.1 reads `017`

@@ -104,6 +104,8 @@ public struct BundleSources {
         var localFolders: [String: (step: String, folder: String)] = [:]
         var issues: [PipelineIssue] = []
         for step in spec.steps {
+            // Steps share bundles (500 steps of a fan, one folder): each is looked at once.
+            if localFolders[step.uses] != nil || references[step.uses] != nil { continue }
             do {
                 let reference = try BundleReference(step.uses)
                 if case .path = reference {

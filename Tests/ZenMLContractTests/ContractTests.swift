@@ -207,6 +207,14 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(others.root["neginf"]?.doubleValue, -.infinity)
         XCTAssertEqual(others.root["exp"], 1000.0)
         XCTAssertEqual(others.root["dotted"], ".hidden")
+        let texts = try YAMLDocument(text: "semver: 0.1.0\nsize: 10MB\ndash: -x\nhex: 0xff\nsexagesimal: 1:30\nfloat: 1.5e+3\nneg: -2.5\n", file: "x.yaml")
+        XCTAssertEqual(texts.root["semver"], "0.1.0")
+        XCTAssertEqual(texts.root["size"], "10MB")
+        XCTAssertEqual(texts.root["dash"], "-x")
+        XCTAssertEqual(texts.root["hex"], 255)
+        XCTAssertEqual(texts.root["sexagesimal"], 90)
+        XCTAssertEqual(texts.root["float"], 1500.0)
+        XCTAssertEqual(texts.root["neg"], -2.5)
     }
 
     /// Locations are looked up in the parsed file when asked for: values and keys, in mappings and
