@@ -317,18 +317,18 @@ final class GRDBConnection: SQLConnection {
             case .blob(let bytes) where bytes.isEmpty: code = sqlite3_bind_zeroblob(handle, index, 0)
             case .blob(let bytes): code = bytes.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, CInt($0.count), Self.transient) }
             }
-            guard code == SQLITE_OK else { throw error(code, sql: sql) }
+            guard code == SQLITE_OK else { throw databaseError(code, sql: sql) }
         }
         while true {
             switch sqlite3_step(handle) {
             case SQLITE_DONE: return
             case SQLITE_ROW: row?(handle)
-            case let code: throw error(code, sql: sql)
+            case let code: throw databaseError(code, sql: sql)
             }
         }
     }
 
-    private func error(_ code: CInt, sql: String) -> DatabaseError {
+    private func databaseError(_ code: CInt, sql: String) -> DatabaseError {
         DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: sql)
     }
 
@@ -356,8 +356,9 @@ final class GRDBConnection: SQLConnection {
                 names = columns
             } else {
                 var found: [String: Int] = [:]
-                for index in 0..<count where found[String(cString: sqlite3_column_name(handle, index))] == nil {
-                    found[String(cString: sqlite3_column_name(handle, index))] = Int(index)
+                for index in 0..<count {
+                    let name = String(cString: sqlite3_column_name(handle, index))
+                    if found[name] == nil { found[name] = Int(index) }
                 }
                 columns = found
                 names = found

@@ -7,9 +7,10 @@ import GRDBSQLite
 /// SQLite checkpoints inside the commit that takes the WAL past 1,000 pages, and again when the
 /// last connection closes; a command waits for both copies and their `fsync`s (20 ms of a cached
 /// 500-step run's 140, in the commit of its last records). Here a commit only asks (a WAL hook),
-/// and this thread copies with a connection of its own in PASSIVE mode, which blocks no reader
-/// and no writer. Connections close without checkpointing; the store syncs the WAL instead, so
-/// what was committed is on disk when a command ends.
+/// and this thread copies with a connection of its own: in PASSIVE mode, which blocks no reader
+/// and no writer, then briefly in RESTART mode (see ``checkpoint(_:)``). Connections close
+/// without checkpointing; the store syncs the WAL instead, so what was committed is on disk when
+/// a command ends.
 ///
 /// The next command's first connection reads the whole WAL (about 0.5 ms per MB), so it is kept
 /// short: once a checkpoint has copied all of it, the next commit starts it over, and a command
@@ -125,8 +126,8 @@ final class WALCheckpointer: @unchecked Sendable {
     /// that opens the store finds no writer yet, so its restart nearly always succeeds.
     /// A failure (busy, interrupted) leaves the WAL as it was; the next request tries again.
     private func checkpoint(_ connection: OpaquePointer) {
-        var frames: CInt = 0, copied: CInt = 0
-        guard sqlite3_wal_checkpoint_v2(connection, "main", SQLITE_CHECKPOINT_PASSIVE, &frames, &copied) == SQLITE_OK, frames > 0 else { return }
+        var frames: CInt = 0
+        guard sqlite3_wal_checkpoint_v2(connection, "main", SQLITE_CHECKPOINT_PASSIVE, &frames, nil) == SQLITE_OK, frames > 0 else { return }
         _ = sqlite3_wal_checkpoint_v2(connection, "main", SQLITE_CHECKPOINT_RESTART, nil, nil)
     }
 }
