@@ -495,7 +495,7 @@ final class MLMDTransaction {
     /// properties of both.
     func loadExecutions(ids: [Int64]) throws -> [ExecutionRecord] {
         guard !ids.isEmpty else { return [] }
-        let placeholders = sqlPlaceholders(ids.count)
+        let placeholders = sqlPlaceholders(ids.count), values = ids.map(SQLValue.integer)
         let results = try db.queries([
             (
                 """
@@ -508,7 +508,7 @@ final class MLMDTransaction {
                 LEFT JOIN `Artifact` a ON a.id = e.artifact_id
                 LEFT JOIN `Type` t ON t.id = a.type_id
                 WHERE x.id IN (\(placeholders))
-                """, ids
+                """, values
             ),
             (
                 """
@@ -517,7 +517,7 @@ final class MLMDTransaction {
                 UNION ALL
                 SELECT 1, ap.artifact_id, ap.name, ap.is_custom_property, ap.int_value, ap.double_value, ap.string_value, ap.bool_value
                 FROM `Event` v JOIN `ArtifactProperty` ap ON ap.artifact_id = v.artifact_id WHERE v.execution_id IN (\(placeholders))
-                """, ids + ids
+                """, values + values
             ),
         ])
         let joined = results[0]
@@ -629,7 +629,7 @@ final class MLMDTransaction {
     /// time of a cached re-run).
     private func loadReusable(ids: [Int64]) throws -> [ReusableExecution] {
         guard !ids.isEmpty else { return [] }
-        let placeholders = sqlPlaceholders(ids.count)
+        let placeholders = sqlPlaceholders(ids.count), values = ids.map(SQLValue.integer)
         let output = MLMDSchema.EventType.output.rawValue
         let results = try db.queries([
             (
@@ -637,7 +637,7 @@ final class MLMDTransaction {
                 SELECT execution_id AS owner, name, is_custom_property, int_value, double_value, string_value, bool_value
                 FROM `ExecutionProperty`
                 WHERE execution_id IN (\(placeholders)) AND (is_custom_property = 1 OR name IN ('run_id', 'step', 'cache_key'))
-                """, ids
+                """, values
             ),
             (
                 """
@@ -647,14 +647,14 @@ final class MLMDTransaction {
                 JOIN `Artifact` a ON a.id = e.artifact_id
                 JOIN `Type` t ON t.id = a.type_id
                 WHERE e.execution_id IN (\(placeholders)) AND e.type = \(output)
-                """, ids
+                """, values
             ),
             (
                 """
                 SELECT ap.artifact_id AS owner, ap.name, ap.is_custom_property, ap.int_value, ap.double_value, ap.string_value, ap.bool_value
                 FROM `Event` e JOIN `ArtifactProperty` ap ON ap.artifact_id = e.artifact_id
                 WHERE e.execution_id IN (\(placeholders)) AND e.type = \(output)
-                """, ids
+                """, values
             ),
         ])
         let executionProps = Self.properties(byOwner: results[0])

@@ -136,7 +136,7 @@ final class MariaDBConnection: SQLConnection {
     // MARK: Statements
 
     /// `sql` with each `?` outside quotes and backticks replaced by the next argument as a literal.
-    func interpolate(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> String {
+    func interpolate(_ sql: String, _ arguments: [SQLValue]) throws -> String {
         guard !arguments.isEmpty else { return sql }
         var result: [UInt8] = []
         result.reserveCapacity(sql.utf8.count + arguments.count * 24)
@@ -153,7 +153,7 @@ final class MariaDBConnection: SQLConnection {
                 guard next < arguments.count else {
                     throw MariaDBError(code: 2034, sqlState: "HY000", message: "a statement has more placeholders than arguments: \(sql)")
                 }
-                result.append(contentsOf: try literal(arguments[next].sqlValue).utf8)
+                result.append(contentsOf: try literal(arguments[next]).utf8)
                 next += 1
             } else {
                 result.append(byte)
@@ -257,9 +257,9 @@ final class MariaDBConnection: SQLConnection {
     }
 
     @discardableResult
-    func execute(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int {
+    func execute(_ sql: String, values: [SQLValue]) throws -> Int {
         let handle = try liveHandle()
-        let result = try run(try interpolate(sql, arguments))
+        let result = try run(try interpolate(sql, values))
         if let result { zm_mysql_free_result(result) }
         lastInsertID = Int64(zm_mysql_insert_id(handle))
         let affected = zm_mysql_affected_rows(handle)
@@ -267,8 +267,8 @@ final class MariaDBConnection: SQLConnection {
         return affected == UInt64.max ? 0 : Int(affected)
     }
 
-    func query(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> [SQLRow] {
-        let result = try run(try interpolate(sql, arguments))
+    func query(_ sql: String, values: [SQLValue]) throws -> [SQLRow] {
+        let result = try run(try interpolate(sql, values))
         let rows = try Self.rows(of: result)
         let handle = try liveHandle()
         if zm_mysql_errno(handle) != 0 { throw Self.error(of: handle) }
@@ -277,10 +277,10 @@ final class MariaDBConnection: SQLConnection {
     }
 
     /// Sends all the queries in one packet (one round trip) and reads their results in order.
-    func queries(_ statements: [(sql: String, arguments: [any SQLValueConvertible])]) throws -> [[SQLRow]] {
+    func queries(_ statements: [(sql: String, values: [SQLValue])]) throws -> [[SQLRow]] {
         guard let first = statements.first else { return [] }
-        guard statements.count > 1 else { return [try query(first.sql, first.arguments)] }
-        let text = try statements.map { try interpolate($0.sql, $0.arguments) }.joined(separator: "; ")
+        guard statements.count > 1 else { return [try query(first.sql, values: first.values)] }
+        let text = try statements.map { try interpolate($0.sql, $0.values) }.joined(separator: "; ")
         let handle = try liveHandle()
         var results: [[SQLRow]] = [try Self.rows(of: try run(text))]
         while results.count < statements.count {

@@ -116,7 +116,7 @@ extension MLMDTransaction {
             }
             guard known.contains(table) else { throw MetadataDumpError.unknownTable(index + 1, table) }
             let columns = row.keys.sorted()
-            let values: [any SQLValueConvertible] = columns.map { column -> SQLValue in
+            let values: [SQLValue] = columns.map { column -> SQLValue in
                 switch row[column] ?? .null {
                 case .null: return .null
                 case .bool(let flag): return .integer(flag ? 1 : 0)
@@ -128,7 +128,7 @@ extension MLMDTransaction {
                 }
             }
             try db.execute(
-                "INSERT INTO `\(table)` (\(columns.map { "`\($0)`" }.joined(separator: ", "))) VALUES (\(sqlPlaceholders(columns.count)))", values)
+                "INSERT INTO `\(table)` (\(columns.map { "`\($0)`" }.joined(separator: ", "))) VALUES (\(sqlPlaceholders(columns.count)))", values: values)
         }
     }
 }

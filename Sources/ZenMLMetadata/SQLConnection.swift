@@ -107,33 +107,36 @@ enum SQLDialect: Sendable {
 protocol SQLConnection: AnyObject {
     var dialect: SQLDialect { get }
 
-    /// Runs a statement that returns no rows; returns the number of rows it changed.
-    @discardableResult
-    func execute(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int
-
-    /// ``execute(_:_:)`` with values already converted (the rows of a ``RowBatch``).
+    /// Runs a statement that returns no rows, one value per placeholder; returns the number of
+    /// rows it changed.
     @discardableResult
     func execute(_ sql: String, values: [SQLValue]) throws -> Int
 
-    /// Runs a query and returns all its rows.
-    func query(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> [SQLRow]
+    /// Runs a query, one value per placeholder, and returns all its rows.
+    func query(_ sql: String, values: [SQLValue]) throws -> [SQLRow]
 
     /// The id of the row inserted by the last `INSERT` on this connection.
     var lastInsertID: Int64 { get }
 
     /// Runs independent queries and returns the rows of each. A backend may send them together
     /// (MySQL: one round trip for all).
-    func queries(_ statements: [(sql: String, arguments: [any SQLValueConvertible])]) throws -> [[SQLRow]]
+    func queries(_ statements: [(sql: String, values: [SQLValue])]) throws -> [[SQLRow]]
 }
 
 extension SQLConnection {
-    func queries(_ statements: [(sql: String, arguments: [any SQLValueConvertible])]) throws -> [[SQLRow]] {
-        try statements.map { try query($0.sql, $0.arguments) }
+    func queries(_ statements: [(sql: String, values: [SQLValue])]) throws -> [[SQLRow]] {
+        try statements.map { try query($0.sql, values: $0.values) }
     }
 
+    /// ``execute(_:values:)`` with Swift values (`[id, name, nil]`).
     @discardableResult
-    func execute(_ sql: String, values: [SQLValue]) throws -> Int {
-        try execute(sql, values as [any SQLValueConvertible])
+    func execute(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int {
+        try execute(sql, values: arguments.map(\.sqlValue))
+    }
+
+    /// ``query(_:values:)`` with Swift values.
+    func query(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> [SQLRow] {
+        try query(sql, values: arguments.map(\.sqlValue))
     }
 
     @discardableResult

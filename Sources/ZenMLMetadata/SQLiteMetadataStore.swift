@@ -336,20 +336,15 @@ final class GRDBConnection: SQLConnection {
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
     @discardableResult
-    func execute(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> Int {
-        try execute(sql, values: arguments.map(\.sqlValue))
-    }
-
-    @discardableResult
     func execute(_ sql: String, values: [SQLValue]) throws -> Int {
         try run(sql, values)
         return Int(sqlite3_changes(db.sqliteConnection))
     }
 
-    func query(_ sql: String, _ arguments: [any SQLValueConvertible]) throws -> [SQLRow] {
+    func query(_ sql: String, values: [SQLValue]) throws -> [SQLRow] {
         var columns: [String: Int]?
         var rows: [SQLRow] = []
-        try run(sql, arguments.map(\.sqlValue)) { handle in
+        try run(sql, values) { handle in
             let count = sqlite3_column_count(handle)
             let names: [String: Int]
             if let columns {
