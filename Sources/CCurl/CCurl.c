@@ -2,7 +2,6 @@
 #include "CCurl.h"
 #include "CZenMLSystem.h"
 
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -33,15 +32,7 @@ static const char *const zc_names[] = {
    fallback for systems that only ship the development link. */
 static const char *const zc_default_candidates[] = {"libcurl.so.4", "libcurl.so"};
 
-static int zc_open(const char *const *candidates, size_t count, zc_api *api, void **library_out, char *error, size_t error_size) {
-    void *addresses[sizeof zc_names / sizeof *zc_names];
-    _Static_assert(sizeof(zc_api) == sizeof addresses, "one pointer per function");
-    void *library = czenml_open_library(candidates, count, zc_names, addresses, sizeof zc_names / sizeof *zc_names, "libcurl", error, error_size);
-    if (!library) return -1;
-    memcpy(api, addresses, sizeof addresses);
-    *library_out = library;
-    return 0;
-}
+#define ZC_COUNT (sizeof zc_names / sizeof *zc_names)
 
 static zc_api zc;
 static pthread_once_t zc_once = PTHREAD_ONCE_INIT;
@@ -49,11 +40,14 @@ static char zc_error[1024];
 static int zc_failed;
 
 static void zc_load_once(void) {
-    void *library;
-    if (zc_open(zc_default_candidates, sizeof zc_default_candidates / sizeof *zc_default_candidates, &zc, &library, zc_error, sizeof zc_error) != 0) {
+    void *addresses[ZC_COUNT];
+    _Static_assert(sizeof(zc_api) == sizeof addresses, "one pointer per function");
+    if (!czenml_open_library(zc_default_candidates, sizeof zc_default_candidates / sizeof *zc_default_candidates, zc_names, addresses,
+                             ZC_COUNT, "libcurl", zc_error, sizeof zc_error)) {
         zc_failed = 1;
         return;
     }
+    memcpy(&zc, addresses, sizeof addresses);
     /* curl_global_init is not thread-safe in older libcurl: here it runs once, before any transfer. */
     CURLcode code = zc.curl_global_init(CURL_GLOBAL_DEFAULT);
     if (code != CURLE_OK) {
@@ -69,11 +63,7 @@ const char *zc_load(void) {
 }
 
 int zc_load_from(const char *const *candidates, size_t count, char *error, size_t error_size) {
-    zc_api api;
-    void *library;
-    if (zc_open(candidates, count, &api, &library, error, error_size) != 0) return -1;
-    dlclose(library);
-    return 0;
+    return czenml_probe_library(candidates, count, zc_names, ZC_COUNT, "libcurl", error, error_size);
 }
 
 CURL *zc_curl_easy_init(void) { return zc.curl_easy_init(); }

@@ -1,7 +1,6 @@
 #include "CMariaDB.h"
 #include "CZenMLSystem.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,16 +30,7 @@ static const char *const zm_names[] = {
 #undef ZM_NAME
 };
 
-static int zm_open(const char *const *candidates, size_t count, zm_api *api, void **library_out, char *error, size_t error_size) {
-    void *addresses[sizeof zm_names / sizeof *zm_names];
-    _Static_assert(sizeof(zm_api) == sizeof addresses, "one pointer per function");
-    void *library = czenml_open_library(
-        candidates, count, zm_names, addresses, sizeof zm_names / sizeof *zm_names, "client library", error, error_size);
-    if (!library) return -1;
-    memcpy(api, addresses, sizeof addresses);
-    *library_out = library;
-    return 0;
-}
+#define ZM_COUNT (sizeof zm_names / sizeof *zm_names)
 
 static zm_api zm;
 static pthread_once_t zm_once = PTHREAD_ONCE_INIT;
@@ -48,11 +38,14 @@ static char zm_error[1024];
 static int zm_failed;
 
 static void zm_load_once(void) {
-    void *library;
-    if (zm_open(zm_default_candidates, sizeof zm_default_candidates / sizeof *zm_default_candidates, &zm, &library, zm_error, sizeof zm_error) != 0) {
+    void *addresses[ZM_COUNT];
+    _Static_assert(sizeof(zm_api) == sizeof addresses, "one pointer per function");
+    if (!czenml_open_library(zm_default_candidates, sizeof zm_default_candidates / sizeof *zm_default_candidates, zm_names, addresses,
+                             ZM_COUNT, "client library", zm_error, sizeof zm_error)) {
         zm_failed = 1;
         return;
     }
+    memcpy(&zm, addresses, sizeof addresses);
     /* mysql_library_init must run once, before any thread uses the library. */
     if (zm.mysql_server_init(0, NULL, NULL) != 0) {
         snprintf(zm_error, sizeof zm_error, "mysql_library_init failed");
@@ -67,11 +60,7 @@ const char *zm_load(void) {
 }
 
 int zm_load_from(const char *const *candidates, size_t count, char *error, size_t error_size) {
-    zm_api api;
-    void *library;
-    if (zm_open(candidates, count, &api, &library, error, error_size) != 0) return -1;
-    dlclose(library);
-    return 0;
+    return czenml_probe_library(candidates, count, zm_names, ZM_COUNT, "client library", error, error_size);
 }
 
 MYSQL *zm_mysql_init(MYSQL *mysql) { return zm.mysql_init(mysql); }

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -110,4 +111,18 @@ void *czenml_open_library(const char *const *candidates, size_t count, const cha
         }
     }
     return library;
+}
+
+int czenml_probe_library(const char *const *candidates, size_t count, const char *const *names, size_t name_count,
+                         const char *label, char *error, size_t error_size) {
+    void **addresses = calloc(name_count ? name_count : 1, sizeof *addresses);
+    if (!addresses) {
+        snprintf(error, error_size, "out of memory");
+        return -1;
+    }
+    void *library = czenml_open_library(candidates, count, names, addresses, name_count, label, error, error_size);
+    free(addresses);
+    if (!library) return -1;
+    dlclose(library);
+    return 0;
 }

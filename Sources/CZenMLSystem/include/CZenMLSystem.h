@@ -29,6 +29,11 @@ int czenml_memory_file(const char *name, const void *data, size_t length);
 void *czenml_open_library(const char *const *candidates, size_t count, const char *const *names, void **addresses,
                           size_t name_count, const char *label, char *error, size_t error_size);
 
+/// What czenml_open_library does, with the library closed again: 0 when it loads and has every
+/// function, else -1 with the reason in `error`. For tests of a loader's file names.
+int czenml_probe_library(const char *const *candidates, size_t count, const char *const *names, size_t name_count,
+                         const char *label, char *error, size_t error_size);
+
 /// syncfs(2): flushes the file system that holds `fd`. Returns 0 or -1 with errno.
 int czenml_syncfs(int fd);
 
