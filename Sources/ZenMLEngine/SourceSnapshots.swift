@@ -115,7 +115,7 @@ extension PipelineRunner {
     public func load(
         _ path: String, update: Bool = false, locked: Bool = false, forRun: Bool = false, note: (String) -> Void = { _ in }
     ) async throws -> PipelineGraph {
-        if forRun { gitStates.prefetch((FileTree.absolute(path, relativeTo: FileTree.currentDirectory) as NSString).deletingLastPathComponent) }
+        if forRun { gitStates.prefetch(PipelineSpec.directory(ofFile: path)) }
         var spec = try PipelineSpec.load(path, resolveBase: registered.resolver)
         if forRun { previousRuns.prefetch(spec.name) }
         let resolution = try await BundleSources(workspace: workspace).resolve(spec, update: update, locked: locked)

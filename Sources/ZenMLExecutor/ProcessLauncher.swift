@@ -34,13 +34,6 @@ public struct ProcessConfiguration: Sendable, Codable {
         self.logFile = logFile
         self.timeout = timeout
     }
-
-    /// A process that reads a file on its standard input.
-    public init(executable: String, arguments: [String], environment: [String: String], workingDirectory: String, standardInputFile: String, logFile: String, timeout: Double? = nil) {
-        self.init(
-            executable: executable, arguments: arguments, environment: environment, workingDirectory: workingDirectory,
-            standardInput: .file(standardInputFile), logFile: logFile, timeout: timeout)
-    }
 }
 
 /// What a process reads on its standard input.
@@ -387,12 +380,10 @@ final class ProcessWatcher: @unchecked Sendable {
             (status & 0x7f) == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
         let tailText = String(decoding: tail.suffix(tailLimit), as: UTF8.self)
         let lines = tailText.split(separator: "\n", omittingEmptySubsequences: false).suffix(20).joined(separator: "\n")
-        var result = ProcessResult(
+        return ProcessResult(
             termination: termination, standardOutput: output, outputLimitExceeded: outputExceeded, errorTail: lines,
             timedOut: timedOut, canceled: isCanceled, duration: Date().timeIntervalSince(started),
-            usage: ResourceUsage(usage, sampledPeakMemory: sampledPeakMemory))
-        result.wroteLog = log >= 0
-        return result
+            usage: ResourceUsage(usage, sampledPeakMemory: sampledPeakMemory), wroteLog: log >= 0)
     }
 
 }

@@ -119,9 +119,7 @@ public struct WorkerResult: Codable, Sendable {
         } else {
             outcome = .failure(failure ?? .lost("the worker reported neither a response nor a failure"))
         }
-        var result = StepRunResult(outcome: outcome, exitCode: exitCode, errorTail: errorTail, duration: duration, usage: usage)
-        result.wroteLog = wroteLog
-        return result
+        return StepRunResult(outcome: outcome, exitCode: exitCode, errorTail: errorTail, duration: duration, usage: usage, wroteLog: wroteLog)
     }
 }
 
@@ -168,10 +166,8 @@ public struct WorkerBuildResult: Codable, Sendable {
 
     /// The result as if the build had run here.
     public var processResult: ProcessResult {
-        var result = ProcessResult(
+        ProcessResult(
             termination: exitCode.map { .exited($0) } ?? .signaled(SIGKILL), standardOutput: Data(), outputLimitExceeded: false,
-            errorTail: errorTail, timedOut: timedOut, canceled: canceled, duration: duration, usage: nil)
-        result.wroteLog = wroteLog
-        return result
+            errorTail: errorTail, timedOut: timedOut, canceled: canceled, duration: duration, usage: nil, wroteLog: wroteLog)
     }
 }

@@ -39,9 +39,8 @@ public struct StepLaunch: Sendable {
     public static func outputsDirectory(in workDirectory: String) -> String { workDirectory + "/outputs" }
     public static func scratchDirectory(in workDirectory: String) -> String { workDirectory + "/scratch" }
 
-    /// Writes the request a step reads from stdin into its work directory (keys sorted, so the
-    /// same request is the same bytes wherever it is prepared: host, node or `bundle test`).
-    /// The request as the step reads it on stdin.
+    /// The request as the step reads it on stdin (keys sorted, so the same request is the same
+    /// bytes wherever it is prepared: host, node or `bundle test`).
     public static func encoded(_ request: StepRequest) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -180,12 +179,16 @@ public struct StepRunResult: Sendable {
     /// Whether the step wrote to stderr, and so its log file exists.
     public var wroteLog = false
 
-    public init(outcome: Result<StepSuccess, StepFailure>, exitCode: Int32?, errorTail: String, duration: TimeInterval, usage: ResourceUsage? = nil) {
+    public init(
+        outcome: Result<StepSuccess, StepFailure>, exitCode: Int32?, errorTail: String, duration: TimeInterval, usage: ResourceUsage? = nil,
+        wroteLog: Bool = false
+    ) {
         self.outcome = outcome
         self.exitCode = exitCode
         self.errorTail = errorTail
         self.duration = duration
         self.usage = usage
+        self.wroteLog = wroteLog
     }
 }
 
@@ -221,10 +224,9 @@ public enum StepRunner {
             return StepRunResult(outcome: .failure(.cannotStart("\(error)")), exitCode: nil, errorTail: "", duration: 0)
         }
         func finish(_ outcome: Result<StepSuccess, StepFailure>) -> StepRunResult {
-            var result = StepRunResult(
-                outcome: outcome, exitCode: process.exitCode, errorTail: process.errorTail, duration: process.duration, usage: process.usage)
-            result.wroteLog = process.wroteLog
-            return result
+            StepRunResult(
+                outcome: outcome, exitCode: process.exitCode, errorTail: process.errorTail, duration: process.duration, usage: process.usage,
+                wroteLog: process.wroteLog)
         }
         for (path, signature) in zip(inputPaths, before) where InputGuard.signature(of: path) != signature {
             return finish(.failure(.modifiedInput(path: path)))

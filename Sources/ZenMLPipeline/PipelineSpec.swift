@@ -13,7 +13,13 @@ public struct PipelineSpec: Sendable {
     public var document: YAMLDocument
 
     /// The directory bundle paths are relative to.
-    public var directory: String { (file as NSString).deletingLastPathComponent }
+    public var directory: String { Self.directory(ofFile: file) }
+
+    /// The ``directory`` of the pipeline that ``load(_:resolveBase:)`` reads from `path`, known
+    /// before it is read.
+    public static func directory(ofFile path: String) -> String {
+        (FileTree.absolute(path, relativeTo: FileTree.currentDirectory) as NSString).deletingLastPathComponent
+    }
 
     /// Reads and checks the shape of a pipeline file, composing it over its `base:` if it has one
     /// (see ``PipelineComposition``). `resolveBase` finds bases that are not files, such as

@@ -14,7 +14,7 @@ final class ProcessLauncherTests: XCTestCase {
     override func tearDownWithError() throws { try FileTree.remove(directory) }
 
     func configuration(_ script: String, timeout: Double? = nil) -> ProcessConfiguration {
-        ProcessConfiguration(executable: "/bin/sh", arguments: ["-c", script], environment: ["PATH": "/usr/bin:/bin", "ONLY": "this"], workingDirectory: directory, standardInputFile: directory + "/stdin", logFile: directory + "/log", timeout: timeout)
+        ProcessConfiguration(executable: "/bin/sh", arguments: ["-c", script], environment: ["PATH": "/usr/bin:/bin", "ONLY": "this"], workingDirectory: directory, standardInput: .file(directory + "/stdin"), logFile: directory + "/log", timeout: timeout)
     }
 
     func testStreamsEnvironmentAndExitCode() async throws {
