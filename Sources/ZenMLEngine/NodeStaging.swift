@@ -150,8 +150,11 @@ public final class HeldJobDirectory: @unchecked Sendable {
     /// gone or was removed while its lock was being taken.
     static func take(_ path: String, create: Bool) -> HeldJobDirectory? {
         let lockFile = path + "/host.lock"
-        // The key's folder may vanish between making it and making ours in it (its last job's host removes it): try again.
-        for _ in 0..<3 {
+        // Making it, the attempt is repeated: the key's folder may vanish between making it and
+        // making ours in it (its last job's host removes it), and another step of the key may be
+        // looking at the key's jobs (``SlurmBackend/earlierJob(besides:adopting:)``) and hold our
+        // new, empty directory for a moment, then remove it as abandoned. Each is over at once.
+        for _ in 0..<(create ? 100 : 1) {
             if create { try? FileTree.makeDirectory(path) }
             let descriptor = open(lockFile, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0o644)
             guard descriptor >= 0 else {
@@ -160,7 +163,9 @@ public final class HeldJobDirectory: @unchecked Sendable {
             }
             guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
                 close(descriptor)
-                return nil
+                guard create else { return nil }
+                usleep(5_000)
+                continue
             }
             // Its holder may have removed the directory between our open and our lock.
             var opened = stat(), current = stat()

@@ -42,3 +42,29 @@ final class SlurmStatusDetailTests: XCTestCase {
         XCTAssertEqual(SlurmBackend.statusDetail(job: job, state: "COMPLETING", node: "n3", reason: "None"), "slurm job 12 on n3, completing")
     }
 }
+
+/// A step's job directory, `jobs/KEY/RUN-STEP/`, held with a lock while the host needs it.
+final class HeldJobDirectoryTests: XCTestCase {
+    /// Another step of the same key looking at the key's jobs can take a directory in the instant
+    /// between its making and its locking, find it abandoned and remove it: the step making it
+    /// waits for that and makes it again, instead of failing with "cannot make and lock the job
+    /// directory" (seen once in `SlurmTests.testStepsWithTheSameCacheKeyRunAsTheirOwnJobs`).
+    func testMakingAJobDirectoryThatAnotherStepIsLookingAtWaitsForIt() throws {
+        let key = NSTemporaryDirectory() + "zenml-jobs-\(UUID().uuidString)/KEY"
+        defer { try? FileManager.default.removeItem(atPath: (key as NSString).deletingLastPathComponent) }
+        let path = key + "/run-three"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: path + "/host.lock", contents: nil)
+        let scanner = try XCTUnwrap(HeldJobDirectory.take(path, create: false), "the other step's look takes it")
+        let released = expectation(description: "the other step removed it")
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.05) {
+            scanner.remove()
+            released.fulfill()
+        }
+        let own = try XCTUnwrap(HeldJobDirectory.take(path, create: true), "the step gave up on its own directory")
+        wait(for: [released], timeout: 5)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path + "/host.lock"), "made again after the removal")
+        XCTAssertNil(HeldJobDirectory.take(path, create: false), "and held")
+        own.remove()
+    }
+}
