@@ -17,13 +17,22 @@ import GRDBSQLite
 /// that finds a long one (its predecessor ended during the copy) has it copied at once, while it
 /// reads its pipeline. (Leaving the WAL at close without this bound had the next command read up
 /// to 32 MB, which cost more than the checkpoint saved.)
+///
+/// The same thread also syncs the WAL as commits add to it, so that the sync at close has only the
+/// last commits left to write: a cached 500-step run's 4 MB of WAL took 10 ms to sync there.
 final class WALCheckpointer: @unchecked Sendable {
     /// WAL pages after which a checkpoint is asked for: SQLite's own default.
     static let pages: CInt = 1000
+    /// WAL pages added since the last sync after which another is asked for (1 MiB).
+    static let syncPages: CInt = 256
 
     private let path: String
     private let condition = NSCondition()
     private var requested = false
+    private var syncRequested = false
+    /// The WAL's length in pages when a sync was last asked for.
+    private var syncedPages: CInt = 0
+    private var syncs = 0
     private var stopping = false
     private var threadStarted = false
     /// The thread's connection, while it checkpoints (to interrupt it).
@@ -41,12 +50,39 @@ final class WALCheckpointer: @unchecked Sendable {
         request()
     }
 
+    /// How many background syncs of the WAL completed.
+    var completedSyncs: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return syncs
+    }
+
     /// Has a checkpoint run soon; cheap enough for a commit to call.
     func request() {
         condition.lock()
         defer { condition.unlock() }
-        guard !stopping else { return }
         requested = true
+        wake()
+    }
+
+    /// Called after each commit with the WAL's length in pages: asks for a sync once ``syncPages``
+    /// were added since the last, and for a checkpoint once the WAL holds ``pages``.
+    private func committed(walPages: CInt) {
+        condition.lock()
+        defer { condition.unlock() }
+        // A shorter WAL than at the last sync has started over.
+        if walPages < syncedPages { syncedPages = 0 }
+        if walPages - syncedPages >= Self.syncPages {
+            syncedPages = walPages
+            syncRequested = true
+        }
+        if walPages >= Self.pages { requested = true }
+        if requested || syncRequested { wake() }
+    }
+
+    /// Starts the thread, or signals it. The caller holds `condition`.
+    private func wake() {
+        guard !stopping else { return }
         if !threadStarted {
             threadStarted = true
             let thread = Thread { [self] in work() }
@@ -71,16 +107,14 @@ final class WALCheckpointer: @unchecked Sendable {
 
     /// Makes `connection` leave checkpoints to this thread: a commit that leaves the WAL at
     /// ``pages`` or more asks for one (in place of SQLite's automatic checkpoint), and closing
-    /// checkpoints nothing.
+    /// checkpoints nothing. Its commits also ask for syncs (see ``committed(walPages:)``).
     func manage(_ connection: OpaquePointer?) {
         guard let connection else { return }
         _ = czenml_sqlite_skip_checkpoint_on_close(UnsafeMutableRawPointer(connection))
         sqlite3_wal_hook(
             connection,
             { context, _, _, pages in
-                if pages >= WALCheckpointer.pages, let context {
-                    Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().request()
-                }
+                if let context { Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().committed(walPages: pages) }
                 return SQLITE_OK
             },
             Unmanaged.passUnretained(self).toOpaque())
@@ -93,9 +127,17 @@ final class WALCheckpointer: @unchecked Sendable {
             // A connection finds the WAL at its first read; until then it has none to checkpoint.
             _ = sqlite3_exec(connection, "SELECT count(*) FROM sqlite_master", nil, nil, nil)
             sqlite3_busy_timeout(connection, Self.restartWait)
+            let wal = open(path + "-wal", O_RDONLY | O_CLOEXEC)
+            defer { if wal >= 0 { close(wal) } }
             condition.lock()
             while !stopping {
-                if requested {
+                if syncRequested {
+                    syncRequested = false
+                    condition.unlock()
+                    let synced = wal >= 0 && fdatasync(wal) == 0
+                    condition.lock()
+                    if synced { syncs += 1 }
+                } else if requested {
                     requested = false
                     busyConnection = connection
                     condition.unlock()

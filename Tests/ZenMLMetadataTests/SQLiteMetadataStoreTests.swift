@@ -106,6 +106,19 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         XCTAssertEqual(try store.runs(pipeline: "p", limit: 1000).count, 100)
     }
 
+    /// Commits that add to the WAL have it synced as they go, so that closing has little left to
+    /// sync.
+    func testTheWALIsSyncedInTheBackgroundAsItGrows() throws {
+        let store = try SQLiteMetadataStore(path: directory + "/m.db")
+        var run = newRun("r0")
+        run.spec = ["name": "p", "padding": .string(String(repeating: "x", count: 48_000))]
+        for index in 0..<40 {
+            run.id = "r\(index)"
+            try store.startRun(run)
+        }
+        XCTAssertTrue(eventually { store.backgroundWALSyncs > 0 }, "40 commits of 12 pages each were not synced")
+    }
+
     /// The frames in the WAL that its next reader would read: those written since it last
     /// started over (they carry the salt of its header).
     func liveWALFrames() throws -> Int {
