@@ -348,7 +348,10 @@ final class MLMDTransaction {
             [artifactID, executionID, type.rawValue, milliseconds])
         // A second wiring of the same artifact into the same execution is one MLMD event.
         guard inserted > 0 else { return }
-        let eventID = db.lastInsertID
+        Self.appendPath(eventID: db.lastInsertID, key: key, index: index, to: &paths)
+    }
+
+    private static func appendPath(eventID: Int64, key: String, index: Int?, to paths: inout RowBatch) {
         paths.append(.integer(eventID), false.sqlValue, .null, .text(key))
         if let index { paths.append(.integer(eventID), true.sqlValue, index.sqlValue, .null) }
     }
@@ -430,13 +433,25 @@ final class MLMDTransaction {
     }
 
     /// Records steps satisfied from the cache, each as a CACHED execution with the outputs of the
-    /// execution it reused, all rows but the executions and events in a few statements.
+    /// execution it reused. All rows go in a few multi-row statements, the executions and events
+    /// included where the backend tells their ids (see ``RowBatch/insert(_:)``).
     func recordCachedExecutions(_ reuses: [CacheReuse], at date: Date) throws -> [Int64] {
         let now = Self.milliseconds(date)
-        var pending = PendingRows(db.dialect)
-        var contextsOfRun: [[String]: [Int64]] = [:]
-        var ids: [Int64] = []
+        let typeID = try stepTypeID()
+        var executions = RowBatch(
+            "INSERT INTO `Execution` (`type_id`, `last_known_state`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`)", width: 5)
         for reuse in reuses {
+            let name = Self.executionName(runID: reuse.execution.runID, step: reuse.execution.step)
+            executions.append(.integer(typeID), .integer(Int64(ExecutionState.cached.rawValue)), .text(name), .integer(now), .integer(now))
+        }
+        let ids = try executions.insert(db)
+
+        var pending = PendingRows(db.dialect)
+        var events = RowBatch("INSERT INTO `Event` (`artifact_id`, `execution_id`, `type`, `milliseconds_since_epoch`)", width: 4)
+        // Each event's path: its input or output name, and its index among the input's artifacts.
+        var eventPaths: [(key: String, index: Int?)] = []
+        var contextsOfRun: [[String]: [Int64]] = [:]
+        for (reuse, id) in zip(reuses, ids) {
             let execution = reuse.execution, source = reuse.source
             let contexts: [Int64]
             if let known = contextsOfRun[[execution.runID, execution.pipeline]] {
@@ -445,15 +460,27 @@ final class MLMDTransaction {
                 contexts = try executionContexts(runID: execution.runID, pipeline: execution.pipeline)
                 contextsOfRun[[execution.runID, execution.pipeline]] = contexts
             }
-            let id = try insertExecution(execution, state: .cached, at: date, contexts: contexts, pending: &pending)
-            ids.append(id)
+            Self.appendProperties(id: id, Self.typedProperties(of: execution), custom: false, to: &pending.executionProperties)
             Self.appendProperties(id: id, [("ended_at", .int(now)), ("reused_execution_id", .int(source.id))], custom: false, to: &pending.executionProperties)
             Self.appendProperties(
                 id: id, source.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true, to: &pending.executionProperties)
+            for contextID in contexts { pending.associations.append(.integer(contextID), .integer(id)) }
+            // A second wiring of the same artifact into the same execution is one MLMD event.
+            var wired: Set<Int64> = []
+            for (name, artifacts) in execution.inputs.sorted(by: { $0.key < $1.key }) {
+                for (index, artifact) in artifacts.enumerated() where wired.insert(artifact.id).inserted {
+                    events.append(.integer(artifact.id), .integer(id), .integer(Int64(MLMDSchema.EventType.input.rawValue)), .integer(now))
+                    eventPaths.append((name, index))
+                }
+            }
             for (outputName, artifact) in source.outputs.sorted(by: { $0.key < $1.key }) {
-                try insertEvent(artifactID: artifact.id, executionID: id, type: .output, key: outputName, index: nil, at: now, paths: &pending.eventPaths)
+                events.append(.integer(artifact.id), .integer(id), .integer(Int64(MLMDSchema.EventType.output.rawValue)), .integer(now))
+                eventPaths.append((outputName, nil))
                 for contextID in contexts { pending.attributions.append(.integer(contextID), .integer(artifact.id)) }
             }
+        }
+        for (eventID, path) in zip(try events.insert(db), eventPaths) {
+            Self.appendPath(eventID: eventID, key: path.key, index: path.index, to: &pending.eventPaths)
         }
         try pending.flush(db)
         return ids
@@ -895,16 +922,53 @@ struct RowBatch {
     }
 
     func flush(_ db: any SQLConnection) throws {
-        // Far below SQLite's default limit of 32,766 bound values and MySQL's packet size.
-        let rowsPerStatement = max(1, 4_000 / width)
+        try flush(db, rowsPerStatement: max(1, Self.valuesPerStatement / width))
+    }
+
+    /// Inserts the rows and returns their new ids, in order. `insert` must be a plain `INSERT`
+    /// into a table with an auto-increment id. SQLite numbers the rows of one statement
+    /// consecutively (one writer at a time); MySQL promises that only in some of InnoDB's
+    /// auto-increment lock modes, so there each row goes in a statement of its own.
+    func insert(_ db: any SQLConnection) throws -> [Int64] {
+        switch db.dialect {
+        case .sqlite:
+            var ids: [Int64] = []
+            ids.reserveCapacity(values.count / width)
+            try flush(db, rowsPerStatement: max(1, Self.valuesPerStatement / width)) { count, changed in
+                try Self.check(changed: changed, of: count, by: insert)
+                let last = db.lastInsertID
+                ids += ((last - Int64(count) + 1)...last)
+            }
+            return ids
+        case .mysql:
+            var ids: [Int64] = []
+            try flush(db, rowsPerStatement: 1) { count, changed in
+                try Self.check(changed: changed, of: count, by: insert)
+                ids.append(db.lastInsertID)
+            }
+            return ids
+        }
+    }
+
+    /// The ids of ``insert(_:)`` hold only if every row went in.
+    private static func check(changed: Int, of count: Int, by insert: String) throws {
+        if changed != count { throw MetadataStoreError.database("\(insert): \(changed) of \(count) rows inserted") }
+    }
+
+    /// Far below SQLite's default limit of 32,766 bound values and MySQL's packet size.
+    private static let valuesPerStatement = 4_000
+
+    /// Runs the statements; `inserted` is told each one's row count and changed rows.
+    private func flush(_ db: any SQLConnection, rowsPerStatement: Int, inserted: (_ count: Int, _ changed: Int) throws -> Void = { _, _ in }) throws {
         let rowCount = values.count / width
         let tuple = "(" + sqlPlaceholders(width) + ")"
         var start = 0
         while start < rowCount {
             let count = min(rowsPerStatement, rowCount - start)
-            try db.execute(
+            let changed = try db.execute(
                 insert + " VALUES " + Array(repeating: tuple, count: count).joined(separator: ", "),
                 values: Array(values[(start * width)..<((start + count) * width)]))
+            try inserted(count, changed)
             start += count
         }
     }

@@ -148,6 +148,29 @@ struct StoreBehaviour {
         XCTAssertEqual(recordedWave.last?.config, ["k": 1])
         XCTAssertEqual(try store.newestExecutions(withCacheKeys: [other])[other]?.id, wave.last)
         XCTAssertEqual(try store.producer(ofArtifact: try XCTUnwrap(outputs["out"]?.id))?.id, first, "the producer is the first execution that output it")
+
+        // A wave larger than one statement's rows (executions and events go in several, and
+        // their ids are told per statement); an artifact wired twice into an execution is one
+        // event, under the first name it is wired by.
+        try store.startRun(Fixtures.newRun("run-big"))
+        let shared = try XCTUnwrap(newest[other]?.outputs["out"])
+        let bigWave = try store.recordCachedExecutions(
+            (0..<1_100).map { index in
+                CacheReuse(
+                    Fixtures.newExecution("run-big", step: "s\(index)", key: other, inputs: ["a": [shared], "b": [shared, waveInputs[0]]]),
+                    reusing: try! XCTUnwrap(newest[other]))
+            }, at: Date())
+        XCTAssertEqual(Set(bigWave).count, 1_100)
+        let recordedBig = try store.executions(runID: "run-big")
+        XCTAssertEqual(recordedBig.map(\.id), bigWave)
+        XCTAssertEqual(recordedBig.map(\.step), (0..<1_100).map { "s\($0)" })
+        for execution in [recordedBig[0], recordedBig[799], recordedBig[800], recordedBig[1_099]] {
+            XCTAssertEqual(execution.inputs["a"]?.map(\.id), [shared.id], execution.step)
+            XCTAssertEqual(execution.inputs["b"]?.map(\.id), [waveInputs[0].id], execution.step)
+            XCTAssertEqual(execution.outputs["out"]?.id, shared.id, execution.step)
+            XCTAssertEqual(execution.reusedExecutionID, newest[other]?.id, execution.step)
+        }
+        XCTAssertEqual(try sql("SELECT count(*) FROM Event WHERE execution_id >= \(bigWave[0])"), "\(3 * 1_100)")
     }
 
     /// Artifacts by id, full digest, `sha256:` digest and hex prefix; ambiguity returns several.
