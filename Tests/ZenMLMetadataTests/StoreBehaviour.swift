@@ -164,7 +164,7 @@ struct StoreBehaviour {
         let recordedBig = try store.executions(runID: "run-big")
         XCTAssertEqual(recordedBig.map(\.id), bigWave)
         XCTAssertEqual(recordedBig.map(\.step), (0..<1_100).map { "s\($0)" })
-        for execution in [recordedBig[0], recordedBig[799], recordedBig[800], recordedBig[1_099]] {
+        for execution in recordedBig {
             XCTAssertEqual(execution.inputs["a"]?.map(\.id), [shared.id], execution.step)
             XCTAssertEqual(execution.inputs["b"]?.map(\.id), [waveInputs[0].id], execution.step)
             XCTAssertEqual(execution.outputs["out"]?.id, shared.id, execution.step)
