@@ -135,9 +135,10 @@ public enum FileTree {
         return data
     }
 
-    /// An absolute, normalised form of a path, relative paths taken from `base`.
-    public static func absolute(_ path: String, relativeTo base: String) -> String {
-        let joined = path.hasPrefix("/") ? path : base + "/" + path
+    /// An absolute, normalised form of a path, relative paths taken from `base`, which is read only
+    /// for a relative path (it is often the working directory: a system call).
+    public static func absolute(_ path: String, relativeTo base: @autoclosure () -> String) -> String {
+        let joined = path.hasPrefix("/") ? path : base() + "/" + path
         return normalize(joined)
     }
 

@@ -18,10 +18,7 @@ public struct PipelineSpec: Sendable {
     /// The ``directory`` of the pipeline that ``load(_:resolveBase:)`` reads from `path`, known
     /// before it is read.
     public static func directory(ofFile path: String) -> String {
-        // The working directory is looked up only for a relative path: a run asks for the
-        // directory of its (absolute) file once per step.
-        let absolute = path.hasPrefix("/") ? FileTree.normalize(path) : FileTree.absolute(path, relativeTo: FileTree.currentDirectory)
-        return (absolute as NSString).deletingLastPathComponent
+        (FileTree.absolute(path, relativeTo: FileTree.currentDirectory) as NSString).deletingLastPathComponent
     }
 
     /// Reads and checks the shape of a pipeline file, composing it over its `base:` if it has one

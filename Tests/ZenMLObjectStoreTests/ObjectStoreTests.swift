@@ -192,7 +192,7 @@ final class ObjectStoreRoundTripTests: XCTestCase {
         try await roundTrip(store, largeSize: (11 << 20) + 12345)
         let wrong = S3ObjectStore(bucket: store.bucket, endpoint: store.endpoint, credentials: S3Credentials(accessKeyID: "test:tester", secretAccessKey: "wrong-secret-value"))
         do {
-            try await wrong.put("x", data: Data("x".utf8))
+            _ = try await wrong.put("x", data: Data("x".utf8))
             XCTFail("a wrong secret must be refused")
         } catch {
             XCTAssertTrue("\(error)".contains("check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), "\(error)")
@@ -206,7 +206,7 @@ final class ObjectStoreRoundTripTests: XCTestCase {
         let store = paged
         let keys = (0..<200).map { "many/\($0)" }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for key in keys { group.addTask { try await store.put(key, data: Data(key.utf8)) } }
+            for key in keys { group.addTask { _ = try await store.put(key, data: Data(key.utf8)) } }
             try await group.waitForAll()
         }
         let listed = try await store.list(prefix: "many/")

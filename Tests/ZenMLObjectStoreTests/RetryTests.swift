@@ -86,7 +86,7 @@ final class RetryTests: XCTestCase {
                        .init(method: "GET", contains: "/unreachable", action: .drop, times: 100)])
         let started = Date()
         do {
-            try await store.put("doomed", data: Data("x".utf8))
+            _ = try await store.put("doomed", data: Data("x".utf8))
             XCTFail("a server that always answers 503 must fail the upload")
         } catch {
             XCTAssertTrue("\(error)".contains("cannot upload s3://\(store.bucket)/doomed: HTTP 503"), "\(error)")
