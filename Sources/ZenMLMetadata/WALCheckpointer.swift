@@ -131,19 +131,22 @@ final class WALCheckpointer: @unchecked Sendable {
             defer { if wal >= 0 { close(wal) } }
             condition.lock()
             while !stopping {
-                if syncRequested {
-                    syncRequested = false
-                    condition.unlock()
-                    let synced = wal >= 0 && fdatasync(wal) == 0
-                    condition.lock()
-                    if synced { syncs += 1 }
-                } else if requested {
+                // A checkpoint goes first (a command may end before a sync would): it syncs the
+                // WAL before copying it, which stands for a sync asked for meanwhile.
+                if requested {
                     requested = false
+                    syncRequested = false
                     busyConnection = connection
                     condition.unlock()
                     checkpoint(connection)
                     condition.lock()
                     busyConnection = nil
+                } else if syncRequested {
+                    syncRequested = false
+                    condition.unlock()
+                    let synced = wal >= 0 && fdatasync(wal) == 0
+                    condition.lock()
+                    if synced { syncs += 1 }
                 } else {
                     condition.wait()
                 }

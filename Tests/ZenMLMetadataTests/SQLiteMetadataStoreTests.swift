@@ -92,16 +92,21 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         return try condition()
     }
 
+    /// Starts runs `r0`... of pipeline `p`, each in a commit of about 12 pages (a 48 KB spec).
+    func startLargeRuns(_ count: Int, in store: SQLiteMetadataStore) throws {
+        var run = newRun("r0")
+        run.spec = ["name": "p", "padding": .string(String(repeating: "x", count: 48_000))]
+        for index in 0..<count {
+            run.id = "r\(index)"
+            try store.startRun(run)
+        }
+    }
+
     /// A store whose commits take the WAL past 1,000 pages has it copied into the database file
     /// while it stays open, by its own thread (no commit waits for it).
     func testALongWALIsCheckpointedInTheBackground() throws {
         let store = try SQLiteMetadataStore(path: directory + "/m.db")
-        var run = newRun("r0")
-        run.spec = ["name": "p", "padding": .string(String(repeating: "x", count: 48_000))]
-        for index in 0..<100 {
-            run.id = "r\(index)"
-            try store.startRun(run)
-        }
+        try startLargeRuns(100, in: store)
         XCTAssertTrue(try eventually { try runsInDatabaseFileAlone() > 0 }, "nothing was checkpointed into the database file")
         XCTAssertEqual(try store.runs(pipeline: "p", limit: 1000).count, 100)
     }
@@ -110,12 +115,7 @@ final class SQLiteMetadataStoreTests: XCTestCase {
     /// sync.
     func testTheWALIsSyncedInTheBackgroundAsItGrows() throws {
         let store = try SQLiteMetadataStore(path: directory + "/m.db")
-        var run = newRun("r0")
-        run.spec = ["name": "p", "padding": .string(String(repeating: "x", count: 48_000))]
-        for index in 0..<40 {
-            run.id = "r\(index)"
-            try store.startRun(run)
-        }
+        try startLargeRuns(40, in: store)
         XCTAssertTrue(eventually { store.backgroundWALSyncs > 0 }, "40 commits of 12 pages each were not synced")
     }
 
