@@ -26,6 +26,10 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
         var joined: [MLMDTransaction] = []
     }
 
+    /// How long the first write waits for the checkpoint of a long WAL left by earlier commands
+    /// (see ``WALCheckpointer/awaitOpeningCheckpoint(limit:)``); past it, the write goes on.
+    static let openingCheckpointLimit: TimeInterval = 0.5
+
     /// How long a write waits for another process's transaction before it fails, by default.
     public static let defaultBusyTimeout: TimeInterval = 30
 
@@ -115,6 +119,7 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
             batchLock.withLock { batch?.joined.append(current) }
             return result
         }
+        checkpointer.awaitOpeningCheckpoint(limit: Self.openingCheckpointLimit)
         var transaction: MLMDTransaction?
         let result = try mappingErrors {
             try pool.write { db in
@@ -159,6 +164,7 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
     /// rewrote the index pages every step touches (recording was 8% of a cold chain of 100).
     public func batched<T>(_ body: () throws -> T) throws -> T {
         guard batchOfThisThread() == nil else { return try body() }
+        checkpointer.awaitOpeningCheckpoint(limit: Self.openingCheckpointLimit)
         var joined: [MLMDTransaction] = []
         let result = try mappingErrors {
             try pool.writeWithoutTransaction { db in

@@ -33,6 +33,8 @@ final class WALCheckpointer: @unchecked Sendable {
     /// The WAL's length in pages when a sync was last asked for.
     private var syncedPages: CInt = 0
     private var syncs = 0
+    /// Whether the checkpoint asked for when the store opened has yet to end.
+    private var openingCheckpoint = false
     private var stopping = false
     private var threadStarted = false
     /// The thread's connection, while it checkpoints (to interrupt it).
@@ -43,11 +45,34 @@ final class WALCheckpointer: @unchecked Sendable {
     }
 
     /// Asks for a checkpoint if the WAL file left by earlier commands holds ``pages`` or more (of
-    /// ML Metadata's 4 KiB).
+    /// ML Metadata's 4 KiB); the store's first write waits for it (see
+    /// ``awaitOpeningCheckpoint(limit:)``).
     func checkpointIfLong() {
         var status = stat()
         guard stat(path + "-wal", &status) == 0, status.st_size >= Int(Self.pages) * 4096 else { return }
-        request()
+        condition.lock()
+        defer { condition.unlock() }
+        openingCheckpoint = true
+        requested = true
+        wake()
+    }
+
+    /// Waits up to `limit` seconds for the checkpoint asked for when the store opened, if it has
+    /// yet to end, so that this command's first commit starts the WAL over. Later calls return
+    /// at once.
+    ///
+    /// A command's first connection reads the whole WAL and forgets what earlier checkpoints
+    /// copied (SQLite rebuilds the WAL index), so each command copies the WAL in full again. A
+    /// command shorter than that copy (a cached chain of 100 steps, 35 ms, once the WAL is a few
+    /// MB) left it longer still for the next one: cached runs grew it to 6,000 pages (24 MB)
+    /// before a command happened to finish a copy. The copy usually ends while the command
+    /// reads its pipeline, and this returns at once.
+    func awaitOpeningCheckpoint(limit: TimeInterval) {
+        condition.lock()
+        defer { condition.unlock() }
+        let deadline = Date(timeIntervalSinceNow: limit)
+        while openingCheckpoint, !stopping, condition.wait(until: deadline) {}
+        openingCheckpoint = false
     }
 
     /// How many background syncs of the WAL completed.
@@ -141,6 +166,8 @@ final class WALCheckpointer: @unchecked Sendable {
                     checkpoint(connection)
                     condition.lock()
                     busyConnection = nil
+                    openingCheckpoint = false
+                    condition.broadcast()
                 } else if syncRequested {
                     syncRequested = false
                     condition.unlock()
