@@ -15,8 +15,9 @@ import GRDBSQLite
 /// The next command's first connection reads the whole WAL (about 0.5 ms per MB), so it is kept
 /// short: once a checkpoint has copied all of it, the next commit starts it over, and a command
 /// that finds a long one (its predecessor ended during the copy) has it copied at once, while it
-/// reads its pipeline. (Leaving the WAL at close without this bound had the next command read up
-/// to 32 MB, which cost more than the checkpoint saved.)
+/// reads its pipeline, and its first write waits for that copy if it is still under way (see
+/// ``awaitOpeningCheckpoint(limit:)``). (Leaving the WAL at close without this bound had the next
+/// command read up to 32 MB, which cost more than the checkpoint saved.)
 ///
 /// The same thread also syncs the WAL as commits add to it, so that the sync at close has only the
 /// last commits left to write: a cached 500-step run's 4 MB of WAL took 10 ms to sync there.
