@@ -49,8 +49,7 @@ final class WALCheckpointer: @unchecked Sendable {
     /// ML Metadata's 4 KiB); the store's first write waits for it (see
     /// ``awaitOpeningCheckpoint(limit:)``).
     func checkpointIfLong() {
-        var status = stat()
-        guard stat(path + "-wal", &status) == 0, status.st_size >= Int(Self.pages) * 4096 else { return }
+        guard Self.liveFrames(wal: path + "-wal") >= Int(Self.pages) else { return }
         condition.lock()
         defer { condition.unlock() }
         openingCheckpoint = true
@@ -74,6 +73,34 @@ final class WALCheckpointer: @unchecked Sendable {
         let deadline = Date(timeIntervalSinceNow: limit)
         while openingCheckpoint, !stopping, condition.wait(until: deadline) {}
         openingCheckpoint = false
+    }
+
+    /// The frames of a WAL's current generation: those a connection opening it reads, and a
+    /// checkpoint copies. The file keeps its largest size when the WAL starts over, so its size
+    /// says little. A restart gives the header a new salt and frames are written in order, so the
+    /// frames that carry the header's salt come first: a binary search finds the last of them.
+    static func liveFrames(wal path: String) -> Int {
+        let file = open(path, O_RDONLY | O_CLOEXEC)
+        guard file >= 0 else { return 0 }
+        defer { close(file) }
+        func read(_ count: Int, at offset: Int) -> [UInt8]? {
+            var bytes = [UInt8](repeating: 0, count: count)
+            return pread(file, &bytes, count, off_t(offset)) == count ? bytes : nil
+        }
+        var status = stat()
+        guard fstat(file, &status) == 0, let header = read(32, at: 0) else { return 0 }
+        let pageSize = header[8..<12].reduce(0) { $0 << 8 | Int($1) }
+        guard pageSize >= 512 else { return 0 }
+        let frameSize = 24 + pageSize
+        let salt = header[16..<24]
+        func live(_ frame: Int) -> Bool { read(8, at: 32 + frame * frameSize + 8).map { $0[...] == salt } ?? false }
+        // The first `low` frames are live; frames from `high` on are not.
+        var low = 0, high = (Int(status.st_size) - 32) / frameSize
+        while low < high {
+            let middle = (low + high) / 2
+            if live(middle) { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 
     /// How many background syncs of the WAL completed.

@@ -155,6 +155,24 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         XCTAssertLessThan(longest, 2000, "the WAL grew across commands")
     }
 
+    /// The checkpointer counts the WAL's live frames without reading them all: as many as a scan
+    /// of every frame finds, also once the WAL has started over inside a longer file.
+    func testLiveWALFramesAreCountedByTheirSalt() throws {
+        let wal = directory + "/m.db-wal"
+        XCTAssertEqual(WALCheckpointer.liveFrames(wal: wal), 0, "no WAL file")
+        let store = try SQLiteMetadataStore(path: directory + "/m.db")
+        try startLargeRuns(20, in: store)
+        XCTAssertGreaterThan(try liveWALFrames(), 200)
+        XCTAssertEqual(WALCheckpointer.liveFrames(wal: wal), try liveWALFrames())
+        // Copied by another connection while the store keeps the WAL file open: the next write
+        // starts it over from its first frame.
+        _ = try sqlite("PRAGMA wal_checkpoint(RESTART)")
+        let fileFrames = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int) / (24 + 4096)
+        try store.startRun(newRun("after-restart"))
+        XCTAssertLessThan(try liveWALFrames(), fileFrames / 2, "the WAL started over")
+        XCTAssertEqual(WALCheckpointer.liveFrames(wal: wal), try liveWALFrames())
+    }
+
     /// A command that finds a long WAL (left by commands that ended before it was copied) has it
     /// copied in the background as soon as it opens the store.
     func testOpeningAStoreWithALongWALCheckpointsIt() throws {
