@@ -122,6 +122,12 @@ public final class PipelineRunner: Sendable {
             recordings: recordings, previousRun: previousRun, runtimes: RuntimeVersions(path: options.hostEnvironment["PATH"] ?? "/usr/bin:/bin"))
         var results: [String: StepResult] = [:]
         var remaining = Dictionary(uniqueKeysWithValues: steps.map { ($0.name, Set($0.dependencies).intersection(selected)) })
+        // Who waits on whom, so that a step's end looks only at its own dependents, not at every
+        // remaining step (500 × 500 set lookups in a fan of 500).
+        var dependents: [String: [String]] = [:]
+        for (name, dependencies) in remaining {
+            for dependency in dependencies { dependents[dependency, default: []].append(name) }
+        }
         let order = Dictionary(uniqueKeysWithValues: steps.enumerated().map { ($1.name, $0) })
         var ready = steps.filter { remaining[$0.name]?.isEmpty == true }.map(\.name)
         for name in ready { remaining[name] = nil }
@@ -134,8 +140,7 @@ public final class PipelineRunner: Sendable {
                 results[name] = result
                 if result.succeeded {
                     var released: [String] = []
-                    for (other, dependencies) in remaining where dependencies.contains(name) {
-                        remaining[other]?.remove(name)
+                    for other in dependents[name] ?? [] where remaining[other]?.remove(name) != nil {
                         if remaining[other]?.isEmpty == true { released.append(other) }
                     }
                     for other in released { remaining[other] = nil }
@@ -144,7 +149,7 @@ public final class PipelineRunner: Sendable {
                     // Everything downstream of a failure is skipped; independent steps go on.
                     var blocked = [name]
                     while let source = blocked.popLast() {
-                        for (other, dependencies) in remaining where dependencies.contains(source) {
+                        for other in dependents[source] ?? [] where remaining[other] != nil {
                             remaining[other] = nil
                             let reason = result.state == .canceled ? StepState.canceled : .skipped(because: "'\(source)' did not succeed")
                             results[other] = StepResult(state: reason)
