@@ -45,8 +45,8 @@ final class WALCheckpointer: @unchecked Sendable {
         self.path = path
     }
 
-    /// Asks for a checkpoint if the WAL file left by earlier commands holds ``pages`` or more (of
-    /// ML Metadata's 4 KiB); the store's first write waits for it (see
+    /// Asks for a checkpoint if the WAL left by earlier commands holds ``pages`` live frames or
+    /// more (see ``liveFrames(wal:)``); the store's first write waits for it (see
     /// ``awaitOpeningCheckpoint(limit:)``).
     func checkpointIfLong() {
         guard Self.liveFrames(wal: path + "-wal") >= Int(Self.pages) else { return }
@@ -108,14 +108,6 @@ final class WALCheckpointer: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return syncs
-    }
-
-    /// Has a checkpoint run soon; cheap enough for a commit to call.
-    func request() {
-        condition.lock()
-        defer { condition.unlock() }
-        requested = true
-        wake()
     }
 
     /// Called after each commit with the WAL's length in pages: asks for a sync once ``syncPages``
