@@ -79,8 +79,9 @@ public struct PipelineGraph: Sendable {
         var manifests: [String: (path: String, manifest: BundleManifest)] = [:]
         // Many steps often share one bundle (a chain of the same step with different configs): read each once.
         var loaded: [String: BundleManifest] = [:]
+        let directory = spec.directory
         for step in spec.steps {
-            let bundlePath = locations[step.uses]?.path ?? FileTree.absolute(step.uses, relativeTo: spec.directory)
+            let bundlePath = locations[step.uses]?.path ?? FileTree.absolute(step.uses, relativeTo: directory)
             if let manifest = loaded[bundlePath] {
                 manifests[step.name] = (bundlePath, manifest)
                 continue
