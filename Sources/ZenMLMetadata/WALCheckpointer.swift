@@ -201,6 +201,11 @@ final class WALCheckpointer: @unchecked Sendable {
             condition.unlock()
         }
         sqlite3_close_v2(connection)
+        // A thread that could not open its connection copied nothing: no write waits for it.
+        condition.lock()
+        openingCheckpoint = false
+        condition.broadcast()
+        condition.unlock()
     }
 
     /// How long the restart waits for a writer's transaction or a reader to end, in ms: while it
