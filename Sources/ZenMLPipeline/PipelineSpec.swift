@@ -23,21 +23,35 @@ public struct PipelineSpec: Sendable {
 
     /// Reads and checks the shape of a pipeline file, composing it over its `base:` if it has one
     /// (see ``PipelineComposition``). `resolveBase` finds bases that are not files, such as
-    /// pipelines registered in a workspace.
-    public static func load(_ path: String, resolveBase: BasePipelineResolver? = nil) throws -> PipelineSpec {
-        try load(path, resolveBase: resolveBase, visiting: [])
+    /// pipelines registered in a workspace. `parsed` is the file already parsed (see
+    /// ``parsing(_:)``); without it, the file is read here.
+    public static func load(_ path: String, parsed: YAMLDocument? = nil, resolveBase: BasePipelineResolver? = nil) throws -> PipelineSpec {
+        try load(path, parsed: parsed, resolveBase: resolveBase, visiting: [])
     }
 
-    private static func load(_ path: String, resolveBase: BasePipelineResolver?, visiting: [String]) throws -> PipelineSpec {
+    /// Starts reading and parsing the pipeline file at `path` on another thread, for
+    /// ``load(_:parsed:resolveBase:)``: a command parses it while it opens its stores (which
+    /// reads SQLite's WAL), each a few milliseconds. Nil when the file cannot be read or parsed;
+    /// `load` then reads it again and says why.
+    public static func parsing(_ path: String) -> Task<YAMLDocument?, Never> {
+        let absolute = FileTree.absolute(path, relativeTo: FileTree.currentDirectory)
+        return Task.detached { try? YAMLDocument(contentsOf: absolute) }
+    }
+
+    private static func load(_ path: String, parsed: YAMLDocument? = nil, resolveBase: BasePipelineResolver?, visiting: [String]) throws -> PipelineSpec {
         let absolute = FileTree.absolute(path, relativeTo: FileTree.currentDirectory)
         guard try FileStatus.of(absolute, followingLinks: true) != nil else {
             throw PipelineError(PipelineIssue(location: SourceLocation(file: path, line: 1, column: 1), message: "no pipeline file at '\(path)'"))
         }
         var document: YAMLDocument
-        do {
-            document = try YAMLDocument(contentsOf: absolute)
-        } catch let error as YAMLDocumentError {
-            throw PipelineError(PipelineIssue(location: error.location, message: error.message))
+        if let parsed, parsed.file == absolute {
+            document = parsed
+        } else {
+            do {
+                document = try YAMLDocument(contentsOf: absolute)
+            } catch let error as YAMLDocumentError {
+                throw PipelineError(PipelineIssue(location: error.location, message: error.message))
+            }
         }
         if let reference = document.root.objectValue?["base"] {
             document = try composed(document, reference: reference, resolveBase: resolveBase, visiting: visiting + [absolute])
