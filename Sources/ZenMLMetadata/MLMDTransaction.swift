@@ -288,25 +288,41 @@ final class MLMDTransaction {
     }
 
     /// Rows that nothing reads back before the transaction ends: they wait there and go in a few
-    /// multi-row statements. Executions, artifacts and events are inserted at once, because their
-    /// ids are needed.
+    /// multi-row statements. Executions and artifacts are inserted at once, because their ids are
+    /// needed; events go in with the rest, their paths once their ids are known.
     private struct PendingRows {
         var executionProperties: RowBatch
         var artifactProperties: RowBatch
         var associations: RowBatch
         var attributions: RowBatch
-        var eventPaths: RowBatch
+        private var events = RowBatch("INSERT INTO `Event` (`artifact_id`, `execution_id`, `type`, `milliseconds_since_epoch`)", width: 4)
+        /// Each event's path: its input or output name, and its index among the input's artifacts.
+        private var eventPaths: [(key: String, index: Int?)] = []
+        /// (artifact, execution, type) of each event, which ML Metadata keeps unique.
+        private var wired: Set<[Int64]> = []
 
         init(_ dialect: SQLDialect) {
             executionProperties = RowBatch(MLMDTransaction.propertyInsert(.execution, dialect: dialect), width: 7)
             artifactProperties = RowBatch(MLMDTransaction.propertyInsert(.artifact, dialect: dialect), width: 7)
             associations = RowBatch("\(dialect.insertIgnoringDuplicates) `Association` (`context_id`, `execution_id`)", width: 2)
             attributions = RowBatch("\(dialect.insertIgnoringDuplicates) `Attribution` (`context_id`, `artifact_id`)", width: 2)
-            eventPaths = RowBatch("INSERT INTO `EventPath` (`event_id`, `is_index_step`, `step_index`, `step_key`)", width: 4)
+        }
+
+        /// An event and its path. A second wiring of the same artifact into the same execution is
+        /// one ML Metadata event, under the first name it was wired by.
+        mutating func addEvent(artifactID: Int64, executionID: Int64, type: MLMDSchema.EventType, key: String, index: Int?, at milliseconds: Int64) {
+            guard wired.insert([artifactID, executionID, Int64(type.rawValue)]).inserted else { return }
+            events.append(.integer(artifactID), .integer(executionID), .integer(Int64(type.rawValue)), .integer(milliseconds))
+            eventPaths.append((key, index))
         }
 
         func flush(_ db: any SQLConnection) throws {
-            for batch in [executionProperties, artifactProperties, associations, attributions, eventPaths] { try batch.flush(db) }
+            var paths = RowBatch("INSERT INTO `EventPath` (`event_id`, `is_index_step`, `step_index`, `step_key`)", width: 4)
+            for (eventID, path) in zip(try events.insert(db), eventPaths) {
+                paths.append(.integer(eventID), false.sqlValue, .null, .text(path.key))
+                if let index = path.index { paths.append(.integer(eventID), true.sqlValue, index.sqlValue, .null) }
+            }
+            for batch in [executionProperties, artifactProperties, associations, attributions, paths] { try batch.flush(db) }
         }
     }
 
@@ -318,14 +334,19 @@ final class MLMDTransaction {
             "INSERT INTO `Execution` (`type_id`, `last_known_state`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) VALUES (?, ?, ?, ?, ?)",
             [try stepTypeID(), state.rawValue, Self.executionName(runID: execution.runID, step: execution.step), now, now])
         let id = db.lastInsertID
-        Self.appendProperties(id: id, Self.typedProperties(of: execution), custom: false, to: &pending.executionProperties)
+        Self.appendStartRows(of: execution, id: id, contexts: contexts, at: now, to: &pending)
+        return id
+    }
+
+    /// What an execution starts with besides its own row: its properties, contexts and inputs.
+    private static func appendStartRows(of execution: NewExecution, id: Int64, contexts: [Int64], at now: Int64, to pending: inout PendingRows) {
+        appendProperties(id: id, typedProperties(of: execution), custom: false, to: &pending.executionProperties)
         for contextID in contexts { pending.associations.append(.integer(contextID), .integer(id)) }
         for (name, artifacts) in execution.inputs.sorted(by: { $0.key < $1.key }) {
             for (index, artifact) in artifacts.enumerated() {
-                try insertEvent(artifactID: artifact.id, executionID: id, type: .input, key: name, index: index, at: now, paths: &pending.eventPaths)
+                pending.addEvent(artifactID: artifact.id, executionID: id, type: .input, key: name, index: index, at: now)
             }
         }
-        return id
     }
 
     private static func typedProperties(of execution: NewExecution) -> [(name: String, value: JSONValue?)] {
@@ -337,23 +358,6 @@ final class MLMDTransaction {
             ("key_ingredients", .string(CanonicalJSON.encode(execution.keyIngredients))),
             ("started_at", .int(Self.milliseconds(execution.startedAt))),
         ]
-    }
-
-    /// Inserts the event; its path (the input or output name, and the index) goes to `paths`.
-    private func insertEvent(
-        artifactID: Int64, executionID: Int64, type: MLMDSchema.EventType, key: String, index: Int?, at milliseconds: Int64, paths: inout RowBatch
-    ) throws {
-        let inserted = try db.execute(
-            "\(db.dialect.insertIgnoringDuplicates) `Event` (`artifact_id`, `execution_id`, `type`, `milliseconds_since_epoch`) VALUES (?, ?, ?, ?)",
-            [artifactID, executionID, type.rawValue, milliseconds])
-        // A second wiring of the same artifact into the same execution is one MLMD event.
-        guard inserted > 0 else { return }
-        Self.appendPath(eventID: db.lastInsertID, key: key, index: index, to: &paths)
-    }
-
-    private static func appendPath(eventID: Int64, key: String, index: Int?, to paths: inout RowBatch) {
-        paths.append(.integer(eventID), false.sqlValue, .null, .text(key))
-        if let index { paths.append(.integer(eventID), true.sqlValue, index.sqlValue, .null) }
     }
 
     func startExecution(_ execution: NewExecution) throws -> Int64 {
@@ -423,18 +427,18 @@ final class MLMDTransaction {
             ], custom: false, to: &pending.artifactProperties)
             Self.appendProperties(
                 id: artifactID, artifact.properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, custom: true, to: &pending.artifactProperties)
-            try insertEvent(artifactID: artifactID, executionID: id, type: .output, key: outputName, index: nil, at: now, paths: &pending.eventPaths)
+            pending.addEvent(artifactID: artifactID, executionID: id, type: .output, key: outputName, index: nil, at: now)
             for contextID in contexts { pending.attributions.append(.integer(contextID), .integer(artifactID)) }
         }
         if let build = outcome.build {
-            try insertEvent(artifactID: build.id, executionID: id, type: .internalInput, key: "build", index: nil, at: now, paths: &pending.eventPaths)
+            pending.addEvent(artifactID: build.id, executionID: id, type: .internalInput, key: "build", index: nil, at: now)
         }
         return recorded
     }
 
     /// Records steps satisfied from the cache, each as a CACHED execution with the outputs of the
-    /// execution it reused. All rows go in a few multi-row statements, the executions and events
-    /// included where the backend tells their ids (see ``RowBatch/insert(_:)``).
+    /// execution it reused. All rows go in a few multi-row statements, the executions included
+    /// where the backend tells their ids (see ``RowBatch/insert(_:)``).
     func recordCachedExecutions(_ reuses: [CacheReuse], at date: Date) throws -> [Int64] {
         let now = Self.milliseconds(date)
         let typeID = try stepTypeID()
@@ -447,9 +451,6 @@ final class MLMDTransaction {
         let ids = try executions.insert(db)
 
         var pending = PendingRows(db.dialect)
-        var events = RowBatch("INSERT INTO `Event` (`artifact_id`, `execution_id`, `type`, `milliseconds_since_epoch`)", width: 4)
-        // Each event's path: its input or output name, and its index among the input's artifacts.
-        var eventPaths: [(key: String, index: Int?)] = []
         var contextsOfRun: [[String]: [Int64]] = [:]
         for (reuse, id) in zip(reuses, ids) {
             let execution = reuse.execution, source = reuse.source
@@ -460,27 +461,14 @@ final class MLMDTransaction {
                 contexts = try executionContexts(runID: execution.runID, pipeline: execution.pipeline)
                 contextsOfRun[[execution.runID, execution.pipeline]] = contexts
             }
-            Self.appendProperties(id: id, Self.typedProperties(of: execution), custom: false, to: &pending.executionProperties)
+            Self.appendStartRows(of: execution, id: id, contexts: contexts, at: now, to: &pending)
             Self.appendProperties(id: id, [("ended_at", .int(now)), ("reused_execution_id", .int(source.id))], custom: false, to: &pending.executionProperties)
             Self.appendProperties(
                 id: id, source.metrics.sorted { $0.key < $1.key }.map { ($0.key, .double($0.value)) }, custom: true, to: &pending.executionProperties)
-            for contextID in contexts { pending.associations.append(.integer(contextID), .integer(id)) }
-            // A second wiring of the same artifact into the same execution is one MLMD event.
-            var wired: Set<Int64> = []
-            for (name, artifacts) in execution.inputs.sorted(by: { $0.key < $1.key }) {
-                for (index, artifact) in artifacts.enumerated() where wired.insert(artifact.id).inserted {
-                    events.append(.integer(artifact.id), .integer(id), .integer(Int64(MLMDSchema.EventType.input.rawValue)), .integer(now))
-                    eventPaths.append((name, index))
-                }
-            }
             for (outputName, artifact) in source.outputs.sorted(by: { $0.key < $1.key }) {
-                events.append(.integer(artifact.id), .integer(id), .integer(Int64(MLMDSchema.EventType.output.rawValue)), .integer(now))
-                eventPaths.append((outputName, nil))
+                pending.addEvent(artifactID: artifact.id, executionID: id, type: .output, key: outputName, index: nil, at: now)
                 for contextID in contexts { pending.attributions.append(.integer(contextID), .integer(artifact.id)) }
             }
-        }
-        for (eventID, path) in zip(try events.insert(db), eventPaths) {
-            Self.appendPath(eventID: eventID, key: path.key, index: path.index, to: &pending.eventPaths)
         }
         try pending.flush(db)
         return ids
@@ -930,29 +918,15 @@ struct RowBatch {
     /// consecutively (one writer at a time); MySQL promises that only in some of InnoDB's
     /// auto-increment lock modes, so there each row goes in a statement of its own.
     func insert(_ db: any SQLConnection) throws -> [Int64] {
-        switch db.dialect {
-        case .sqlite:
-            var ids: [Int64] = []
-            ids.reserveCapacity(values.count / width)
-            try flush(db, rowsPerStatement: max(1, Self.valuesPerStatement / width)) { count, changed in
-                try Self.check(changed: changed, of: count, by: insert)
-                let last = db.lastInsertID
-                ids += ((last - Int64(count) + 1)...last)
-            }
-            return ids
-        case .mysql:
-            var ids: [Int64] = []
-            try flush(db, rowsPerStatement: 1) { count, changed in
-                try Self.check(changed: changed, of: count, by: insert)
-                ids.append(db.lastInsertID)
-            }
-            return ids
+        var ids: [Int64] = []
+        ids.reserveCapacity(values.count / width)
+        try flush(db, rowsPerStatement: db.dialect == .mysql ? 1 : max(1, Self.valuesPerStatement / width)) { count, changed in
+            // The ids hold only if every row went in.
+            if changed != count { throw MetadataStoreError.database("\(insert): \(changed) of \(count) rows inserted") }
+            let last = db.lastInsertID
+            ids += (last - Int64(count) + 1)...last
         }
-    }
-
-    /// The ids of ``insert(_:)`` hold only if every row went in.
-    private static func check(changed: Int, of count: Int, by insert: String) throws {
-        if changed != count { throw MetadataStoreError.database("\(insert): \(changed) of \(count) rows inserted") }
+        return ids
     }
 
     /// Far below SQLite's default limit of 32,766 bound values and MySQL's packet size.
