@@ -330,12 +330,21 @@ final class MLMDTransaction {
         _ execution: NewExecution, state: ExecutionState, at date: Date, contexts: [Int64], pending: inout PendingRows
     ) throws -> Int64 {
         let now = Self.milliseconds(date)
-        try db.execute(
-            "INSERT INTO `Execution` (`type_id`, `last_known_state`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`) VALUES (?, ?, ?, ?, ?)",
-            [try stepTypeID(), state.rawValue, Self.executionName(runID: execution.runID, step: execution.step), now, now])
-        let id = db.lastInsertID
+        var rows = Self.executionRows()
+        try appendExecution(execution, state: state, at: now, to: &rows)
+        guard let id = try rows.insert(db).first else { throw MetadataStoreError.database("inserting an execution returned no id") }
         Self.appendStartRows(of: execution, id: id, contexts: contexts, at: now, to: &pending)
         return id
+    }
+
+    private static func executionRows() -> RowBatch {
+        RowBatch("INSERT INTO `Execution` (`type_id`, `last_known_state`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`)", width: 5)
+    }
+
+    /// An execution's own row, `RUN/STEP` in `state`.
+    private func appendExecution(_ execution: NewExecution, state: ExecutionState, at now: Int64, to rows: inout RowBatch) throws {
+        let name = Self.executionName(runID: execution.runID, step: execution.step)
+        rows.append(.integer(try stepTypeID()), .integer(Int64(state.rawValue)), .text(name), .integer(now), .integer(now))
     }
 
     /// What an execution starts with besides its own row: its properties, contexts and inputs.
@@ -441,13 +450,8 @@ final class MLMDTransaction {
     /// where the backend tells their ids (see ``RowBatch/insert(_:)``).
     func recordCachedExecutions(_ reuses: [CacheReuse], at date: Date) throws -> [Int64] {
         let now = Self.milliseconds(date)
-        let typeID = try stepTypeID()
-        var executions = RowBatch(
-            "INSERT INTO `Execution` (`type_id`, `last_known_state`, `name`, `create_time_since_epoch`, `last_update_time_since_epoch`)", width: 5)
-        for reuse in reuses {
-            let name = Self.executionName(runID: reuse.execution.runID, step: reuse.execution.step)
-            executions.append(.integer(typeID), .integer(Int64(ExecutionState.cached.rawValue)), .text(name), .integer(now), .integer(now))
-        }
+        var executions = Self.executionRows()
+        for reuse in reuses { try appendExecution(reuse.execution, state: .cached, at: now, to: &executions) }
         let ids = try executions.insert(db)
 
         var pending = PendingRows(db.dialect)
