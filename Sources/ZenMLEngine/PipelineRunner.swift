@@ -304,6 +304,12 @@ public final class PipelineRunner: Sendable {
                 executions[execution.step] = execution
             }
         }
+
+        /// The step's execution in that run if it had this cache key: then it is the newest with
+        /// the key, found without a query.
+        func execution(of step: String, withKey key: Digest) -> ReusableExecution? {
+            executions[step].flatMap { $0.cacheKey == key ? $0 : nil }
+        }
     }
 
     /// The most steps looked up in one query.
@@ -411,7 +417,7 @@ public final class PipelineRunner: Sendable {
         var unknown: [Digest] = []
         for step in candidates {
             let key = step.fingerprint.key
-            if let earlier = previousRun.executions[step.name], earlier.cacheKey == key { newest[key] = earlier } else { unknown.append(key) }
+            if let earlier = previousRun.execution(of: step.name, withKey: key) { newest[key] = earlier } else { unknown.append(key) }
         }
         if !unknown.isEmpty {
             newest.merge(try metadata.newestExecutions(withCacheKeys: unknown)) { known, _ in known }
@@ -666,9 +672,11 @@ public final class PipelineRunner: Sendable {
                 jobDirectory: ran.heldJobDirectory, build: build?.artifact))
     }
 
-    /// A completed or cached execution with this key whose outputs are all still in the store.
-    func cachedExecution(for key: Digest, outputs: Set<String>) async throws -> ReusableExecution? {
-        try await cachedExecution(for: key, newest: metadata.newestExecutions(withCacheKeys: [key])[key], outputs: outputs)
+    /// A completed or cached execution with this key whose outputs are all still in the store; the
+    /// step's execution in the previous run, when it had the key, is looked at without a query.
+    func cachedExecution(for key: Digest, step: String, previousRun: PreviousRun, outputs: Set<String>) async throws -> ReusableExecution? {
+        let newest = try previousRun.execution(of: step, withKey: key) ?? metadata.newestExecutions(withCacheKeys: [key])[key]
+        return try await cachedExecution(for: key, newest: newest, outputs: outputs)
     }
 
     /// As above, with the newest execution with the key already looked up (with its wave).

@@ -50,12 +50,8 @@ extension PipelineRunner {
             }
             var hit: ReusableExecution?
             if options.useCache && step.cache {
-                let outputNames = Set(step.manifest.outputs.keys)
-                if let earlier = previousRun.executions[step.name], earlier.cacheKey == fingerprint.key {
-                    hit = (try? await cachedExecution(for: fingerprint.key, newest: earlier, outputs: outputNames)) ?? nil
-                } else {
-                    hit = (try? await cachedExecution(for: fingerprint.key, outputs: outputNames)) ?? nil
-                }
+                hit = (try? await cachedExecution(
+                    for: fingerprint.key, step: step.name, previousRun: previousRun, outputs: Set(step.manifest.outputs.keys))) ?? nil
             }
             if let hit {
                 outputs[step.name] = hit.outputs
