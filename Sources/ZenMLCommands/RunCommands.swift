@@ -89,11 +89,8 @@ extension ZenMLRun {
 
         func run() async throws {
             try await reportingErrors {
-                let parsing = PipelineSpec.parsing(pipeline)
-                let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
-                let graph = try await runner.load(pipeline, parsed: await parsing.value, update: update, locked: locked, forRun: true) {
-                    printError("warning: " + $0)
-                }
+                let runner = try PipelineRunner(workspace: workspaceOptions.resolve(), readingAhead: pipeline)
+                let graph = try await runner.load(pipeline, update: update, locked: locked, forRun: true) { printError("warning: " + $0) }
                 var options = RunOptions(jobs: jobs, useCache: !noCache, only: only)
                 let configured = try runner.workspace.configuration().backend
                 if (backend ?? (configured?.kind == "slurm" ? .slurm : .local)) == .slurm {
@@ -138,9 +135,8 @@ extension ZenMLRun {
 
         func run() async throws {
             try await reportingErrors {
-                let parsing = PipelineSpec.parsing(pipeline)
-                let runner = try PipelineRunner(workspace: workspaceOptions.resolve())
-                let graph = try await runner.load(pipeline, parsed: await parsing.value)
+                let runner = try PipelineRunner(workspace: workspaceOptions.resolve(), readingAhead: pipeline)
+                let graph = try await runner.load(pipeline)
                 let reports = await runner.status(graph, options: RunOptions())
                 if output.json {
                     try printJSON("steps", reports)

@@ -46,11 +46,16 @@ public final class PipelineRunner: Sendable {
     let pythonRuntimes: PythonRuntimes
     /// By the pipeline file's folder.
     let gitStates = Prefetches<String, GitState?> { GitState.of(directory: $0) }
+    /// Pipeline files parsed, by absolute path (nil: unreadable or invalid, which loading says).
+    let documents = Prefetches<String, YAMLDocument?> { try? YAMLDocument(contentsOf: $0) }
     /// By pipeline name.
     let previousRuns: Prefetches<String, PreviousRun>
 
-    /// Opens the workspace's stores (creating them if needed).
-    public init(workspace: Workspace) throws {
+    /// Opens the workspace's stores (creating them if needed). `pipeline`: a pipeline file that
+    /// ``load(_:update:locked:forRun:note:)`` will read, parsed meanwhile (opening the stores
+    /// reads SQLite's WAL; both take a few milliseconds).
+    public init(workspace: Workspace, readingAhead pipeline: String? = nil) throws {
+        if let pipeline { documents.prefetch(FileTree.absolute(pipeline, relativeTo: FileTree.currentDirectory)) }
         // The store is opened once, below; opening it here too ran its schema check twice per run.
         try workspace.createDirectories()
         self.workspace = workspace

@@ -111,13 +111,12 @@ extension PipelineRunner {
     /// `uses: NAME@VERSION` names a registry bundle, resolved through `zenml.lock` (``BundleSources``;
     /// `update` moves its pins, `locked` refuses any change to the lock file); `note` hears of local
     /// bundles re-pinned in it. `forRun`: a run of it follows, so what starting it asks (git, the
-    /// previous run) is asked now, in the background. `parsed`: the file parsed already, while the
-    /// runner opened its stores (``PipelineSpec/parsing(_:)``).
+    /// previous run) is asked now, in the background.
     public func load(
-        _ path: String, parsed: YAMLDocument? = nil, update: Bool = false, locked: Bool = false, forRun: Bool = false,
-        note: (String) -> Void = { _ in }
+        _ path: String, update: Bool = false, locked: Bool = false, forRun: Bool = false, note: (String) -> Void = { _ in }
     ) async throws -> PipelineGraph {
         if forRun { gitStates.prefetch(PipelineSpec.directory(ofFile: path)) }
+        let parsed = await documents.take(FileTree.absolute(path, relativeTo: FileTree.currentDirectory))
         var spec = try PipelineSpec.load(path, parsed: parsed, resolveBase: registered.resolver)
         if forRun { previousRuns.prefetch(spec.name) }
         let resolution = try await BundleSources(workspace: workspace).resolve(spec, update: update, locked: locked)

@@ -23,19 +23,10 @@ public struct PipelineSpec: Sendable {
 
     /// Reads and checks the shape of a pipeline file, composing it over its `base:` if it has one
     /// (see ``PipelineComposition``). `resolveBase` finds bases that are not files, such as
-    /// pipelines registered in a workspace. `parsed` is the file already parsed (see
-    /// ``parsing(_:)``); without it, the file is read here.
+    /// pipelines registered in a workspace. `parsed` is the file already parsed (for example while
+    /// a command opened its stores); without it, or if it is another file's, the file is read here.
     public static func load(_ path: String, parsed: YAMLDocument? = nil, resolveBase: BasePipelineResolver? = nil) throws -> PipelineSpec {
         try load(path, parsed: parsed, resolveBase: resolveBase, visiting: [])
-    }
-
-    /// Starts reading and parsing the pipeline file at `path` on another thread, for
-    /// ``load(_:parsed:resolveBase:)``: a command parses it while it opens its stores (which
-    /// reads SQLite's WAL), each a few milliseconds. Nil when the file cannot be read or parsed;
-    /// `load` then reads it again and says why.
-    public static func parsing(_ path: String) -> Task<YAMLDocument?, Never> {
-        let absolute = FileTree.absolute(path, relativeTo: FileTree.currentDirectory)
-        return Task.detached { try? YAMLDocument(contentsOf: absolute) }
     }
 
     private static func load(_ path: String, parsed: YAMLDocument? = nil, resolveBase: BasePipelineResolver?, visiting: [String]) throws -> PipelineSpec {

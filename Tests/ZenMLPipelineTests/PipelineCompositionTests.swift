@@ -35,15 +35,14 @@ final class PipelineCompositionTests: XCTestCase {
 
     /// A file parsed ahead (while a command opens its stores) is used as read; one parsed from
     /// another path is not, and a file that could not be parsed ahead is read again.
-    func testAFileParsedAheadIsUsedForItsOwnPathOnly() async throws {
+    func testAFileParsedAheadIsUsedForItsOwnPathOnly() throws {
         let path = root + "/base/pipeline.yaml"
-        let parsedAhead = await PipelineSpec.parsing(path).value
-        let parsed = try XCTUnwrap(parsedAhead)
+        let parsed = try YAMLDocument(contentsOf: path)
         try write("base/pipeline.yaml", "name: changed-after-parsing\nsteps:\n  load: {uses: ../bundles/source}\n")
         XCTAssertEqual(try PipelineSpec.load(path, parsed: parsed).name, "base", "the parsed document, not the file as it is now")
         let other = try YAMLDocument(text: "name: elsewhere\nsteps:\n  load: {uses: ../bundles/source}\n", file: root + "/other.yaml")
         XCTAssertEqual(try PipelineSpec.load(path, parsed: other).name, "changed-after-parsing")
-        let missing = await PipelineSpec.parsing(root + "/missing.yaml").value
+        let missing = try? YAMLDocument(contentsOf: root + "/missing.yaml")
         XCTAssertNil(missing)
         XCTAssertThrowsError(try PipelineSpec.load(root + "/missing.yaml", parsed: missing)) { error in
             XCTAssertTrue("\(error)".contains("no pipeline file"), "\(error)")
