@@ -72,16 +72,8 @@ public final class SQLiteMetadataStore: MetadataStore, @unchecked Sendable {
     }
 
     deinit {
-        // Closing checkpoints nothing (see WALCheckpointer), so the WAL is synced here: what this
-        // command committed is on disk when it ends, as a checkpoint on close would have left it.
-        // The checkpointer's thread synced most of it as it grew; this writes the rest.
         try? pool.close()
         checkpointer.stop()
-        let wal = open(path + "-wal", O_RDONLY | O_CLOEXEC)
-        if wal >= 0 {
-            fsync(wal)
-            close(wal)
-        }
     }
 
     /// How many times the WAL was synced in the background (for tests).
