@@ -218,13 +218,13 @@ public struct YAMLDocument: Sendable {
 /// number form for the resolver (floats, `.inf`, octal, hex, `1_000`, signs before anything else).
 private func plainScalar(_ text: String) -> JSONValue? {
     switch text {
-    case "", "~", "null", "Null", "NULL": return .null
+    case "~", "null", "Null", "NULL": return .null
     case "true", "True", "TRUE": return .bool(true)
     case "false", "False", "FALSE": return .bool(false)
     default: break
     }
     let bytes = text.utf8
-    guard let first = bytes.first else { return .null }
+    guard let first = bytes.first else { return .null }  // an empty value
     switch first {
     case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "-"):
         if let value = decimalInteger(text) { return .int(value) }
